@@ -1,0 +1,299 @@
+import NewtonCore
+import NewtonTraining
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
+
+/// The state and operations of one parameter server: the blocks it owns,
+/// every named vector over them, running shard-ordered sums, the cached
+/// Jacobian of the current subsample, and block-local solves.
+///
+/// Used directly by the embedded cluster and behind the network service.
+public actor ServerCore: ParameterServer {
+    /// Knobs for operators and experiments.
+    public struct Options: Sendable {
+        /// Extra time spent per local CG iteration, to play a straggler.
+        public var solveIterationDelay: Duration = .zero
+        public init(solveIterationDelay: Duration = .zero) { self.solveIterationDelay = solveIterationDelay }
+    }
+
+    /// One owned block: its vectors and its slice of the subsample's Jacobian.
+    private final class Block {
+        let index: Int
+        let id: BlockID
+        let size: Int
+        var vectors: [VectorName: [Float]] = [:]
+        var jacobian: BlockJacobian?
+        init(index: Int, id: BlockID, size: Int) {
+            self.index = index
+            self.id = id
+            self.size = size
+        }
+        func vector(_ name: VectorName) -> [Float] { vectors[name] ?? [Float](repeating: 0, count: size) }
+    }
+
+    /// A sum of pushed contributions, added strictly in shard order.
+    private struct RunningSum {
+        var expected: Int
+        var next = 0
+        var pending: [Int: [[Float]]] = [:]
+        var total: [[Float]]
+    }
+
+    private let options: Options
+    private var grid: PartitionGrid?
+    private var blocks: [Block] = []
+    private var position: [Int: Int] = [:]
+    private var sums: [VectorName: RunningSum] = [:]
+    private var outputs: [Float] = []
+    private let stoppedGeneration = Mutex(Int.min)
+
+    public init(options: Options = Options()) {
+        self.options = options
+    }
+
+    /// Indices of the blocks this server owns.
+    public var ownedBlocks: [Int] { blocks.map(\.index) }
+
+    public func assign(_ assignment: BlockAssignment) throws {
+        guard assignment.blocks.count == assignment.weights.count else {
+            throw ClusterError(.invalidRequest, "assignment of job \(assignment.jobID) lists \(assignment.blocks.count) blocks but \(assignment.weights.count) weight arrays")
+        }
+        let grid = assignment.grid
+        var owned = [Block]()
+        for (index, weights) in zip(assignment.blocks, assignment.weights) {
+            guard grid.blocks.indices.contains(index) else {
+                throw ClusterError(.invalidRequest, "job \(assignment.jobID) assigns block \(index) but the grid has \(grid.blocks.count)")
+            }
+            let id = grid.blocks[index]
+            guard weights.count == grid.parameterCount(id) else {
+                throw ClusterError(.invalidRequest, "block \(id) needs \(grid.parameterCount(id)) weights, got \(weights.count)")
+            }
+            let block = Block(index: index, id: id, size: weights.count)
+            block.vectors[.weights] = weights
+            owned.append(block)
+        }
+        self.grid = grid
+        self.blocks = owned
+        self.position = Dictionary(uniqueKeysWithValues: owned.enumerated().map { ($1.index, $0) })
+        self.sums = [:]
+        self.outputs = []
+    }
+
+    public func read(_ vector: VectorName, blocks requested: [Int]) throws -> [[Float]] {
+        try requested.map { try block($0).vector(vector) }
+    }
+
+    public func write(_ vector: VectorName, blocks requested: [Int], values: [[Float]]) throws {
+        try checkPayload(requested, values, what: "write of \(vector)")
+        for (index, v) in zip(requested, values) { try block(index).vectors[vector] = v }
+    }
+
+    public func run(_ program: [VectorOp]) throws -> [BlockDots] {
+        try blocks.map { block in BlockDots(block: block.index, values: try Self.run(program, on: block)) }
+    }
+
+    public func beginSum(into vector: VectorName, shards: Int) throws {
+        guard shards >= 0 else { throw ClusterError(.invalidRequest, "a sum over \(shards) shards") }
+        sums[vector] = RunningSum(expected: shards, total: blocks.map { [Float](repeating: 0, count: $0.size) })
+    }
+
+    public func push(into vector: VectorName, shard: Int, blocks pushed: [Int], values: [[Float]]) throws {
+        guard var sum = sums[vector] else {
+            throw ClusterError(.invalidRequest, "push of shard \(shard) into \(vector), which has no sum in progress")
+        }
+        guard shard >= 0, shard < sum.expected else {
+            throw ClusterError(.invalidRequest, "push of shard \(shard) into \(vector), whose sum expects shards 0..<\(sum.expected)")
+        }
+        guard pushed == ownedBlocks else {
+            throw ClusterError(.invalidRequest, "push of shard \(shard) into \(vector) names blocks \(pushed); this server owns \(ownedBlocks)")
+        }
+        try checkPayload(pushed, values, what: "push of shard \(shard) into \(vector)")
+        // A shard already added came from the same rows at the same point and
+        // so carries the same numbers: a repeat (from a retried task) is ignored.
+        guard shard >= sum.next else { return }
+        sum.pending[shard] = values
+        while let ready = sum.pending.removeValue(forKey: sum.next) {
+            for k in sum.total.indices {
+                sum.total[k].withUnsafeMutableBufferPointer { t in
+                    ready[k].withUnsafeBufferPointer { VectorMath.axpy(1, $0, t) }
+                }
+            }
+            sum.next += 1
+        }
+        sums[vector] = sum
+    }
+
+    public func finishSum(into vector: VectorName) throws {
+        guard let sum = sums.removeValue(forKey: vector) else {
+            throw ClusterError(.invalidRequest, "finish of a sum into \(vector) that was never begun")
+        }
+        guard sum.next == sum.expected else {
+            let missing = (sum.next..<sum.expected).filter { sum.pending[$0] == nil }
+            throw ClusterError(.invalidRequest, "sum into \(vector) is missing shards \(missing.prefix(10))\(missing.count > 10 ? "…" : "")")
+        }
+        for (block, total) in zip(blocks, sum.total) { block.vectors[vector] = total }
+    }
+
+    public func beginJacobian(rows: Int) throws {
+        let grid = try requireGrid()
+        guard rows > 0 else { throw ClusterError(.invalidRequest, "a Jacobian cache for \(rows) rows") }
+        for block in blocks {
+            if let cache = block.jacobian, cache.rows == rows { continue }
+            block.jacobian = BlockJacobian(rows: rows, classes: grid.spec.classes,
+                                           inputWidth: grid.inputRange(block.id).count,
+                                           outputWidth: grid.outputRange(block.id).count,
+                                           hasBias: grid.hasBias(block.id))
+        }
+        outputs = [Float](repeating: 0, count: rows * grid.spec.classes)
+    }
+
+    public func pushJacobian(rowOffset: Int, blocks pushed: [Int], inputs: [[Float]], slices: [[Float]], outputs newOutputs: [Float]) throws {
+        let grid = try requireGrid()
+        guard pushed == ownedBlocks, inputs.count == pushed.count, slices.count == pushed.count else {
+            throw ClusterError(.invalidRequest, "Jacobian push for rows from \(rowOffset) names blocks \(pushed) with \(inputs.count) inputs and \(slices.count) slices; this server owns \(ownedBlocks)")
+        }
+        let classes = grid.spec.classes
+        guard newOutputs.count % classes == 0, rowOffset >= 0, rowOffset * classes + newOutputs.count <= outputs.count else {
+            throw ClusterError(.invalidRequest, "Jacobian push of \(newOutputs.count) outputs at row \(rowOffset) does not fit a subsample of \(outputs.count / max(classes, 1)) rows")
+        }
+        for (k, block) in blocks.enumerated() {
+            guard block.jacobian != nil else { throw ClusterError(.invalidRequest, "Jacobian push before beginJacobian") }
+            do { try block.jacobian!.store(rowOffset: rowOffset, inputs: inputs[k], slices: slices[k]) } catch {
+                throw ClusterError(.invalidRequest, "Jacobian push for block \(block.id)", cause: error)
+            }
+        }
+        outputs.replaceSubrange((rowOffset * classes)..<(rowOffset * classes + newOutputs.count), with: newOutputs)
+    }
+
+    public func jacobianProduct(of vector: VectorName) throws -> [(block: Int, values: [Float])] {
+        try blocks.map { block in (block.index, try cache(of: block).jacobianProduct(block.vector(vector))) }
+    }
+
+    public func jacobianTransposeProduct(_ u: [Float], into vector: VectorName) throws {
+        for block in blocks {
+            let cache = try cache(of: block)
+            guard u.count == cache.rows * cache.classes else {
+                throw ClusterError(.invalidRequest, "J_bᵀu with \(u.count) values; the cached subsample has \(cache.rows) rows × \(cache.classes) classes")
+            }
+            block.vectors[vector] = cache.jacobianTransposeProduct(u)
+        }
+    }
+
+    public func solveDiagonalBlock(_ request: BlockSolveRequest) async throws -> BlockSolveReport {
+        let block = try block(request.block)
+        let cache = try cache(of: block)
+        let loss = try requireGrid().spec.loss
+        let g = block.vector(request.rightHandSide)
+        var x = [Float](repeating: 0, count: block.size)
+        var r = g.map { -$0 }
+        var p = r
+        var rr = VectorMath.dot(r, r)
+        let stop = request.tolerance * VectorMath.dot(g, g).squareRoot()
+        var iterations = 0
+        var outcome = BlockSolveReport.Outcome.iterationLimit
+        while true {
+            if rr.squareRoot() <= stop { outcome = .converged; break }
+            if iterations >= request.maxIterations { break }
+            if stoppedGeneration.withLock({ $0 >= request.generation }) { outcome = .stopped; break }
+            if options.solveIterationDelay > .zero { try await Task.sleep(for: options.solveIterationDelay) }
+            iterations += 1
+            var q = cache.gaussNewtonProduct(p, loss: loss, outputs: outputs, scale: Float(request.curvatureScale))
+            let mu = Float(request.damping)
+            for i in q.indices { q[i] += mu * p[i] }
+            let pq = VectorMath.dot(p, q)
+            guard pq > 0 else {
+                throw ClusterError(.numerical, "block \(block.id): pᵀ(G_bb+μI)p = \(pq) at local CG iteration \(iterations)")
+            }
+            let alpha = Float(rr / pq)
+            for i in x.indices {
+                x[i] += alpha * p[i]
+                r[i] -= alpha * q[i]
+            }
+            let rrNew = VectorMath.dot(r, r)
+            let beta = Float(rrNew / rr)
+            rr = rrNew
+            for i in p.indices { p[i] = r[i] + beta * p[i] }
+        }
+        block.vectors[request.solution] = x
+        block.vectors[request.residual] = r
+        return BlockSolveReport(block: request.block, iterations: iterations, outcome: outcome)
+    }
+
+    public nonisolated func stopDiagonalSolves(generation: Int) {
+        stoppedGeneration.withLock { $0 = max($0, generation) }
+    }
+
+    // MARK: Helpers
+
+    private func requireGrid() throws -> PartitionGrid {
+        guard let grid else { throw ClusterError(.invalidRequest, "this server has no job assigned") }
+        return grid
+    }
+
+    private func block(_ index: Int) throws -> Block {
+        guard let k = position[index] else {
+            throw ClusterError(.invalidRequest, "block \(index) is not owned by this server (owns \(ownedBlocks))")
+        }
+        return blocks[k]
+    }
+
+    private func cache(of block: Block) throws -> BlockJacobian {
+        guard let cache = block.jacobian else {
+            throw ClusterError(.invalidRequest, "block \(block.id) has no cached Jacobian; the subsample's slices were never pushed")
+        }
+        return cache
+    }
+
+    private func checkPayload(_ indices: [Int], _ values: [[Float]], what: String) throws {
+        guard indices.count == values.count else {
+            throw ClusterError(.invalidRequest, "\(what) names \(indices.count) blocks but carries \(values.count) arrays")
+        }
+        for (index, v) in zip(indices, values) {
+            let b = try block(index)
+            guard v.count == b.size else {
+                throw ClusterError(.invalidRequest, "\(what): block \(b.id) holds \(b.size) values, got \(v.count)")
+            }
+        }
+    }
+
+    /// Runs a vector program on one block; returns the block's dot values.
+    private static func run(_ program: [VectorOp], on block: Block) throws -> [Double] {
+        var dots = [Double]()
+        for op in program {
+            switch op {
+            case let .combine(target, terms):
+                var result = [Float](repeating: 0, count: block.size)
+                result.withUnsafeMutableBufferPointer { out in
+                    for term in terms {
+                        block.vector(term.vector).withUnsafeBufferPointer { VectorMath.axpy(Float(term.coefficient), $0, out) }
+                    }
+                }
+                block.vectors[target] = result
+            case let .fill(target, value):
+                block.vectors[target] = [Float](repeating: value, count: block.size)
+            case let .dot(a, b):
+                dots.append(VectorMath.dot(block.vector(a), block.vector(b)))
+            case let .adam(update, weights, gradient, firstMoment, secondMoment):
+                var w = block.vector(weights), m = block.vector(firstMoment), v = block.vector(secondMoment)
+                let g = block.vector(gradient)
+                let b1 = Float(update.beta1), b2 = Float(update.beta2)
+                let correction1 = Float(1 - pow(update.beta1, Double(update.step)))
+                let correction2 = Float(1 - pow(update.beta2, Double(update.step)))
+                let rate = Float(update.learningRate), eps = Float(update.epsilon)
+                for i in w.indices {
+                    m[i] = b1 * m[i] + (1 - b1) * g[i]
+                    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+                    w[i] -= rate * (m[i] / correction1) / ((v[i] / correction2).squareRoot() + eps)
+                }
+                block.vectors[weights] = w
+                block.vectors[firstMoment] = m
+                block.vectors[secondMoment] = v
+            }
+        }
+        return dots
+    }
+}

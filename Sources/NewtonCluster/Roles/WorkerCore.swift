@@ -1,0 +1,178 @@
+import NewtonCore
+import NewtonTraining
+
+/// A worker: takes shards, pulls the weights (and directions) it needs from
+/// the block owners, computes on its rows with BLAS, and pushes per-shard
+/// results back to the owners. It keeps nothing a job needs between tasks:
+/// any worker can take any shard at any time.
+public actor WorkerCore: Worker {
+    /// Finds the servers of a job, in the job's server order.
+    public typealias ServerResolver = @Sendable (WorkerJob) async throws -> [any ParameterServer]
+
+    private let catalog: DataCatalog
+    private let resolveServers: ServerResolver
+    private var job: WorkerJob?
+    private var servers: [any ParameterServer] = []
+    private var data: TrainingData?
+
+    public init(catalog: DataCatalog, servers: @escaping ServerResolver) {
+        self.catalog = catalog
+        self.resolveServers = servers
+    }
+
+    public func prepare(_ job: WorkerJob) async throws {
+        let data = try await catalog.data(for: job.data)
+        guard data.train.columns == job.grid.spec.inputs else {
+            throw ClusterError(.invalidRequest, "job \(job.jobID) expects \(job.grid.spec.inputs) input features; its data has \(data.train.columns)")
+        }
+        guard data.train.classCount <= job.grid.spec.classes else {
+            throw ClusterError(.invalidRequest, "job \(job.jobID) has \(job.grid.spec.classes) outputs; its data has \(data.train.classCount) classes")
+        }
+        let servers = try await resolveServers(job)
+        guard let maxOwner = job.ownership.max(), maxOwner < servers.count else {
+            throw ClusterError(.invalidRequest, "job \(job.jobID) names servers up to \(job.ownership.max() ?? -1) but \(servers.count) are known")
+        }
+        self.job = job
+        self.data = data
+        self.servers = servers
+    }
+
+    public func run(_ task: WorkerTask) async throws -> [ShardResult] {
+        guard let job, let data else { throw ClusterError(.invalidRequest, "worker has no job; prepare must come first") }
+        switch task.kind {
+        case .evaluate(let point):
+            let kernels = RowKernels(parameters: try await pull(point, job))
+            return try task.shards.map { shard in
+                let (inputs, labels) = try rows(of: shard, in: data)
+                let pass = kernels.forward(inputs: inputs, rows: labels.count)
+                return ShardResult(shard: shard.index, loss: kernels.loss(pass, labels: labels), correct: kernels.correctCount(pass, labels: labels))
+            }
+        case let .gradient(point, target):
+            let kernels = RowKernels(parameters: try await pull(point, job))
+            var results = [ShardResult]()
+            for shard in task.shards {
+                let (inputs, labels) = try rows(of: shard, in: data)
+                let pass = kernels.forward(inputs: inputs, rows: labels.count)
+                let (loss, gradient) = kernels.lossAndGradient(pass, labels: labels)
+                try await pushBlocks(gradient, into: target, shard: shard.index, job)
+                results.append(ShardResult(shard: shard.index, loss: loss, correct: kernels.correctCount(pass, labels: labels)))
+            }
+            return results
+        case let .gaussNewton(point, direction, target):
+            async let pulledDirection = pull(direction, job)
+            let kernels = RowKernels(parameters: try await pull(point, job))
+            let v = try await pulledDirection
+            var results = [ShardResult]()
+            for shard in task.shards {
+                let (inputs, labels) = try rows(of: shard, in: data)
+                let pass = kernels.forward(inputs: inputs, rows: labels.count)
+                try await pushBlocks(kernels.gaussNewtonProduct(pass, direction: v), into: target, shard: shard.index, job)
+                results.append(ShardResult(shard: shard.index, loss: 0, correct: 0))
+            }
+            return results
+        case .jacobian(let point):
+            let kernels = RowKernels(parameters: try await pull(point, job))
+            var results = [ShardResult]()
+            for shard in task.shards {
+                let (inputs, labels) = try rows(of: shard, in: data)
+                let pass = kernels.forward(inputs: inputs, rows: labels.count)
+                try await pushJacobian(pass, slices: kernels.jacobianSlices(pass), offset: shard.offset, job)
+                results.append(ShardResult(shard: shard.index, loss: kernels.loss(pass, labels: labels),
+                                           correct: kernels.correctCount(pass, labels: labels), outputs: pass.outputs))
+            }
+            return results
+        }
+    }
+
+    // MARK: Pull and push
+
+    /// Gathers `vector` from every block owner into the dense form.
+    private func pull(_ vector: VectorName, _ job: WorkerJob) async throws -> DenseParameters {
+        let servers = self.servers
+        let grid = job.grid
+        let perServer = try await withThrowingTaskGroup(of: ([Int], [[Float]]).self) { group in
+            for (s, server) in servers.enumerated() {
+                let owned = job.ownership.indices.filter { job.ownership[$0] == s }
+                group.addTask { (owned, try await server.read(vector, blocks: owned)) }
+            }
+            var all = [([Int], [[Float]])]()
+            for try await part in group { all.append(part) }
+            return all
+        }
+        var dense = DenseParameters(zeros: grid.spec)
+        for (owned, values) in perServer {
+            guard owned.count == values.count else {
+                throw ClusterError(.invalidRequest, "a server answered a read of \(vector) for \(owned.count) blocks with \(values.count) arrays")
+            }
+            for (b, v) in zip(owned, values) { try grid.insert(grid.blocks[b], values: v, into: &dense) }
+        }
+        return dense
+    }
+
+    /// Splits a dense result into blocks and pushes each server its own.
+    private func pushBlocks(_ dense: DenseParameters, into target: VectorName, shard: Int, _ job: WorkerJob) async throws {
+        try await forEachServer(job) { s, server, owned in
+            try await server.push(into: target, shard: shard, blocks: owned,
+                                  values: owned.map { job.grid.extract(job.grid.blocks[$0], from: dense) })
+        }
+    }
+
+    /// Sends each block owner its share of a shard's Jacobian: the layer
+    /// inputs of the block's input group and the slice of its output group.
+    private func pushJacobian(_ pass: ForwardPass, slices: [[Float]], offset: Int, _ job: WorkerJob) async throws {
+        let grid = job.grid
+        let rows = pass.rows, classes = grid.spec.classes
+        try await forEachServer(job) { s, server, owned in
+            var inputs = [[Float]](), blockSlices = [[Float]]()
+            for b in owned {
+                let id = grid.blocks[b]
+                inputs.append(columns(pass.activations[id.layer - 1], rows: rows, width: grid.spec.layerSizes[id.layer - 1], grid.inputRange(id)))
+                blockSlices.append(columns(slices[id.layer - 1], rows: rows * classes, width: grid.spec.layerSizes[id.layer], grid.outputRange(id)))
+            }
+            try await server.pushJacobian(rowOffset: offset, blocks: owned, inputs: inputs, slices: blockSlices, outputs: pass.outputs)
+        }
+    }
+
+    private func forEachServer(_ job: WorkerJob, _ body: @escaping @Sendable (Int, any ParameterServer, [Int]) async throws -> Void) async throws {
+        let servers = self.servers
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (s, server) in servers.enumerated() {
+                let owned = job.ownership.indices.filter { job.ownership[$0] == s }
+                group.addTask { try await body(s, server, owned) }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// The features and labels of a shard's rows.
+    private func rows(of shard: RowShard, in data: TrainingData) throws -> ([Float], [Int32]) {
+        guard let set = shard.split == .train ? data.train : data.test else {
+            throw ClusterError(.invalidRequest, "shard \(shard.index) asks for test rows but the job has no test set")
+        }
+        let width = set.columns
+        switch shard.rows {
+        case .range(let r):
+            guard r.lowerBound >= 0, r.upperBound <= set.rows else {
+                throw ClusterError(.invalidRequest, "shard \(shard.index) asks for rows \(r) of a \(shard.split) set with \(set.rows)")
+            }
+            return (Array(set.features[(r.lowerBound * width)..<(r.upperBound * width)]), Array(set.labels[r]))
+        case .indices(let indices):
+            guard indices.allSatisfy({ $0 >= 0 && $0 < set.rows }) else {
+                throw ClusterError(.invalidRequest, "shard \(shard.index) asks for a row outside the \(shard.split) set's \(set.rows)")
+            }
+            var features = [Float]()
+            features.reserveCapacity(indices.count * width)
+            for i in indices { features.append(contentsOf: set.features[(i * width)..<((i + 1) * width)]) }
+            return (features, indices.map { set.labels[$0] })
+        }
+    }
+}
+
+/// Columns `range` of a row-major `rows × width` matrix.
+func columns(_ matrix: [Float], rows: Int, width: Int, _ range: Range<Int>) -> [Float] {
+    if range.count == width { return matrix }
+    var out = [Float]()
+    out.reserveCapacity(rows * range.count)
+    for r in 0..<rows { out.append(contentsOf: matrix[(r * width + range.lowerBound)..<(r * width + range.upperBound)]) }
+    return out
+}

@@ -1,0 +1,60 @@
+/// Where a job's data comes from, in a form that can travel to another
+/// process: file paths (every worker reads the same files) or the
+/// parameters of the synthetic generator.
+public struct DataDescriptor: Sendable, Hashable, Codable {
+    public enum Source: Sendable, Hashable, Codable {
+        /// Training (and optional test) files of one format. For IDX a path may
+        /// be a directory or an images file.
+        case files(format: DataFormat, train: String, test: String?, csvLabelColumn: Int, csvHeader: Bool?)
+        /// `SyntheticData.classification`, with the test rows drawn from a
+        /// second stream of the same seed.
+        case synthetic(trainRows: Int, testRows: Int, features: Int, classes: Int, seed: UInt64)
+    }
+
+    public var source: Source
+    /// Fitted on the training rows, applied to both sets.
+    public var scaling: FeatureScaling
+
+    public init(source: Source, scaling: FeatureScaling) {
+        self.source = source
+        self.scaling = scaling
+    }
+
+    /// Reads (or generates) the training and test sets and scales them.
+    public func load() throws -> TrainingData {
+        var train: Dataset
+        var test: Dataset?
+        switch source {
+        case let .files(format, trainPath, testPath, labelColumn, header):
+            let options = CSVOptions(labelColumn: labelColumn, hasHeader: header)
+            train = try DataLoader.loadTraining(DataSource.resolve(path: trainPath, format: format, split: .train, csv: options))
+            if let testPath {
+                test = try DataLoader.loadTest(DataSource.resolve(path: testPath, format: format, split: .test, csv: options), matching: train)
+            }
+        case let .synthetic(trainRows, testRows, features, classes, seed):
+            let all = SyntheticData.classification(rows: trainRows + testRows, features: features, classes: classes, seed: seed)
+            train = all.subset(0..<trainRows)
+            test = testRows > 0 ? all.subset(trainRows..<(trainRows + testRows)) : nil
+        }
+        let scaler = try FeatureScaler.fit(scaling, on: train)
+        try scaler.apply(to: &train)
+        if test != nil { try scaler.apply(to: &test!) }
+        return TrainingData(train: train, test: test, scaler: scaler)
+    }
+}
+
+/// A job's training set and optional test set, already scaled, with the
+/// scaler fitted on the training rows (a saved model carries it).
+public struct TrainingData: Sendable {
+    public var train: Dataset
+    public var test: Dataset?
+    public var scaler: FeatureScaler
+
+    public init(train: Dataset, test: Dataset?, scaler: FeatureScaler) {
+        self.train = train
+        self.test = test
+        self.scaler = scaler
+    }
+}
+
+extension DataFormat: Codable {}

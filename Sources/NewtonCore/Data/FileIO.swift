@@ -1,0 +1,117 @@
+import CZlib
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Whole-file reading and writing for the data readers and writers.
+enum FileIO {
+    /// The bytes of the file at `path`, decompressed if the file starts with the
+    /// gzip magic bytes (1f 8b). The name of the file plays no part.
+    static func readAll(_ path: String) throws -> [UInt8] {
+        let raw = try readUncompressed(path)
+        guard raw.count >= 2, raw[0] == 0x1F, raw[1] == 0x8B else { return raw }
+        return try gunzip(raw, path: path)
+    }
+
+    /// Replaces the file at `path` with `bytes`.
+    static func writeAll(_ bytes: [UInt8], to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw ioError("cannot create", path) }
+        defer { close(fd) }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ioError("cannot write", path)
+            }
+            written += n
+        }
+    }
+
+    private static func ioError(_ what: String, _ path: String) -> CoreError {
+        CoreError(.io, "\(what) \(path): \(String(cString: strerror(errno)))")
+    }
+
+    private static func readUncompressed(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw ioError("cannot open", path) }
+        defer { close(fd) }
+        var info = stat()
+        let sizeHint = fstat(fd, &info) == 0 && info.st_size > 0 ? Int(info.st_size) : 0
+        // Read until end of file, so pipes and files that grow or shrink work too.
+        var bytes = [UInt8](repeating: 0, count: max(sizeHint, 1 << 16))
+        var count = 0
+        while true {
+            if count == bytes.count { bytes.append(contentsOf: repeatElement(0, count: bytes.count)) }
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ioError("cannot read", path)
+            }
+            if n == 0 { break }
+            count += n
+        }
+        bytes.removeSubrange(count...)
+        return bytes
+    }
+
+    /// Inflates one or more concatenated gzip members.
+    private static func gunzip(_ input: [UInt8], path: String) throws -> [UInt8] {
+        var stream = z_stream()
+        guard inflateInit2_(&stream, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw CoreError(.io, "\(path): cannot start gzip decompression")
+        }
+        defer { inflateEnd(&stream) }
+
+        // The gzip trailer stores the uncompressed size modulo 2^32: a good first
+        // guess, capped by deflate's best possible ratio in case the file is corrupt.
+        let trailerSize = input.suffix(4).reversed().reduce(0) { $0 << 8 | Int($1) }
+        let guess = min(trailerSize, input.count * 1032)
+        var output = [UInt8](repeating: 0, count: max(guess, input.count * 2, 1 << 16))
+        var produced = 0
+        var consumed = 0
+
+        try input.withUnsafeBytes { inputBytes in
+            let base = inputBytes.bindMemory(to: UInt8.self).baseAddress!
+            while true {
+                if produced == output.count { output.append(contentsOf: repeatElement(0, count: output.count)) }
+                let inChunk = min(input.count - consumed, Int(Int32.max))
+                let outChunk = min(output.count - produced, Int(Int32.max))
+                stream.next_in = UnsafeMutablePointer(mutating: base + consumed)
+                stream.avail_in = uInt(inChunk)
+                let status = output.withUnsafeMutableBufferPointer { out in
+                    stream.next_out = out.baseAddress! + produced
+                    stream.avail_out = uInt(outChunk)
+                    return inflate(&stream, Z_NO_FLUSH)
+                }
+                consumed += inChunk - Int(stream.avail_in)
+                produced += outChunk - Int(stream.avail_out)
+                switch status {
+                case Z_STREAM_END:
+                    if consumed == input.count { return }
+                    guard input.count - consumed >= 2, input[consumed] == 0x1F, input[consumed + 1] == 0x8B else {
+                        throw CoreError(.malformedData, "\(path): unexpected bytes after the gzip data at compressed byte offset \(consumed)")
+                    }
+                    inflateReset(&stream)
+                case Z_OK:
+                    continue
+                case Z_BUF_ERROR where consumed == input.count:
+                    throw CoreError(.malformedData, "\(path): gzip data is truncated (file ends at compressed byte offset \(consumed))")
+                case Z_BUF_ERROR:
+                    continue  // output buffer was full; it grows above
+                default:
+                    let reason = stream.msg.map { String(cString: $0) } ?? "error \(status)"
+                    throw CoreError(.malformedData, "\(path): corrupt gzip data near compressed byte offset \(consumed): \(reason)")
+                }
+            }
+        }
+        output.removeSubrange(produced...)
+        return output
+    }
+}

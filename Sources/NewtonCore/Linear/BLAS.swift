@@ -1,0 +1,77 @@
+import CBLAS
+
+/// Thin, typed access to the OpenBLAS routines newtonps uses. All matrices are
+/// row-major float32.
+public enum BLAS {
+    /// `C = alpha · op(A) · op(B) + beta · C` where `op(A)` is `m × k` and
+    /// `op(B)` is `k × n`; leading dimensions are the row lengths of the
+    /// matrices as stored.
+    @inlinable
+    public static func gemm(
+        transposeA: Bool = false, transposeB: Bool = false,
+        m: Int, n: Int, k: Int,
+        alpha: Float = 1,
+        _ a: UnsafePointer<Float>, lda: Int,
+        _ b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0,
+        _ c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        cblas_sgemm(
+            CblasRowMajor,
+            transposeA ? CblasTrans : CblasNoTrans,
+            transposeB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k),
+            alpha, a, Int32(lda), b, Int32(ldb),
+            beta, c, Int32(ldc))
+    }
+
+    /// The number of threads OpenBLAS uses for one call.
+    public static var threads: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    }
+}
+
+/// Small vector kernels on raw buffers, written as plain loops the compiler
+/// vectorises. Dot products accumulate in `Double` so that a sum over blocks
+/// does not depend on how long each block is.
+public enum VectorMath {
+    @inlinable
+    public static func dot(_ x: UnsafeBufferPointer<Float>, _ y: UnsafeBufferPointer<Float>) -> Double {
+        precondition(x.count == y.count, "dot of vectors of length \(x.count) and \(y.count)")
+        // Four float partial sums per chunk of 64 keep the loop vectorised while
+        // the running total stays in double precision.
+        var total = 0.0
+        var i = 0
+        let n = x.count
+        while i < n {
+            let end = min(i + 64, n)
+            var partial: Float = 0
+            for j in i..<end { partial += x[j] * y[j] }
+            total += Double(partial)
+            i = end
+        }
+        return total
+    }
+
+    @inlinable
+    public static func dot(_ x: [Float], _ y: [Float]) -> Double {
+        x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in dot(xp, yp) } }
+    }
+
+    /// `y += a · x`.
+    @inlinable
+    public static func axpy(_ a: Float, _ x: UnsafeBufferPointer<Float>, _ y: UnsafeMutableBufferPointer<Float>) {
+        precondition(x.count == y.count, "axpy of vectors of length \(x.count) and \(y.count)")
+        for i in 0..<x.count { y[i] += a * x[i] }
+    }
+
+    /// True when every value is finite.
+    @inlinable
+    public static func allFinite(_ x: UnsafeBufferPointer<Float>) -> Bool {
+        var acc: Float = 0
+        for v in x { acc += v * 0 }  // NaN or ±inf turns the sum into NaN
+        return acc == 0
+    }
+}

@@ -1,0 +1,153 @@
+/// One block of one weight layer: rows `inputGroup` and columns `outputGroup`
+/// of `W^layer`, plus the matching slice of the bias when `inputGroup == 0`.
+public struct BlockID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    /// 1-based weight layer m.
+    public var layer: Int
+    public var inputGroup: Int
+    public var outputGroup: Int
+
+    public init(layer: Int, inputGroup: Int, outputGroup: Int) {
+        self.layer = layer
+        self.inputGroup = inputGroup
+        self.outputGroup = outputGroup
+    }
+
+    public static func < (a: BlockID, b: BlockID) -> Bool {
+        (a.layer, a.inputGroup, a.outputGroup) < (b.layer, b.inputGroup, b.outputGroup)
+    }
+
+    public var description: String { "W\(layer)[\(inputGroup),\(outputGroup)]" }
+}
+
+/// How the neurons of every layer are cut into groups, and so how every weight
+/// matrix `W^m` is cut into a `P_{m−1} × P_m` grid of blocks.
+///
+/// Blocks are numbered in one canonical order — layer, then input group, then
+/// output group — and every sum over blocks is taken in that order.
+public struct PartitionGrid: Sendable, Equatable {
+    public let spec: NetworkSpec
+    /// For each neuron layer `0…L`, the ranges of neuron indices in each group.
+    public let groups: [[Range<Int>]]
+    /// Every block in canonical order.
+    public let blocks: [BlockID]
+
+    /// Cuts layer m's `n_m` neurons into `partitions[m]` groups as evenly as
+    /// possible (the first groups get one extra neuron when it does not divide).
+    public init(spec: NetworkSpec, partitions: [Int]) throws {
+        guard partitions.count == spec.layerSizes.count else {
+            throw CoreError(.invalidArgument, "partitions \(partitions) give \(partitions.count) layers of groups but the network \(spec.layerSizes) has \(spec.layerSizes.count) layers of neurons")
+        }
+        var sizes = [[Int]]()
+        for (m, p) in partitions.enumerated() {
+            let n = spec.layerSizes[m]
+            guard p >= 1, p <= n else {
+                throw CoreError(.invalidArgument, "layer \(m) has \(n) neurons and cannot be cut into \(p) groups")
+            }
+            sizes.append((0..<p).map { n / p + ($0 < n % p ? 1 : 0) })
+        }
+        try self.init(spec: spec, groupSizes: sizes)
+    }
+
+    /// Cuts each layer into groups of exactly the given sizes (for uneven splits).
+    public init(spec: NetworkSpec, groupSizes: [[Int]]) throws {
+        guard groupSizes.count == spec.layerSizes.count else {
+            throw CoreError(.invalidArgument, "group sizes for \(groupSizes.count) layers, network has \(spec.layerSizes.count)")
+        }
+        var groups = [[Range<Int>]]()
+        for (m, sizes) in groupSizes.enumerated() {
+            guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }), sizes.reduce(0, +) == spec.layerSizes[m] else {
+                throw CoreError(.invalidArgument, "group sizes \(sizes) do not cut layer \(m)'s \(spec.layerSizes[m]) neurons into non-empty groups")
+            }
+            var start = 0
+            groups.append(sizes.map { size in
+                defer { start += size }
+                return start..<(start + size)
+            })
+        }
+        var blocks = [BlockID]()
+        for m in 1...spec.depth {
+            for i in groups[m - 1].indices {
+                for j in groups[m].indices { blocks.append(BlockID(layer: m, inputGroup: i, outputGroup: j)) }
+            }
+        }
+        self.spec = spec
+        self.groups = groups
+        self.blocks = blocks
+    }
+
+    /// A grid with one block per layer.
+    public init(unpartitioned spec: NetworkSpec) {
+        // One group per layer always fits.
+        self.spec = spec
+        self.groups = spec.layerSizes.map { [0..<$0] }
+        self.blocks = (1...spec.depth).map { BlockID(layer: $0, inputGroup: 0, outputGroup: 0) }
+    }
+
+    /// The groups per layer, input first (the `--partitions` spelling).
+    public var partitionCounts: [Int] { groups.map(\.count) }
+
+    public func inputRange(_ b: BlockID) -> Range<Int> { groups[b.layer - 1][b.inputGroup] }
+    public func outputRange(_ b: BlockID) -> Range<Int> { groups[b.layer][b.outputGroup] }
+    public func hasBias(_ b: BlockID) -> Bool { b.inputGroup == 0 }
+
+    /// Parameters held by block `b`: its weights, then its bias slice if any.
+    public func parameterCount(_ b: BlockID) -> Int {
+        let cols = outputRange(b).count
+        return inputRange(b).count * cols + (hasBias(b) ? cols : 0)
+    }
+
+    /// Copies block `b`'s parameters out of the dense form.
+    public func extract(_ b: BlockID, from dense: DenseParameters) -> [Float] {
+        var out = [Float](repeating: 0, count: parameterCount(b))
+        let rows = inputRange(b), cols = outputRange(b)
+        let n = spec.layerSizes[b.layer]
+        dense.values.withUnsafeBufferPointer { src in
+            let w = dense.weightOffsets[b.layer - 1]
+            var k = 0
+            for r in rows {
+                for c in cols { out[k] = src[w + r * n + c]; k += 1 }
+            }
+            if hasBias(b) {
+                let bias = dense.biasOffsets[b.layer - 1]
+                for c in cols { out[k] = src[bias + c]; k += 1 }
+            }
+        }
+        return out
+    }
+
+    /// Writes block `b`'s parameters into the dense form.
+    public func insert(_ b: BlockID, values: [Float], into dense: inout DenseParameters) throws {
+        guard values.count == parameterCount(b) else {
+            throw CoreError(.shapeMismatch, "block \(b) holds \(parameterCount(b)) parameters, got \(values.count)")
+        }
+        let rows = inputRange(b), cols = outputRange(b)
+        let n = spec.layerSizes[b.layer]
+        let w = dense.weightOffsets[b.layer - 1]
+        let bias = dense.biasOffsets[b.layer - 1]
+        let withBias = hasBias(b)
+        dense.values.withUnsafeMutableBufferPointer { dst in
+            var k = 0
+            for r in rows {
+                for c in cols { dst[w + r * n + c] = values[k]; k += 1 }
+            }
+            if withBias {
+                for c in cols { dst[bias + c] = values[k]; k += 1 }
+            }
+        }
+    }
+
+    /// Every block's parameters, in canonical order.
+    public func split(_ dense: DenseParameters) -> [[Float]] {
+        blocks.map { extract($0, from: dense) }
+    }
+
+    /// The dense form of per-block values given in canonical order.
+    public func assemble(_ blockValues: [[Float]]) throws -> DenseParameters {
+        guard blockValues.count == blocks.count else {
+            throw CoreError(.shapeMismatch, "grid has \(blocks.count) blocks, got values for \(blockValues.count)")
+        }
+        var dense = DenseParameters(zeros: spec)
+        for (b, values) in zip(blocks, blockValues) { try insert(b, values: values, into: &dense) }
+        return dense
+    }
+}

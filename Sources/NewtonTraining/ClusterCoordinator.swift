@@ -1,0 +1,287 @@
+import NewtonCore
+
+/// The driver's view of a cluster: fans work out to servers and workers
+/// through the `ParameterServer` and `Worker` protocols and puts every
+/// answer back together in a fixed order — shard order for sums over rows,
+/// canonical block order for sums over blocks — so the result never depends
+/// on how many peers there are or when they answer.
+public final class ClusterCoordinator: Sendable {
+    public let grid: PartitionGrid
+    public let servers: [any ParameterServer]
+    public let workers: [any Worker]
+    /// Server index owning each block, in canonical block order.
+    public let ownership: [Int]
+    /// Rows per shard; fixed for a job, independent of the number of workers.
+    public let shardRows: Int
+    public let trainRows: Int
+    public let testRows: Int
+
+    public init(grid: PartitionGrid, servers: [any ParameterServer], workers: [any Worker],
+                shardRows: Int, trainRows: Int, testRows: Int) throws {
+        guard !servers.isEmpty else { throw TrainingError(.invalidOptions, "a cluster needs at least one server") }
+        guard !workers.isEmpty else { throw TrainingError(.invalidOptions, "a cluster needs at least one worker") }
+        guard shardRows > 0 else { throw TrainingError(.invalidOptions, "shard size must be positive, got \(shardRows)") }
+        self.grid = grid
+        self.servers = servers
+        self.workers = workers
+        self.ownership = Self.balancedOwnership(grid: grid, servers: servers.count)
+        self.shardRows = shardRows
+        self.trainRows = trainRows
+        self.testRows = testRows
+    }
+
+    /// Gives each block to the least loaded server (by parameter count),
+    /// largest blocks first; ties go to the lowest server index.
+    public static func balancedOwnership(grid: PartitionGrid, servers: Int) -> [Int] {
+        var load = [Int](repeating: 0, count: servers)
+        var owner = [Int](repeating: 0, count: grid.blocks.count)
+        let order = grid.blocks.indices.sorted { grid.parameterCount(grid.blocks[$0]) > grid.parameterCount(grid.blocks[$1]) }
+        for b in order {
+            let s = load.indices.min { load[$0] < load[$1] }!
+            owner[b] = s
+            load[s] += grid.parameterCount(grid.blocks[b])
+        }
+        return owner
+    }
+
+    /// The blocks owned by server `s`, in canonical order.
+    public func blocks(ofServer s: Int) -> [Int] {
+        ownership.indices.filter { ownership[$0] == s }
+    }
+
+    // MARK: Job set-up
+
+    /// Hands every server its blocks with their initial weights and tells every
+    /// worker about the job.
+    public func start(jobID: String, data: DataDescriptor, weights: DenseParameters) async throws {
+        let blockWeights = grid.split(weights)
+        try await forEachServer { s, server in
+            let owned = self.blocks(ofServer: s)
+            try await server.assign(BlockAssignment(jobID: jobID, grid: self.grid, blocks: owned, weights: owned.map { blockWeights[$0] }))
+        }
+        let job = WorkerJob(jobID: jobID, grid: grid, ownership: ownership, data: data)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (w, worker) in workers.enumerated() {
+                group.addTask {
+                    do { try await worker.prepare(job) } catch {
+                        throw TrainingError(.clusterFailure, "worker \(w) could not prepare job \(jobID)", cause: error)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    // MARK: Vectors
+
+    /// Runs `program` on every server and returns each `dot`'s total, summed
+    /// over blocks in canonical order.
+    @discardableResult
+    public func run(_ program: [VectorOp]) async throws -> [Double] {
+        let dotCount = program.filter { if case .dot = $0 { return true } else { return false } }.count
+        var perBlock = [[Double]?](repeating: nil, count: grid.blocks.count)
+        let answers = try await mapServers { _, server in try await server.run(program) }
+        for answer in answers.joined() {
+            guard perBlock.indices.contains(answer.block), answer.values.count == dotCount else {
+                throw TrainingError(.clusterFailure, "a server answered block \(answer.block) with \(answer.values.count) dot values; expected \(dotCount) for one of \(grid.blocks.count) blocks")
+            }
+            perBlock[answer.block] = answer.values
+        }
+        var totals = [Double](repeating: 0, count: dotCount)
+        for (b, values) in perBlock.enumerated() {
+            guard let values else { throw TrainingError(.clusterFailure, "no server answered for block \(grid.blocks[b])") }
+            for k in 0..<dotCount { totals[k] += values[k] }
+        }
+        return totals
+    }
+
+    /// The whole of `vector`, gathered from the servers.
+    public func read(_ vector: VectorName) async throws -> DenseParameters {
+        var blockValues = [[Float]](repeating: [], count: grid.blocks.count)
+        let answers = try await mapServers { s, server in
+            let owned = self.blocks(ofServer: s)
+            return (owned, try await server.read(vector, blocks: owned))
+        }
+        for (owned, values) in answers { for (b, v) in zip(owned, values) { blockValues[b] = v } }
+        do { return try grid.assemble(blockValues) } catch {
+            throw TrainingError(.clusterFailure, "servers returned a malformed \(vector)", cause: error)
+        }
+    }
+
+    /// Overwrites the whole of `vector` on the servers.
+    public func write(_ vector: VectorName, _ value: DenseParameters) async throws {
+        let blockValues = grid.split(value)
+        try await forEachServer { s, server in
+            let owned = self.blocks(ofServer: s)
+            try await server.write(vector, blocks: owned, values: owned.map { blockValues[$0] })
+        }
+    }
+
+    // MARK: Row work
+
+    /// Cuts `rows` of `split` into fixed shards of `shardRows` rows.
+    public func shards(_ split: DataSplit, rows: [Int]? = nil) -> [RowShard] {
+        let total = rows?.count ?? (split == .train ? trainRows : testRows)
+        return stride(from: 0, to: total, by: shardRows).enumerated().map { index, start in
+            let end = min(start + shardRows, total)
+            let selection: RowSelection = rows.map { .indices(Array($0[start..<end])) } ?? .range(start..<end)
+            return RowShard(index: index, split: split, rows: selection, offset: start)
+        }
+    }
+
+    /// Σ ξ and the number of correct predictions at `point` over `shards`.
+    public func evaluate(at point: VectorName, shards: [RowShard]) async throws -> (loss: Double, correct: Int) {
+        let results = try await dispatch(.evaluate(point: point), shards: shards)
+        return (results.reduce(0) { $0 + $1.loss }, results.reduce(0) { $0 + $1.correct })
+    }
+
+    /// Sums the gradient of Σ ξ over `shards` into `into` (no averaging, no
+    /// regulariser) and returns Σ ξ.
+    public func gradient(at point: VectorName, into target: VectorName, shards: [RowShard]) async throws -> Double {
+        try await forEachServer { _, server in try await server.beginSum(into: target, shards: shards.count) }
+        let results = try await dispatch(.gradient(point: point, into: target), shards: shards)
+        try await forEachServer { _, server in try await server.finishSum(into: target) }
+        return results.reduce(0) { $0 + $1.loss }
+    }
+
+    /// Sums `Σ JᵀBJv` over `shards` into `into` by R-operator passes on the
+    /// workers (the "rop" products mode).
+    public func gaussNewtonByROperator(at point: VectorName, direction: VectorName, into target: VectorName, shards: [RowShard]) async throws {
+        try await forEachServer { _, server in try await server.beginSum(into: target, shards: shards.count) }
+        _ = try await dispatch(.gaussNewton(point: point, direction: direction, into: target), shards: shards)
+        try await forEachServer { _, server in try await server.finishSum(into: target) }
+    }
+
+    /// Has the workers compute the subsample's Jacobian slices at `point` and
+    /// push them to the block owners; returns the subsample's outputs
+    /// (`|S| × n_L`), which define the loss curvature B.
+    public func cacheJacobian(at point: VectorName, shards: [RowShard]) async throws -> [Float] {
+        let rows = shards.reduce(0) { $0 + $1.rows.count }
+        try await forEachServer { _, server in try await server.beginJacobian(rows: rows) }
+        let results = try await dispatch(.jacobian(point: point), shards: shards)
+        return Array(results.map(\.outputs).joined())
+    }
+
+    /// `into = scale · JᵀBJ v` from the cached Jacobian (the "jacobian"
+    /// products mode): servers answer `J_b v_b`, the driver sums them in block
+    /// order, applies `B`, and servers finish with `J_bᵀ u`. Only
+    /// `|S| × n_L` numbers per block cross in each direction.
+    public func gaussNewtonFromJacobian(direction: VectorName, into target: VectorName, outputs: [Float], scale: Double) async throws {
+        let classes = grid.spec.classes
+        var perBlock = [[Float]?](repeating: nil, count: grid.blocks.count)
+        for answers in try await mapServers({ _, server in try await server.jacobianProduct(of: direction) }) {
+            for answer in answers {
+                guard perBlock.indices.contains(answer.block), answer.values.count == outputs.count else {
+                    throw TrainingError(.clusterFailure, "a server answered J_b v_b for block \(answer.block) with \(answer.values.count) values; expected \(outputs.count)")
+                }
+                perBlock[answer.block] = answer.values
+            }
+        }
+        var sum = [Double](repeating: 0, count: outputs.count)
+        for (b, values) in perBlock.enumerated() {
+            guard let values else { throw TrainingError(.clusterFailure, "no server answered J_b v_b for block \(grid.blocks[b])") }
+            for i in sum.indices { sum[i] += Double(values[i]) }
+        }
+        let jv = sum.map { Float($0) }
+        var u = [Float](repeating: 0, count: jv.count)
+        outputs.withUnsafeBufferPointer { z in
+            jv.withUnsafeBufferPointer { j in
+                u.withUnsafeMutableBufferPointer { up in
+                    grid.spec.loss.curvatureProduct(outputs: z, j, classes: classes, into: up)
+                    for i in up.indices { up[i] *= Float(scale) }
+                }
+            }
+        }
+        let curvatureApplied = u
+        try await forEachServer { _, server in try await server.jacobianTransposeProduct(curvatureApplied, into: target) }
+    }
+
+    /// Solves every diagonal block on its owner with no exchange. Returns as
+    /// soon as `cutoff` (a fraction) of the blocks have finished; the others are
+    /// told to stop and keep their current iterate.
+    public func solveDiagonalBlocks(_ template: BlockSolveRequest, cutoff: Double) async throws -> [BlockSolveReport] {
+        let needed = max(1, Int((cutoff * Double(grid.blocks.count)).rounded(.up)))
+        return try await withThrowingTaskGroup(of: BlockSolveReport.self) { group in
+            for b in grid.blocks.indices {
+                var request = template
+                request.block = b
+                let server = servers[ownership[b]]
+                group.addTask {
+                    do { return try await server.solveDiagonalBlock(request) } catch {
+                        throw TrainingError(.clusterFailure, "server \(self.ownership[b]) failed solving block \(self.grid.blocks[b])", cause: error)
+                    }
+                }
+            }
+            var reports = [BlockSolveReport]()
+            var stopSent = false
+            for try await report in group {
+                reports.append(report)
+                if !stopSent && reports.count >= needed && reports.count < grid.blocks.count {
+                    stopSent = true
+                    try await forEachServer { _, server in try await server.stopDiagonalSolves(generation: template.generation) }
+                }
+            }
+            return reports.sorted { $0.block < $1.block }
+        }
+    }
+
+    // MARK: Fan-out
+
+    /// Splits `shards` into contiguous runs, one per worker, runs them
+    /// concurrently and returns the results in shard order. A run whose
+    /// worker fails is given to the next worker; the task fails only when
+    /// every worker has failed it.
+    private func dispatch(_ kind: WorkerTask.Kind, shards: [RowShard]) async throws -> [ShardResult] {
+        guard !shards.isEmpty else { return [] }
+        let runs = min(workers.count, shards.count)
+        let results = try await withThrowingTaskGroup(of: [ShardResult].self) { group in
+            for r in 0..<runs {
+                let part = Array(shards[(r * shards.count / runs)..<((r + 1) * shards.count / runs)])
+                group.addTask { try await self.runWithFailover(WorkerTask(kind: kind, shards: part), firstWorker: r) }
+            }
+            var all = [ShardResult]()
+            for try await part in group { all.append(contentsOf: part) }
+            return all
+        }
+        let sorted = results.sorted { $0.shard < $1.shard }
+        guard sorted.map(\.shard) == shards.map(\.index) else {
+            throw TrainingError(.clusterFailure, "workers reported shards \(sorted.map(\.shard)) for a task over shards \(shards.map(\.index))")
+        }
+        return sorted
+    }
+
+    private func runWithFailover(_ task: WorkerTask, firstWorker: Int) async throws -> [ShardResult] {
+        var failures = [String]()
+        for attempt in 0..<workers.count {
+            let w = (firstWorker + attempt) % workers.count
+            do {
+                return try await workers[w].run(task)
+            } catch {
+                if Task.isCancelled { throw TrainingError(.cancelled, "cancelled while worker \(w) ran shards") }
+                failures.append("worker \(w): \(error)")
+            }
+        }
+        throw TrainingError(.clusterFailure, "every worker failed shards \(task.shards.first!.index)…\(task.shards.last!.index): \(failures.joined(separator: "; "))")
+    }
+
+    private func forEachServer(_ body: @escaping @Sendable (Int, any ParameterServer) async throws -> Void) async throws {
+        _ = try await mapServers(body)
+    }
+
+    private func mapServers<T: Sendable>(_ body: @escaping @Sendable (Int, any ParameterServer) async throws -> T) async throws -> [T] {
+        try await withThrowingTaskGroup(of: (Int, T).self) { group in
+            for (s, server) in servers.enumerated() {
+                group.addTask {
+                    do { return (s, try await body(s, server)) } catch let error as TrainingError {
+                        throw error
+                    } catch {
+                        throw TrainingError(.clusterFailure, "server \(s) failed", cause: error)
+                    }
+                }
+            }
+            var results = [T?](repeating: nil, count: servers.count)
+            for try await (s, value) in group { results[s] = value }
+            return results.map { $0! }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+import NewtonCore
+
+/// The rows of one shard: a contiguous range or an explicit, sorted list.
+public enum RowSelection: Sendable, Equatable {
+    case range(Range<Int>)
+    case indices([Int])
+
+    public var count: Int {
+        switch self {
+        case .range(let r): return r.count
+        case .indices(let i): return i.count
+        }
+    }
+
+    public var rowIndices: [Int] {
+        switch self {
+        case .range(let r): return Array(r)
+        case .indices(let i): return i
+        }
+    }
+}
+
+/// A fixed piece of work: rows that are always processed together, so that
+/// results never depend on how many workers share them. Sums over shards are
+/// taken in `index` order.
+public struct RowShard: Sendable, Equatable {
+    public var index: Int
+    public var split: DataSplit
+    public var rows: RowSelection
+    /// Position of the shard's first row within its row set (the subsample
+    /// for Jacobian slices).
+    public var offset: Int
+
+    public init(index: Int, split: DataSplit, rows: RowSelection, offset: Int) {
+        self.index = index
+        self.split = split
+        self.rows = rows
+        self.offset = offset
+    }
+}
+
+/// What a server needs to know to own its blocks of one job.
+public struct BlockAssignment: Sendable {
+    public var jobID: String
+    public var grid: PartitionGrid
+    /// Indices (in the grid's canonical order) of the blocks this server owns.
+    public var blocks: [Int]
+    /// Initial weights of those blocks, in the same order.
+    public var weights: [[Float]]
+
+    public init(jobID: String, grid: PartitionGrid, blocks: [Int], weights: [[Float]]) {
+        self.jobID = jobID
+        self.grid = grid
+        self.blocks = blocks
+        self.weights = weights
+    }
+}
+
+/// A request to solve one diagonal block's damped Gauss-Newton system
+/// `(s·J_bᵀBJ_b + μI) x = −g_b` by CG from 0 on its owner, with no exchange.
+public struct BlockSolveRequest: Sendable, Equatable {
+    public var block: Int
+    /// Identifies one direction search; `stopDiagonalSolves` names it.
+    public var generation: Int
+    public var rightHandSide: VectorName
+    public var solution: VectorName
+    public var residual: VectorName
+    /// μ = λ + 1/(C·l).
+    public var damping: Double
+    /// s = 1/|S|.
+    public var curvatureScale: Double
+    /// Stop at ‖r‖ ≤ tolerance · ‖g_b‖.
+    public var tolerance: Double
+    public var maxIterations: Int
+
+    public init(block: Int, generation: Int, rightHandSide: VectorName, solution: VectorName, residual: VectorName,
+                damping: Double, curvatureScale: Double, tolerance: Double, maxIterations: Int) {
+        self.block = block
+        self.generation = generation
+        self.rightHandSide = rightHandSide
+        self.solution = solution
+        self.residual = residual
+        self.damping = damping
+        self.curvatureScale = curvatureScale
+        self.tolerance = tolerance
+        self.maxIterations = maxIterations
+    }
+}
+
+/// How one block's local solve ended.
+public struct BlockSolveReport: Sendable, Equatable {
+    public enum Outcome: String, Sendable { case converged, iterationLimit, stopped }
+    public var block: Int
+    public var iterations: Int
+    public var outcome: Outcome
+    public init(block: Int, iterations: Int, outcome: Outcome) {
+        self.block = block
+        self.iterations = iterations
+        self.outcome = outcome
+    }
+}
+
+/// The operations a **parameter server** offers: it owns blocks of the
+/// weights and every vector over them, sums what workers push in shard
+/// order, caches Jacobian slices of the subsample and runs block-local
+/// products and solves.
+///
+/// Implemented in-process (direct calls) and over the network; the
+/// optimiser sees only this protocol.
+public protocol ParameterServer: Sendable {
+    /// Takes ownership of blocks for a job, replacing any previous job.
+    func assign(_ assignment: BlockAssignment) async throws
+    /// The values of `vector` on the given owned blocks.
+    func read(_ vector: VectorName, blocks: [Int]) async throws -> [[Float]]
+    /// Overwrites `vector` on the given owned blocks.
+    func write(_ vector: VectorName, blocks: [Int], values: [[Float]]) async throws
+    /// Runs a vector program on every owned block; one answer per block.
+    func run(_ program: [VectorOp]) async throws -> [BlockDots]
+
+    /// Starts summing `shards` contributions into `vector` (zeroed first).
+    func beginSum(into vector: VectorName, shards: Int) async throws
+    /// One shard's contribution to owned blocks; pushing the same shard again
+    /// replaces the earlier contribution until the sum is finished.
+    func push(into vector: VectorName, shard: Int, blocks: [Int], values: [[Float]]) async throws
+    /// Adds the contributions in shard order; fails if any shard is missing.
+    func finishSum(into vector: VectorName) async throws
+
+    /// Drops any cached Jacobian and prepares one for a subsample of `rows` rows.
+    func beginJacobian(rows: Int) async throws
+    /// Caches rows `rowOffset…` of the subsample: per owned block, the layer
+    /// inputs of its input group and the Jacobian slice of its output group;
+    /// and the network outputs of those rows.
+    func pushJacobian(rowOffset: Int, blocks: [Int], inputs: [[Float]], slices: [[Float]], outputs: [Float]) async throws
+    /// `J_b v_b` (`|S| × n_L`) for every owned block.
+    func jacobianProduct(of vector: VectorName) async throws -> [(block: Int, values: [Float])]
+    /// `into_b = J_bᵀ u` for every owned block.
+    func jacobianTransposeProduct(_ u: [Float], into vector: VectorName) async throws
+
+    /// Solves one owned diagonal block with the cached Jacobian.
+    func solveDiagonalBlock(_ request: BlockSolveRequest) async throws -> BlockSolveReport
+    /// Makes every running or queued solve of `generation` return its current iterate.
+    func stopDiagonalSolves(generation: Int) async throws
+}
+
+/// Everything a worker needs to know about a job before it takes shards.
+public struct WorkerJob: Sendable {
+    public var jobID: String
+    public var grid: PartitionGrid
+    /// Server index owning each block, in canonical block order.
+    public var ownership: [Int]
+    public var data: DataDescriptor
+
+    public init(jobID: String, grid: PartitionGrid, ownership: [Int], data: DataDescriptor) {
+        self.jobID = jobID
+        self.grid = grid
+        self.ownership = ownership
+        self.data = data
+    }
+}
+
+/// One piece of work for a worker: the same computation on each of `shards`.
+public struct WorkerTask: Sendable {
+    public enum Kind: Sendable, Equatable {
+        /// Loss and number of correct predictions at `point`.
+        case evaluate(point: VectorName)
+        /// Loss, and each shard's gradient sum pushed into `into`.
+        case gradient(point: VectorName, into: VectorName)
+        /// Each shard's Gauss-Newton product `Σ JᵀBJv` (v = `direction`)
+        /// at `point`, pushed into `into`.
+        case gaussNewton(point: VectorName, direction: VectorName, into: VectorName)
+        /// Jacobian slices and layer inputs at `point`, pushed to every block
+        /// owner; the shard's outputs come back in the result.
+        case jacobian(point: VectorName)
+    }
+
+    public var kind: Kind
+    public var shards: [RowShard]
+    public init(kind: Kind, shards: [RowShard]) {
+        self.kind = kind
+        self.shards = shards
+    }
+}
+
+/// What a worker reports for one shard.
+public struct ShardResult: Sendable, Equatable {
+    public var shard: Int
+    /// Σ ξ over the shard's rows.
+    public var loss: Double
+    public var correct: Int
+    /// Network outputs `rows × n_L` (Jacobian tasks only).
+    public var outputs: [Float]
+
+    public init(shard: Int, loss: Double, correct: Int, outputs: [Float] = []) {
+        self.shard = shard
+        self.loss = loss
+        self.correct = correct
+        self.outputs = outputs
+    }
+}
+
+/// The operations a **worker** offers. Workers are stateless between tasks:
+/// they pull what they need from the servers and push what they compute.
+public protocol Worker: Sendable {
+    /// Prepares for a job: data to read, grid, which server owns which block.
+    func prepare(_ job: WorkerJob) async throws
+    /// Runs the task on every shard and reports each one.
+    func run(_ task: WorkerTask) async throws -> [ShardResult]
+}

@@ -1,0 +1,124 @@
+import NewtonCore
+
+/// The first-order baselines users compare Newton methods with.
+public enum FirstOrderMethod: String, Sendable, CaseIterable, Codable {
+    /// Minibatch SGD with heavy-ball momentum: `m ← μm + g`, `θ ← θ − η m`.
+    case sgd
+    /// Adam (Kingma & Ba) with bias correction.
+    case adam
+}
+
+public struct FirstOrderOptions: Sendable, Equatable {
+    public var method = FirstOrderMethod.sgd
+    public var learningRate = 0.01
+    public var momentum = 0.9
+    public var beta1 = 0.9
+    public var beta2 = 0.999
+    public var epsilon = 1e-8
+    public var batchSize = 128
+    /// C in ‖θ‖²/(2·C·l), the same objective the Newton methods minimise.
+    public var regularization = 0.01
+    public var seed: UInt64 = 1
+
+    public init() {}
+
+    public var problems: [String] {
+        var p = [String]()
+        if !(learningRate > 0) { p.append("learning rate must be positive, got \(learningRate)") }
+        if !(momentum >= 0 && momentum < 1) { p.append("momentum must be in [0, 1), got \(momentum)") }
+        if !(beta1 >= 0 && beta1 < 1) { p.append("beta1 must be in [0, 1), got \(beta1)") }
+        if !(beta2 >= 0 && beta2 < 1) { p.append("beta2 must be in [0, 1), got \(beta2)") }
+        if !(epsilon > 0) { p.append("epsilon must be positive, got \(epsilon)") }
+        if batchSize < 1 { p.append("batch size must be at least 1, got \(batchSize)") }
+        if !(regularization > 0) { p.append("regularization C must be positive, got \(regularization)") }
+        return p
+    }
+}
+
+/// Minibatch SGD-momentum or Adam on the same cluster and objective as the
+/// Newton methods. One recorded iteration is one epoch: a pass over every row
+/// in an order drawn from the seed and the epoch number.
+public struct FirstOrderTrainer: Sendable {
+    public let options: FirstOrderOptions
+    public let objective: Objective
+
+    public init(options: FirstOrderOptions, objective: Objective) throws {
+        if let problem = options.problems.first { throw TrainingError(.invalidOptions, problem) }
+        self.options = options
+        self.objective = objective
+    }
+
+    private var cluster: ClusterCoordinator { objective.cluster }
+
+    public func train(budget: TrainingBudget, observe: IterationObserver = { _ in }) async throws -> TrainingSummary {
+        let clock = Stopwatch()
+        var records = [IterationRecord]()
+        func emit(_ record: IterationRecord) {
+            records.append(record)
+            observe(record)
+        }
+        try await cluster.run([
+            .fill(target: .momentum, value: 0), .fill(target: .adamFirstMoment, value: 0), .fill(target: .adamSecondMoment, value: 0),
+        ])
+        var phases = [String: Double]()
+        var (f, gradientNorm) = try await timed("gradient", into: &phases) {
+            try await objective.valueAndGradient(at: .weights, into: .gradient)
+        }
+        let initialGradientNorm = gradientNorm
+        emit(IterationRecord(iteration: 0, elapsedSeconds: clock.seconds, objective: f, gradientNorm: gradientNorm,
+                             cgIterations: 0, lambda: 0, step: options.learningRate, lineSearchSteps: 0,
+                             testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
+        var step = 0
+        var epoch = 0
+        let rows = objective.rows
+        while true {
+            if epoch >= budget.maxIterations { return summary(records, .iterationLimit, clock) }
+            if let limit = budget.timeLimit, clock.seconds >= limit { return summary(records, .timeLimit, clock) }
+            if budget.gradientTolerance > 0 && gradientNorm <= budget.gradientTolerance * initialGradientNorm {
+                return summary(records, .converged, clock)
+            }
+            if Task.isCancelled { return summary(records, .cancelled, clock) }
+            epoch += 1
+            phases = [:]
+            var order = Array(0..<rows)
+            var rng = SeededGenerator(seed: options.seed, stream: 5000 + UInt64(epoch))
+            order.shuffle(using: &rng)
+            try await timed("minibatches", into: &phases) {
+                for start in stride(from: 0, to: rows, by: options.batchSize) {
+                    if let limit = budget.timeLimit, clock.seconds >= limit { break }
+                    step += 1
+                    let batch = order[start..<min(start + options.batchSize, rows)].sorted()
+                    _ = try await cluster.gradient(at: .weights, into: .gradient, shards: cluster.shards(.train, rows: batch))
+                    try await cluster.run(update(batchRows: batch.count, step: step))
+                }
+            }
+            (f, gradientNorm) = try await timed("gradient", into: &phases) {
+                try await objective.valueAndGradient(at: .weights, into: .gradient)
+            }
+            let accuracy = try await timed("evaluate", into: &phases) { try await objective.testAccuracy(at: .weights) }
+            emit(IterationRecord(iteration: epoch, elapsedSeconds: clock.seconds, objective: f, gradientNorm: gradientNorm,
+                                 cgIterations: 0, lambda: 0, step: options.learningRate, lineSearchSteps: 0,
+                                 testAccuracy: accuracy, outcome: .epoch, phaseSeconds: phases))
+        }
+    }
+
+    /// The server-side update for one minibatch whose gradient sum is in `.gradient`.
+    private func update(batchRows: Int, step: Int) -> [VectorOp] {
+        let average = VectorOp.combine(target: .gradient, terms: [
+            VectorTerm(1 / Double(batchRows), .gradient), VectorTerm(objective.ridge, .weights),
+        ])
+        switch options.method {
+        case .sgd:
+            return [
+                average,
+                .combine(target: .momentum, terms: [VectorTerm(options.momentum, .momentum), VectorTerm(1, .gradient)]),
+                .combine(target: .weights, terms: [VectorTerm(1, .weights), VectorTerm(-options.learningRate, .momentum)]),
+            ]
+        case .adam:
+            let adam = AdamUpdate(learningRate: options.learningRate, beta1: options.beta1, beta2: options.beta2,
+                                  epsilon: options.epsilon, step: step)
+            return [average, .adam(adam, weights: .weights, gradient: .gradient,
+                                   firstMoment: .adamFirstMoment, secondMoment: .adamSecondMoment)]
+        }
+    }
+}

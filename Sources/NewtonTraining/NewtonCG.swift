@@ -1,0 +1,270 @@
+import NewtonCore
+
+/// How the Gauss-Newton product `Gv` is computed.
+public enum ProductsMode: String, Sendable, CaseIterable, Codable {
+    /// Jacobian slices of the subsample are cached on the block owners once
+    /// per Newton iteration; a product exchanges `|S| × n_L` numbers per block.
+    case jacobian
+    /// No cache: every product is an R-operator pass on the workers.
+    case rop
+}
+
+/// The knobs of subsampled Gauss-Newton Newton-CG (Wang et al. 2018), with
+/// the defaults of the authors' code.
+public struct NewtonOptions: Sendable, Equatable {
+    /// C in ‖θ‖²/(2·C·l).
+    public var regularization = 0.01
+    /// |S| / l, the Gauss-Newton subsample drawn fresh each iteration.
+    public var subsampleFraction = 0.05
+    /// CG stops at ‖r‖ ≤ ξ‖∇f‖.
+    public var cgTolerance = 0.1
+    public var cgMaxIterations = 250
+    /// Levenberg–Marquardt λ₀.
+    public var initialLambda = 1.0
+    /// λ is multiplied by this when ρ < `lowRatio`.
+    public var lambdaIncrease = 1.5
+    /// λ is multiplied by this when ρ ≥ `highRatio`.
+    public var lambdaDecrease = 2.0 / 3.0
+    public var lowRatio = 0.25
+    public var highRatio = 0.75
+    /// Armijo constant η.
+    public var armijo = 1e-4
+    /// Halvings of α before the line search gives up on this direction.
+    public var maxLineSearchSteps = 20
+    /// Give up (stop as `.stalled`) after this many failed line searches in a row.
+    public var maxLineSearchFailures = 5
+    public var products = ProductsMode.jacobian
+    /// Approximate G by its diagonal blocks; each block solves alone.
+    public var blockDiagonal = false
+    /// Block-diagonal mode: stop the direction search once this fraction of
+    /// blocks has finished.
+    public var stragglerCutoff = 1.0
+    public var seed: UInt64 = 1
+
+    public init() {}
+
+    /// Every problem with these options, as messages naming the option.
+    public var problems: [String] {
+        var p = [String]()
+        if !(regularization > 0) { p.append("regularization C must be positive, got \(regularization)") }
+        if !(subsampleFraction > 0 && subsampleFraction <= 1) { p.append("subsample fraction must be in (0, 1], got \(subsampleFraction)") }
+        if !(cgTolerance > 0 && cgTolerance < 1) { p.append("CG tolerance must be in (0, 1), got \(cgTolerance)") }
+        if cgMaxIterations < 1 { p.append("CG max iterations must be at least 1, got \(cgMaxIterations)") }
+        if !(initialLambda >= 0) { p.append("initial lambda must be non-negative, got \(initialLambda)") }
+        if !(lambdaIncrease > 1) { p.append("lambda increase must exceed 1, got \(lambdaIncrease)") }
+        if !(lambdaDecrease > 0 && lambdaDecrease < 1) { p.append("lambda decrease must be in (0, 1), got \(lambdaDecrease)") }
+        if !(lowRatio < highRatio) { p.append("low ratio \(lowRatio) must be below high ratio \(highRatio)") }
+        if !(armijo > 0 && armijo < 0.5) { p.append("Armijo constant must be in (0, 0.5), got \(armijo)") }
+        if maxLineSearchSteps < 1 { p.append("line search steps must be at least 1, got \(maxLineSearchSteps)") }
+        if maxLineSearchFailures < 1 { p.append("line search failures must be at least 1, got \(maxLineSearchFailures)") }
+        if blockDiagonal && products != .jacobian { p.append("block-diagonal mode needs the jacobian products mode (blocks solve from their cached slices)") }
+        if !(stragglerCutoff > 0 && stragglerCutoff <= 1) { p.append("straggler cut-off must be in (0, 1], got \(stragglerCutoff)") }
+        return p
+    }
+}
+
+/// Subsampled Gauss-Newton Newton-CG with Levenberg–Marquardt damping and an
+/// Armijo backtracking line search. Each iteration:
+///
+/// 1. draw S (a fraction of the rows) and, in jacobian mode, cache its
+///    Jacobian slices on the block owners;
+/// 2. solve `(G + λI) d = −∇f` by CG from 0, with
+///    `G = I/(C·l) + (1/|S|) Σ_{i∈S} J_iᵀ B_i J_i`, or, block-diagonally,
+///    each diagonal block of G on its own;
+/// 3. backtrack α = 1, ½, … until `f(θ+αd) ≤ f(θ) + η α ∇fᵀd`;
+/// 4. update λ from ρ = actual / predicted reduction, where the prediction
+///    `α∇fᵀd + ½α² dᵀGd` leaves λ out.
+///
+/// When the line search reaches its cap, θ stays, λ grows and the iteration
+/// is recorded as `lineSearchFailed`; after `maxLineSearchFailures` in a row
+/// the run stops as `stalled`.
+public struct NewtonCG: Sendable {
+    public let options: NewtonOptions
+    public let objective: Objective
+
+    public init(options: NewtonOptions, objective: Objective) throws {
+        if let problem = options.problems.first { throw TrainingError(.invalidOptions, problem) }
+        self.options = options
+        self.objective = objective
+    }
+
+    private var cluster: ClusterCoordinator { objective.cluster }
+
+    /// Runs from the weights already on the servers.
+    public func train(budget: TrainingBudget, observe: IterationObserver = { _ in }) async throws -> TrainingSummary {
+        let clock = Stopwatch()
+        var records = [IterationRecord]()
+        func emit(_ record: IterationRecord) {
+            records.append(record)
+            observe(record)
+        }
+
+        var phases = [String: Double]()
+        var (f, gradientNorm) = try await timed("gradient", into: &phases) {
+            try await objective.valueAndGradient(at: .weights, into: .gradient)
+        }
+        let initialGradientNorm = gradientNorm
+        emit(IterationRecord(iteration: 0, elapsedSeconds: clock.seconds, objective: f, gradientNorm: gradientNorm,
+                             cgIterations: 0, lambda: options.initialLambda, step: 0, lineSearchSteps: 0,
+                             testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
+
+        var lambda = options.initialLambda
+        var failures = 0
+        var iteration = 0
+        while true {
+            if iteration >= budget.maxIterations { return summary(records, .iterationLimit, clock) }
+            if let limit = budget.timeLimit, clock.seconds >= limit { return summary(records, .timeLimit, clock) }
+            if budget.gradientTolerance > 0 && gradientNorm <= budget.gradientTolerance * initialGradientNorm {
+                return summary(records, .converged, clock)
+            }
+            if Task.isCancelled { return summary(records, .cancelled, clock) }
+            iteration += 1
+            phases = [:]
+
+            // 1. Subsample and curvature.
+            let subsample = drawSubsample(iteration: iteration)
+            let shards = cluster.shards(.train, rows: subsample)
+            let outputs: [Float] = options.products == .jacobian
+                ? try await timed("jacobian", into: &phases) { try await cluster.cacheJacobian(at: .weights, shards: shards) }
+                : []
+            let curvature = Curvature(cluster: cluster, mode: options.products, shards: shards, outputs: outputs,
+                                      scale: 1 / Double(subsample.count))
+
+            // 2. Direction.
+            let damping = lambda + objective.ridge
+            let solve = try await timed("solve", into: &phases) {
+                options.blockDiagonal
+                    ? try await blockDiagonalDirection(curvature: curvature, damping: damping, gradientNorm: gradientNorm, iteration: iteration)
+                    : try await conjugateGradientDirection(curvature: curvature, damping: damping, gradientNorm: gradientNorm)
+            }
+            // dᵀ(G + λI)d = −gᵀd − rᵀd, so dᵀGd = −gᵀd − rᵀd − λ‖d‖².
+            let dots = try await cluster.run([.dot(.gradient, .direction), .dot(.residual, .direction), .dot(.direction, .direction)])
+            let gd = try checked(dots[0], "∇fᵀd")
+            let dGd = -gd - dots[1] - lambda * dots[2]
+
+            // 3. Line search.
+            var step = 1.0
+            var accepted: Double?
+            var steps = 0
+            try await timed("line_search", into: &phases) {
+                while steps < options.maxLineSearchSteps {
+                    steps += 1
+                    try await cluster.run([.combine(target: .trial, terms: [VectorTerm(1, .weights), VectorTerm(step, .direction)])])
+                    let trial = try await objective.value(at: .trial)
+                    if trial <= f + options.armijo * step * gd { accepted = trial; break }
+                    step /= 2
+                }
+            }
+
+            // 4. Damping and the new point.
+            let usedLambda = lambda
+            let outcome: IterationRecord.Outcome
+            if let fNew = accepted {
+                let predicted = step * gd + 0.5 * step * step * dGd
+                let ratio = (fNew - f) / predicted
+                if ratio < options.lowRatio { lambda *= options.lambdaIncrease }
+                else if ratio >= options.highRatio { lambda *= options.lambdaDecrease }
+                try await cluster.run([.combine(target: .weights, terms: [VectorTerm(1, .trial)])])
+                (f, gradientNorm) = try await timed("gradient", into: &phases) {
+                    try await objective.valueAndGradient(at: .weights, into: .gradient)
+                }
+                failures = 0
+                outcome = .accepted
+            } else {
+                lambda *= options.lambdaIncrease
+                failures += 1
+                step = 0
+                outcome = .lineSearchFailed
+            }
+            let accuracy = try await timed("evaluate", into: &phases) { try await objective.testAccuracy(at: .weights) }
+            emit(IterationRecord(iteration: iteration, elapsedSeconds: clock.seconds, objective: f, gradientNorm: gradientNorm,
+                                 cgIterations: solve, lambda: usedLambda, step: step, lineSearchSteps: steps,
+                                 testAccuracy: accuracy, outcome: outcome, phaseSeconds: phases))
+            if failures >= options.maxLineSearchFailures { return summary(records, .stalled, clock) }
+        }
+    }
+
+    /// S for an iteration: `⌈fraction · l⌉` distinct rows, sorted, drawn from
+    /// the seed and the iteration number alone.
+    func drawSubsample(iteration: Int) -> [Int] {
+        let l = objective.rows
+        let size = min(l, max(1, Int((options.subsampleFraction * Double(l)).rounded(.up))))
+        if size == l { return Array(0..<l) }
+        var rng = SeededGenerator(seed: options.seed, stream: 1000 + UInt64(iteration))
+        var pool = Array(0..<l)
+        for i in 0..<size {
+            let j = i + Int(rng.next() % UInt64(l - i))
+            pool.swapAt(i, j)
+        }
+        return pool[0..<size].sorted()
+    }
+
+    /// CG on `(G + λI) d = −g` from d = 0; leaves d in `.direction` and the
+    /// residual in `.residual`; returns the iterations taken.
+    private func conjugateGradientDirection(curvature: Curvature, damping: Double, gradientNorm: Double) async throws -> Int {
+        var rr = try await cluster.run([
+            .fill(target: .direction, value: 0),
+            .combine(target: .residual, terms: [VectorTerm(-1, .gradient)]),
+            .combine(target: .conjugate, terms: [VectorTerm(-1, .gradient)]),
+            .dot(.residual, .residual),
+        ])[0]
+        let stop = options.cgTolerance * gradientNorm
+        var iterations = 0
+        while iterations < options.cgMaxIterations && rr.squareRoot() > stop {
+            iterations += 1
+            try await curvature.product(of: .conjugate, into: .product)
+            let pq = try await cluster.run([
+                .combine(target: .product, terms: [VectorTerm(1, .product), VectorTerm(damping, .conjugate)]),
+                .dot(.conjugate, .product),
+            ])[0]
+            guard pq > 0 else {
+                throw TrainingError(.nonFinite, "CG met pᵀ(G+λI)p = \(pq) at iteration \(iterations); the damped Gauss-Newton matrix should be positive definite")
+            }
+            let alpha = rr / pq
+            let rrNew = try await cluster.run([
+                .combine(target: .direction, terms: [VectorTerm(1, .direction), VectorTerm(alpha, .conjugate)]),
+                .combine(target: .residual, terms: [VectorTerm(1, .residual), VectorTerm(-alpha, .product)]),
+                .dot(.residual, .residual),
+            ])[0]
+            let beta = try checked(rrNew / rr, "CG β")
+            rr = rrNew
+            try await cluster.run([.combine(target: .conjugate, terms: [VectorTerm(1, .residual), VectorTerm(beta, .conjugate)])])
+        }
+        return iterations
+    }
+
+    /// Each diagonal block solves `(G_bb + λI) d_b = −g_b` on its owner;
+    /// returns the largest number of CG iterations any block took.
+    private func blockDiagonalDirection(curvature: Curvature, damping: Double, gradientNorm: Double, iteration: Int) async throws -> Int {
+        let template = BlockSolveRequest(
+            block: 0, generation: iteration, rightHandSide: .gradient, solution: .direction, residual: .residual,
+            damping: damping, curvatureScale: curvature.scale, tolerance: options.cgTolerance,
+            maxIterations: options.cgMaxIterations)
+        let reports = try await cluster.solveDiagonalBlocks(template, cutoff: options.stragglerCutoff)
+        return reports.map(\.iterations).max() ?? 0
+    }
+}
+
+/// The Gauss-Newton product `(1/|S|) Σ JᵀBJ v` for one iteration's subsample,
+/// in either products mode.
+struct Curvature: Sendable {
+    let cluster: ClusterCoordinator
+    let mode: ProductsMode
+    let shards: [RowShard]
+    let outputs: [Float]
+    let scale: Double
+
+    func product(of v: VectorName, into target: VectorName) async throws {
+        switch mode {
+        case .jacobian:
+            try await cluster.gaussNewtonFromJacobian(direction: v, into: target, outputs: outputs, scale: scale)
+        case .rop:
+            try await cluster.gaussNewtonByROperator(at: .weights, direction: v, into: target, shards: shards)
+            try await cluster.run([.combine(target: target, terms: [VectorTerm(scale, target)])])
+        }
+    }
+}
+
+func summary(_ records: [IterationRecord], _ reason: StopReason, _ clock: Stopwatch) -> TrainingSummary {
+    TrainingSummary(records: records, stopReason: reason, seconds: clock.seconds)
+}

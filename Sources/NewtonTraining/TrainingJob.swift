@@ -1,0 +1,67 @@
+import NewtonCore
+
+/// Which optimiser a job runs.
+public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
+    /// Subsampled Gauss-Newton Newton-CG (Wang et al. 2018).
+    case newton
+    case sgd
+    case adam
+}
+
+/// Everything that decides a run's iterates, apart from the data and the
+/// cluster it runs on: network, initial weights, optimiser and budget.
+public struct TrainingJob: Sendable {
+    public var network: NetworkSpec
+    public var optimizer: OptimizerKind
+    public var newton: NewtonOptions
+    public var firstOrder: FirstOrderOptions
+    public var budget: TrainingBudget
+    /// Seeds the initial weights, the subsamples and the minibatch order.
+    public var seed: UInt64
+
+    public init(network: NetworkSpec, optimizer: OptimizerKind, newton: NewtonOptions = .init(),
+                firstOrder: FirstOrderOptions = .init(), budget: TrainingBudget, seed: UInt64) {
+        self.network = network
+        self.optimizer = optimizer
+        self.newton = newton
+        self.firstOrder = firstOrder
+        self.budget = budget
+        self.seed = seed
+    }
+
+    /// Every problem with the job, as messages naming the setting.
+    public var problems: [String] {
+        var p = [String]()
+        if budget.maxIterations < 0 { p.append("max iterations must be non-negative, got \(budget.maxIterations)") }
+        if let t = budget.timeLimit, !(t > 0) { p.append("time limit must be positive, got \(t)") }
+        switch optimizer {
+        case .newton: p += newton.problems
+        case .sgd, .adam: p += firstOrder.problems
+        }
+        return p
+    }
+
+    /// Initialises the weights (He-normal from the seed), hands them to the
+    /// cluster and trains.
+    public func run(on cluster: ClusterCoordinator, jobID: String, data: DataDescriptor,
+                    observe: @escaping IterationObserver = { _ in }) async throws -> TrainingSummary {
+        if let problem = problems.first { throw TrainingError(.invalidOptions, problem) }
+        guard cluster.grid.spec == network else {
+            throw TrainingError(.invalidOptions, "the cluster's grid is for network \(cluster.grid.spec.layerSizes), the job's is \(network.layerSizes)")
+        }
+        try await cluster.start(jobID: jobID, data: data, weights: DenseParameters(heNormal: network, seed: seed))
+        switch optimizer {
+        case .newton:
+            var options = newton
+            options.seed = seed
+            let objective = try Objective(cluster: cluster, regularization: options.regularization)
+            return try await NewtonCG(options: options, objective: objective).train(budget: budget, observe: observe)
+        case .sgd, .adam:
+            var options = firstOrder
+            options.seed = seed
+            options.method = optimizer == .sgd ? .sgd : .adam
+            let objective = try Objective(cluster: cluster, regularization: options.regularization)
+            return try await FirstOrderTrainer(options: options, objective: objective).train(budget: budget, observe: observe)
+        }
+    }
+}

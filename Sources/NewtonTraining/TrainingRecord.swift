@@ -1,0 +1,88 @@
+/// What happened in one iteration (a Newton step, or an epoch of a
+/// first-order method). Iteration 0 describes the starting point.
+public struct IterationRecord: Sendable, Codable, Equatable {
+    public enum Outcome: String, Sendable, Codable {
+        case start
+        /// The line search accepted a step.
+        case accepted
+        /// The line search hit its cap; θ is unchanged and λ was raised.
+        case lineSearchFailed = "line-search-failed"
+        /// A first-order epoch.
+        case epoch
+    }
+
+    public var iteration: Int
+    public var elapsedSeconds: Double
+    public var objective: Double
+    public var gradientNorm: Double
+    public var cgIterations: Int
+    public var lambda: Double
+    public var step: Double
+    public var lineSearchSteps: Int
+    public var testAccuracy: Double?
+    public var outcome: Outcome
+    /// Seconds spent in each phase of this iteration.
+    public var phaseSeconds: [String: Double]
+
+    enum CodingKeys: String, CodingKey {
+        case iteration, objective, lambda, step, outcome
+        case elapsedSeconds = "elapsed_s"
+        case gradientNorm = "grad_norm"
+        case cgIterations = "cg_iterations"
+        case lineSearchSteps = "line_search_steps"
+        case testAccuracy = "test_accuracy"
+        case phaseSeconds = "phase_s"
+    }
+}
+
+/// Why a run ended.
+public enum StopReason: String, Sendable, Codable {
+    case iterationLimit = "iteration-limit"
+    case timeLimit = "time-limit"
+    case converged
+    /// The line search failed several times in a row.
+    case stalled
+    case cancelled
+}
+
+/// The end of a run.
+public struct TrainingSummary: Sendable {
+    public var records: [IterationRecord]
+    public var stopReason: StopReason
+    public var seconds: Double
+}
+
+/// How long a run may go on.
+public struct TrainingBudget: Sendable {
+    public var maxIterations: Int
+    /// Wall-clock seconds; nil for no limit.
+    public var timeLimit: Double?
+    /// Stop once ‖∇f‖ ≤ this fraction of its initial value (0 disables).
+    public var gradientTolerance: Double
+
+    public init(maxIterations: Int, timeLimit: Double? = nil, gradientTolerance: Double = 0) {
+        self.maxIterations = maxIterations
+        self.timeLimit = timeLimit
+        self.gradientTolerance = gradientTolerance
+    }
+}
+
+/// Receives each record as soon as it is made.
+public typealias IterationObserver = @Sendable (IterationRecord) -> Void
+
+/// A wall clock for elapsed times and per-phase timings.
+struct Stopwatch {
+    private let start = ContinuousClock.now
+    var seconds: Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+}
+
+/// Times `body` and adds the seconds to `phases[name]`.
+func timed<T>(_ name: String, into phases: inout [String: Double], _ body: () async throws -> T) async rethrows -> T {
+    let watch = Stopwatch()
+    let result = try await body()
+    phases[name, default: 0] += watch.seconds
+    return result
+}

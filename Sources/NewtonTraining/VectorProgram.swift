@@ -1,0 +1,76 @@
+/// The name of a parameter-sized vector that lives, block by block, on the
+/// servers: the weights, the gradient, the solver's vectors, optimiser state.
+public struct VectorName: Hashable, Sendable, RawRepresentable, ExpressibleByStringLiteral, CustomStringConvertible {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { self.rawValue = value }
+    public var description: String { rawValue }
+
+    public static let weights: VectorName = "weights"
+    public static let gradient: VectorName = "gradient"
+    /// The solver's solution (the Newton direction d).
+    public static let direction: VectorName = "direction"
+    public static let residual: VectorName = "residual"
+    /// CG's conjugate direction p.
+    public static let conjugate: VectorName = "conjugate"
+    /// A curvature product, e.g. `(G + λI) p`.
+    public static let product: VectorName = "product"
+    /// The line search's trial point θ + αd.
+    public static let trial: VectorName = "trial"
+    public static let momentum: VectorName = "momentum"
+    public static let adamFirstMoment: VectorName = "adam-m"
+    public static let adamSecondMoment: VectorName = "adam-v"
+}
+
+/// One term `coefficient · vector` of a linear combination.
+public struct VectorTerm: Sendable, Equatable {
+    public var coefficient: Double
+    public var vector: VectorName
+    public init(_ coefficient: Double, _ vector: VectorName) {
+        self.coefficient = coefficient
+        self.vector = vector
+    }
+}
+
+/// Adam's element-wise update of `weights` from `gradient` with moments `m`
+/// and `v`, at 1-based step `step`.
+public struct AdamUpdate: Sendable, Equatable {
+    public var learningRate: Double
+    public var beta1: Double
+    public var beta2: Double
+    public var epsilon: Double
+    public var step: Int
+    public init(learningRate: Double, beta1: Double, beta2: Double, epsilon: Double, step: Int) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.step = step
+    }
+}
+
+/// One solver-side vector operation. A server runs a list of them on every
+/// block it owns, in order, and answers one partial result per `dot`.
+public enum VectorOp: Sendable, Equatable {
+    /// `target = Σ_k c_k · v_k` (the target may appear among the terms;
+    /// a vector not yet present on a server reads as zero).
+    case combine(target: VectorName, terms: [VectorTerm])
+    /// `target = value` in every entry.
+    case fill(target: VectorName, value: Float)
+    /// Appends the block's partial `⟨a, b⟩` to the answer.
+    case dot(VectorName, VectorName)
+    /// Adam's moment and weight update.
+    case adam(AdamUpdate, weights: VectorName, gradient: VectorName, firstMoment: VectorName, secondMoment: VectorName)
+}
+
+/// A server's answer to a program for one block: the block's partial value
+/// of each `dot`, in program order.
+public struct BlockDots: Sendable, Equatable {
+    /// Index of the block in the grid's canonical order.
+    public var block: Int
+    public var values: [Double]
+    public init(block: Int, values: [Double]) {
+        self.block = block
+        self.values = values
+    }
+}

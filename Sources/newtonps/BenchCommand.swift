@@ -1,0 +1,223 @@
+import ArgumentParser
+import Foundation
+import NewtonCluster
+import NewtonCore
+import NewtonTraining
+
+/// `newtonps bench`: throughput of the kernels against the machine's own
+/// sgemm on the same shapes, measured in one run; prints one JSON object.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure sgemm, Gauss-Newton products, a full gradient and a Newton iteration; prints one JSON object.")
+
+    @Option(help: "Neurons per layer, input first.", transform: parseIntegerList)
+    var layers: [Int] = [784, 300, 300, 10]
+    @Option(help: "Rows of the Gauss-Newton subsample |S|.")
+    var subsample = 3000
+    @Option(help: "Rows for the full function + gradient.")
+    var rows = 60000
+    @Option(help: "Timed repetitions; the best is reported.")
+    var repeats = 5
+    @Option(help: "Fashion-MNIST (IDX) directory; synthetic data of the same shape when absent.")
+    var data = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Workers of the embedded cluster for the gradient and Newton iteration.")
+    var workers = 1
+    @Option(help: "OpenBLAS threads (default: all cores).")
+    var blasThreads: Int?
+    @Flag(help: "Skip the full gradient and the Newton iteration.")
+    var kernelsOnly = false
+
+    func run() async throws {
+        NewtonPS.tuneAllocator()
+        BLAS.threads = blasThreads ?? ProcessInfoCores.count
+        let spec = try NetworkSpec(layerSizes: layers, activations: [.relu], loss: .crossEntropy)
+        let (trainingData, descriptor, source) = try loadData(spec: spec)
+        let parameters = DenseParameters(heNormal: spec, seed: 1)
+        let kernels = RowKernels(parameters: parameters)
+        let sample = trainingData.train.subset(0..<min(subsample, trainingData.train.rows))
+        let s = sample.rows
+        var direction = DenseParameters(zeros: spec)
+        var rng = SeededGenerator(seed: 2)
+        for i in direction.values.indices { direction.values[i] = Float(rng.nextGaussian()) }
+
+        var result: [String: Double] = ["blas_threads": Double(BLAS.threads), "subsample_rows": Double(s)]
+
+        // The R-operator product and sgemm on exactly its GEMM shapes.
+        let ropShapes = Self.ropProductShapes(spec, rows: s)
+        let ropFlops = ropShapes.reduce(0) { $0 + $1.flops }
+        let ropGemm = GemmSet(ropShapes)
+        let ropSeconds = best(repeats) {
+            let pass = kernels.forward(inputs: sample.features, rows: s)
+            _ = kernels.gaussNewtonProduct(pass, direction: direction)
+        }
+        let sgemmSeconds = best(repeats) { ropGemm.run() }
+        result["sgemm_gflops"] = ropFlops / sgemmSeconds / 1e9
+        result["gn_product_rop_seconds"] = ropSeconds
+        result["gn_product_rop_gflops"] = ropFlops / ropSeconds / 1e9
+        result["gn_product_rop_vs_sgemm"] = sgemmSeconds / ropSeconds
+
+        // The cached-Jacobian product on the unpartitioned grid, against sgemm
+        // on its GEMM shapes.
+        let grid = PartitionGrid(unpartitioned: spec)
+        var cacheSeconds = 0.0
+        var caches = [BlockJacobian]()
+        var outputs = [Float]()
+        cacheSeconds = best(1) {
+            let pass = kernels.forward(inputs: sample.features, rows: s)
+            let slices = kernels.jacobianSlices(pass)
+            outputs = pass.outputs
+            caches = grid.blocks.map { b in
+                var cache = BlockJacobian(rows: s, classes: spec.classes, inputWidth: grid.inputRange(b).count,
+                                          outputWidth: grid.outputRange(b).count, hasBias: true)
+                try? cache.store(rowOffset: 0, inputs: pass.activations[b.layer - 1], slices: slices[b.layer - 1])
+                return cache
+            }
+        }
+        let blockDirections = grid.split(direction)
+        let jacobianShapes = grid.blocks.flatMap { b -> [GemmShape] in
+            let i = grid.inputRange(b).count, j = grid.outputRange(b).count
+            return [GemmShape(m: s, n: j, k: i, transposeA: false, transposeB: false),
+                    GemmShape(m: i, n: j, k: s, transposeA: true, transposeB: false)]
+        }
+        let batchedFlops = grid.blocks.reduce(0.0) { $0 + 4 * Double(s * spec.classes * grid.outputRange($1).count) }
+        let jacobianFlops = jacobianShapes.reduce(0) { $0 + $1.flops } + batchedFlops
+        let jacobianGemm = GemmSet(jacobianShapes)
+        let jacobianSeconds = best(repeats) {
+            var jv = [Float](repeating: 0, count: s * spec.classes)
+            for (cache, v) in zip(caches, blockDirections) {
+                for (k, x) in cache.jacobianProduct(v).enumerated() { jv[k] += x }
+            }
+            var u = [Float](repeating: 0, count: jv.count)
+            outputs.withUnsafeBufferPointer { z in jv.withUnsafeBufferPointer { j in u.withUnsafeMutableBufferPointer { o in
+                spec.loss.curvatureProduct(outputs: z, j, classes: spec.classes, into: o)
+            } } }
+            for cache in caches { _ = cache.jacobianTransposeProduct(u) }
+        }
+        let jacobianGemmSeconds = best(repeats) { jacobianGemm.run() }
+        result["jacobian_cache_seconds"] = cacheSeconds
+        result["jacobian_cache_megabytes"] = Double(caches.reduce(0) { $0 + ($1.slices.count + $1.inputs.count) * 4 }) / 1e6
+        result["sgemm_jacobian_shapes_gflops"] = jacobianShapes.reduce(0) { $0 + $1.flops } / jacobianGemmSeconds / 1e9
+        result["gn_product_jacobian_seconds"] = jacobianSeconds
+        result["gn_product_jacobian_gflops"] = jacobianFlops / jacobianSeconds / 1e9
+        result["gn_product_jacobian_vs_sgemm"] = (jacobianFlops / jacobianSeconds) / (ropFlops / sgemmSeconds)
+
+        if !kernelsOnly {
+            // A full function + gradient and one Newton iteration on the embedded cluster.
+            let cluster = try await EmbeddedCluster(grid: grid, data: trainingData, descriptor: descriptor, servers: 1,
+                                                    workers: workers, shardRows: 1000)
+            try await cluster.coordinator.start(jobID: "bench", data: descriptor, weights: parameters)
+            let objective = try Objective(cluster: cluster.coordinator, regularization: 0.01)
+            var gradientSeconds = Double.infinity
+            for _ in 0..<max(1, repeats / 2) {
+                let clock = ContinuousClock.now
+                _ = try await objective.valueAndGradient(at: .weights, into: .gradient)
+                gradientSeconds = min(gradientSeconds, seconds(since: clock))
+            }
+            let gradientFlops = 2 * Double(trainingData.train.rows) * Self.gradientMultiplyAdds(spec)
+            result["gradient_rows"] = Double(trainingData.train.rows)
+            result["gradient_seconds"] = gradientSeconds
+            result["gradient_gflops"] = gradientFlops / gradientSeconds / 1e9
+
+            var options = NewtonOptions()
+            options.seed = 1
+            let newton = try NewtonCG(options: options, objective: objective)
+            let summary = try await newton.train(budget: TrainingBudget(maxIterations: 1))
+            if let record = summary.records.last, record.iteration == 1 {
+                result["newton_iteration_seconds"] = record.elapsedSeconds - summary.records[0].elapsedSeconds
+                result["newton_cg_iterations"] = Double(record.cgIterations)
+                for (phase, t) in record.phaseSeconds { result["newton_\(phase)_seconds"] = t }
+            }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        var json = String(decoding: try encoder.encode(result), as: UTF8.self)
+        json.insert(contentsOf: "\n  \"data\" : \"\(source)\",", at: json.index(after: json.startIndex))
+        print(json)
+    }
+
+    private func loadData(spec: NetworkSpec) throws -> (TrainingData, DataDescriptor, String) {
+        if spec.inputs == 784 && spec.classes == 10 && FileManager.default.fileExists(atPath: data) {
+            let descriptor = DataDescriptor(source: .files(format: .idx, train: data, test: nil, csvLabelColumn: 0, csvHeader: nil), scaling: .unitRange)
+            var loaded = try descriptor.load()
+            if loaded.train.rows > rows { loaded.train = loaded.train.subset(0..<rows) }
+            return (loaded, descriptor, "fashion-mnist")
+        }
+        let descriptor = DataDescriptor(source: .synthetic(trainRows: rows, testRows: 0, features: spec.inputs, classes: spec.classes, seed: 1), scaling: .none)
+        return (try descriptor.load(), descriptor, "synthetic")
+    }
+
+    /// The GEMMs of one R-operator Gauss-Newton product on `rows` rows:
+    /// forward, R-forward (`Z V` and `R{Z} W`) and backward (`ZᵀΔ`, `ΔWᵀ`).
+    static func ropProductShapes(_ spec: NetworkSpec, rows: Int) -> [GemmShape] {
+        var shapes = [GemmShape]()
+        for m in 1...spec.depth {
+            let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
+            shapes.append(GemmShape(m: rows, n: nOut, k: nIn, transposeA: false, transposeB: false))  // forward
+            shapes.append(GemmShape(m: rows, n: nOut, k: nIn, transposeA: false, transposeB: false))  // Z V
+            if m > 1 {
+                shapes.append(GemmShape(m: rows, n: nOut, k: nIn, transposeA: false, transposeB: false))  // R{Z} W
+                shapes.append(GemmShape(m: rows, n: nIn, k: nOut, transposeA: false, transposeB: true))  // Δ Wᵀ
+            }
+            shapes.append(GemmShape(m: nIn, n: nOut, k: rows, transposeA: true, transposeB: false))  // Zᵀ Δ
+        }
+        return shapes
+    }
+
+    /// Multiply-adds per row of a function + gradient evaluation.
+    static func gradientMultiplyAdds(_ spec: NetworkSpec) -> Double {
+        (1...spec.depth).reduce(0.0) { total, m in
+            let size = Double(spec.layerSizes[m - 1] * spec.layerSizes[m])
+            return total + size * (m > 1 ? 3 : 2)
+        }
+    }
+}
+
+/// One sgemm call's shape: `op(A)` is `m × k`, `op(B)` is `k × n`.
+struct GemmShape {
+    var m, n, k: Int
+    var transposeA, transposeB: Bool
+    var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+}
+
+/// Operands for a list of GEMM shapes, allocated once and filled with noise.
+final class GemmSet {
+    private let shapes: [GemmShape]
+    private var a: [[Float]], b: [[Float]], c: [[Float]]
+
+    init(_ shapes: [GemmShape]) {
+        self.shapes = shapes
+        var rng = SeededGenerator(seed: 3)
+        func noise(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.nextUnit()) } }
+        a = shapes.map { noise($0.m * $0.k) }
+        b = shapes.map { noise($0.k * $0.n) }
+        c = shapes.map { [Float](repeating: 0, count: $0.m * $0.n) }
+    }
+
+    func run() {
+        for (i, s) in shapes.enumerated() {
+            a[i].withUnsafeBufferPointer { ap in b[i].withUnsafeBufferPointer { bp in c[i].withUnsafeMutableBufferPointer { cp in
+                BLAS.gemm(transposeA: s.transposeA, transposeB: s.transposeB, m: s.m, n: s.n, k: s.k,
+                          ap.baseAddress!, lda: s.transposeA ? s.m : s.k, bp.baseAddress!, ldb: s.transposeB ? s.k : s.n,
+                          cp.baseAddress!, ldc: s.n)
+            } } }
+        }
+    }
+}
+
+/// The fastest of `repeats` runs of `body`, in seconds (after one warm-up run).
+func best(_ repeats: Int, _ body: () -> Void) -> Double {
+    body()
+    var fastest = Double.infinity
+    for _ in 0..<max(1, repeats) {
+        let clock = ContinuousClock.now
+        body()
+        fastest = min(fastest, seconds(since: clock))
+    }
+    return fastest
+}
+
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let d = ContinuousClock.now - start
+    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+}

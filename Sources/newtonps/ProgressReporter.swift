@@ -1,0 +1,75 @@
+import Foundation
+import NewtonTraining
+import Synchronization
+
+/// Shows each iteration as it finishes: a live, rewritten line on a
+/// terminal, one plain line per iteration otherwise, and optionally one JSON
+/// record per line in a log file.
+final class ProgressReporter: Sendable {
+    private struct State {
+        var log: FileHandle?
+        var lastLineLength = 0
+    }
+
+    private let state: Mutex<State>
+    private let live: Bool
+    private let quiet: Bool
+
+    init(jsonLog path: String?, quiet: Bool) throws {
+        var log: FileHandle?
+        if let path {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw ValidationErrorText("cannot create the JSON log \(path)")
+            }
+            log = FileHandle(forWritingAtPath: path)
+        }
+        self.state = Mutex(State(log: log))
+        self.live = isatty(STDOUT_FILENO) == 1
+        self.quiet = quiet
+    }
+
+    func record(_ r: IterationRecord) {
+        let line = Self.format(r)
+        let json = Self.json(r)
+        state.withLock { s in
+            if let json { s.log?.write(json) }
+            guard !quiet else { return }
+            if live {
+                let padding = String(repeating: " ", count: max(0, s.lastLineLength - line.count))
+                FileHandle.standardOutput.write(Data(("\r" + line + padding).utf8))
+                s.lastLineLength = line.count
+            } else {
+                print(line)
+            }
+        }
+    }
+
+    /// Ends the live line so later output starts on a fresh one.
+    func finish() {
+        state.withLock { s in
+            if live && s.lastLineLength > 0 && !quiet { print("") }
+            try? s.log?.close()
+        }
+    }
+
+    static func format(_ r: IterationRecord) -> String {
+        let accuracy = r.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "-"
+        return String(format: "iter %3d  %7.1fs  f %.6e  |g| %.3e  cg %3d  λ %.3g  α %.4g  test %@", r.iteration, r.elapsedSeconds,
+                      r.objective, r.gradientNorm, r.cgIterations, r.lambda, r.step, accuracy)
+            + (r.outcome == .lineSearchFailed ? "  (line search failed)" : "")
+    }
+
+    static func json(_ r: IterationRecord) -> Data? {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard var data = try? encoder.encode(r) else { return nil }
+        data.append(0x0A)
+        return data
+    }
+}
+
+/// A plain error message for the command line.
+struct ValidationErrorText: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,111 @@
+import NewtonCluster
+import NewtonCore
+import NewtonTraining
+import XCTest
+
+final class ServerCoreTests: XCTestCase {
+    private func assignedServer(blocks: [Int] = [0, 1]) async throws -> (ServerCore, PartitionGrid) {
+        let spec = try NetworkSpec(layerSizes: [3, 2], activations: [], loss: .squared)
+        let grid = try PartitionGrid(spec: spec, partitions: [2, 1])  // blocks: 2×2 + bias (6 values), 1×2 (2 values)
+        let server = ServerCore()
+        let weights = blocks.map { [Float](repeating: 1, count: grid.parameterCount(grid.blocks[$0])) }
+        try await server.assign(BlockAssignment(jobID: "t", grid: grid, blocks: blocks, weights: weights))
+        return (server, grid)
+    }
+
+    /// Contributions arriving out of order are added in shard order.
+    func testSumsInShardOrderWhateverTheArrivalOrder() async throws {
+        let (server, _) = try await assignedServer()
+        // Values whose float sum depends on the order of addition.
+        let shards: [[Float]] = [[1e8, 1, -1e8, 3, 0, 0], [1, 1e8, 1, 0, 0, 0], [-1e8, 1, 1e8, 0, 0, 0]]
+        func contribution(_ k: Int) -> [[Float]] { [shards[k], [Float(k), 1]] }
+        try await server.beginSum(into: .gradient, shards: 3)
+        for k in [0, 1, 2] { try await server.push(into: .gradient, shard: k, blocks: [0, 1], values: contribution(k)) }
+        try await server.finishSum(into: .gradient)
+        let inOrder = try await server.read(.gradient, blocks: [0, 1])
+
+        try await server.beginSum(into: .gradient, shards: 3)
+        for k in [2, 0, 2, 1] { try await server.push(into: .gradient, shard: k, blocks: [0, 1], values: contribution(k)) }
+        try await server.finishSum(into: .gradient)
+        let outOfOrder = try await server.read(.gradient, blocks: [0, 1])
+        XCTAssertEqual(outOfOrder, inOrder)
+    }
+
+    func testMissingShardAndForeignBlocksAreReported() async throws {
+        let (server, _) = try await assignedServer()
+        try await server.beginSum(into: .gradient, shards: 2)
+        try await server.push(into: .gradient, shard: 1, blocks: [0, 1], values: [[0, 0, 0, 0, 0, 0], [0, 0]])
+        await XCTAssertThrowsErrorAsync(try await server.finishSum(into: .gradient)) { message in
+            XCTAssertTrue(message.contains("missing shards [0]"), message)
+        }
+        try await server.beginSum(into: .gradient, shards: 2)
+        await XCTAssertThrowsErrorAsync(try await server.push(into: .gradient, shard: 0, blocks: [0], values: [[0, 0, 0, 0, 0, 0]])) { message in
+            XCTAssertTrue(message.contains("owns [0, 1]"), message)
+        }
+        await XCTAssertThrowsErrorAsync(try await server.push(into: .gradient, shard: 0, blocks: [0, 1], values: [[0, 0], [0, 0]])) { message in
+            XCTAssertTrue(message.contains("holds 6 values, got 2"), message)
+        }
+        await XCTAssertThrowsErrorAsync(try await server.push(into: .gradient, shard: 7, blocks: [0, 1], values: [[0, 0, 0, 0, 0, 0], [0, 0]])) { message in
+            XCTAssertTrue(message.contains("expects shards 0..<2"), message)
+        }
+    }
+
+    func testVectorProgramsCombineAndDotPerBlock() async throws {
+        let (server, _) = try await assignedServer()
+        let answers = try await server.run([
+            .fill(target: .direction, value: 2),
+            .combine(target: .trial, terms: [VectorTerm(1, .weights), VectorTerm(0.5, .direction)]),
+            .dot(.trial, .trial),
+            .dot(.weights, .residual),  // a vector never written reads as zero
+        ])
+        XCTAssertEqual(answers, [BlockDots(block: 0, values: [24, 0]), BlockDots(block: 1, values: [8, 0])])
+    }
+
+    func testUnassignedServerAndUnknownBlocksGiveClearErrors() async throws {
+        let server = ServerCore()
+        await XCTAssertThrowsErrorAsync(try await server.beginJacobian(rows: 4)) { message in
+            XCTAssertTrue(message.contains("no job assigned"), message)
+        }
+        let (assigned, _) = try await assignedServer(blocks: [1])
+        await XCTAssertThrowsErrorAsync(try await assigned.read(.weights, blocks: [0])) { message in
+            XCTAssertTrue(message.contains("not owned"), message)
+        }
+        await XCTAssertThrowsErrorAsync(try await assigned.jacobianProduct(of: .weights)) { message in
+            XCTAssertTrue(message.contains("no cached Jacobian"), message)
+        }
+    }
+
+    /// A stop for the current generation makes a solve return its iterate.
+    func testStopEndsASolveEarly() async throws {
+        let spec = try NetworkSpec(layerSizes: [4, 3], activations: [], loss: .crossEntropy)
+        let grid = PartitionGrid(unpartitioned: spec)
+        let server = ServerCore(options: .init(solveIterationDelay: .milliseconds(50)))
+        try await server.assign(BlockAssignment(jobID: "t", grid: grid, blocks: [0], weights: [grid.split(DenseParameters(heNormal: spec, seed: 1))[0]]))
+        try await server.beginJacobian(rows: 2)
+        var rng = SeededGenerator(seed: 4)
+        let noise = { (n: Int) in (0..<n).map { _ in Float(rng.nextGaussian()) } }
+        try await server.pushJacobian(rowOffset: 0, blocks: [0], inputs: [noise(8)], slices: [noise(18)], outputs: noise(6))
+        try await server.write(.gradient, blocks: [0], values: [noise(15)])
+        let request = BlockSolveRequest(block: 0, generation: 1, rightHandSide: .gradient, solution: .direction, residual: .residual,
+                                        damping: 1e-6, curvatureScale: 0.5, tolerance: 1e-12, maxIterations: 1000)
+        async let report = server.solveDiagonalBlock(request)
+        try await Task.sleep(for: .milliseconds(120))
+        server.stopDiagonalSolves(generation: 1)
+        let finished = try await report
+        XCTAssertEqual(finished.outcome, .stopped)
+        XCTAssertLessThan(finished.iterations, 10)
+        let direction = try await server.read(.direction, blocks: [0])[0]
+        XCTAssertTrue(direction.contains { $0 != 0 }, "the stopped solve keeps its current iterate")
+    }
+}
+
+/// Asserts that `body` throws and hands the error's description to `check`.
+func XCTAssertThrowsErrorAsync<T>(_ body: @autoclosure () async throws -> T, file: StaticString = #filePath, line: UInt = #line,
+                                  _ check: (String) -> Void = { _ in }) async {
+    do {
+        _ = try await body()
+        XCTFail("no error was thrown", file: file, line: line)
+    } catch {
+        check("\(error)")
+    }
+}
