@@ -38,5 +38,7 @@ let package = Package(
         .testTarget(name: "NewtonCoreTests", dependencies: ["NewtonCore"]),
         .testTarget(name: "NewtonTrainingTests", dependencies: ["NewtonTraining", "NewtonCluster"]),
         .testTarget(name: "NewtonClusterTests", dependencies: ["NewtonCluster"]),
+        // Runs the built `newtonps` binary as a separate process.
+        .testTarget(name: "CommandLineTests", dependencies: ["newtonps"]),
     ]
 )

@@ -41,70 +41,25 @@ struct BenchCommand: AsyncParsableCommand {
         var rng = SeededGenerator(seed: 2)
         for i in direction.values.indices { direction.values[i] = Float(rng.nextGaussian()) }
 
-        var result: [String: Double] = ["blas_threads": Double(BLAS.threads), "subsample_rows": Double(s)]
-
-        // The R-operator product and sgemm on exactly its GEMM shapes.
-        let ropShapes = Self.ropProductShapes(spec, rows: s)
-        let ropFlops = ropShapes.reduce(0) { $0 + $1.flops }
-        let ropGemm = GemmSet(ropShapes)
-        let ropSeconds = best(repeats) {
-            let pass = kernels.forward(inputs: sample.features, rows: s)
-            _ = kernels.gaussNewtonProduct(pass, direction: direction)
+        var result: [String: Double] = ["blas_threads": Double(BLAS.threads), "subsample_rows": Double(sample.rows)]
+        let threads = BLAS.threads
+        for (key, value) in try measureProducts(spec: spec, kernels: kernels, sample: sample, direction: direction) {
+            result[key] = value
         }
-        let sgemmSeconds = best(repeats) { ropGemm.run() }
-        result["sgemm_gflops"] = ropFlops / sgemmSeconds / 1e9
-        result["gn_product_rop_seconds"] = ropSeconds
-        result["gn_product_rop_gflops"] = ropFlops / ropSeconds / 1e9
-        result["gn_product_rop_vs_sgemm"] = sgemmSeconds / ropSeconds
-
-        // The cached-Jacobian product on the unpartitioned grid, against sgemm
-        // on its GEMM shapes.
-        let grid = PartitionGrid(unpartitioned: spec)
-        var cacheSeconds = 0.0
-        var caches = [BlockJacobian]()
-        var outputs = [Float]()
-        cacheSeconds = best(1) {
-            let pass = kernels.forward(inputs: sample.features, rows: s)
-            let slices = kernels.jacobianSlices(pass)
-            outputs = pass.outputs
-            caches = grid.blocks.map { b in
-                var cache = BlockJacobian(rows: s, classes: spec.classes, inputWidth: grid.inputRange(b).count,
-                                          outputWidth: grid.outputRange(b).count, hasBias: true)
-                try? cache.store(rowOffset: 0, inputs: pass.activations[b.layer - 1], slices: slices[b.layer - 1])
-                return cache
+        // Each worker of a cluster that shares the cores runs with one BLAS
+        // thread; the element-wise passes between GEMMs are single-threaded, so
+        // this is the per-core efficiency of the products.
+        if threads > 1 {
+            BLAS.threads = 1
+            for (key, value) in try measureProducts(spec: spec, kernels: kernels, sample: sample, direction: direction) {
+                result["per_core_" + key] = value
             }
+            BLAS.threads = threads
         }
-        let blockDirections = grid.split(direction)
-        let jacobianShapes = grid.blocks.flatMap { b -> [GemmShape] in
-            let i = grid.inputRange(b).count, j = grid.outputRange(b).count
-            return [GemmShape(m: s, n: j, k: i, transposeA: false, transposeB: false),
-                    GemmShape(m: i, n: j, k: s, transposeA: true, transposeB: false)]
-        }
-        let batchedFlops = grid.blocks.reduce(0.0) { $0 + 4 * Double(s * spec.classes * grid.outputRange($1).count) }
-        let jacobianFlops = jacobianShapes.reduce(0) { $0 + $1.flops } + batchedFlops
-        let jacobianGemm = GemmSet(jacobianShapes)
-        let jacobianSeconds = best(repeats) {
-            var jv = [Float](repeating: 0, count: s * spec.classes)
-            for (cache, v) in zip(caches, blockDirections) {
-                for (k, x) in cache.jacobianProduct(v).enumerated() { jv[k] += x }
-            }
-            var u = [Float](repeating: 0, count: jv.count)
-            outputs.withUnsafeBufferPointer { z in jv.withUnsafeBufferPointer { j in u.withUnsafeMutableBufferPointer { o in
-                spec.loss.curvatureProduct(outputs: z, j, classes: spec.classes, into: o)
-            } } }
-            for cache in caches { _ = cache.jacobianTransposeProduct(u) }
-        }
-        let jacobianGemmSeconds = best(repeats) { jacobianGemm.run() }
-        result["jacobian_cache_seconds"] = cacheSeconds
-        result["jacobian_cache_megabytes"] = Double(caches.reduce(0) { $0 + ($1.slices.count + $1.inputs.count) * 4 }) / 1e6
-        result["sgemm_jacobian_shapes_gflops"] = jacobianShapes.reduce(0) { $0 + $1.flops } / jacobianGemmSeconds / 1e9
-        result["gn_product_jacobian_seconds"] = jacobianSeconds
-        result["gn_product_jacobian_gflops"] = jacobianFlops / jacobianSeconds / 1e9
-        result["gn_product_jacobian_vs_sgemm"] = (jacobianFlops / jacobianSeconds) / (ropFlops / sgemmSeconds)
 
         if !kernelsOnly {
             // A full function + gradient and one Newton iteration on the embedded cluster.
-            let cluster = try await EmbeddedCluster(grid: grid, data: trainingData, descriptor: descriptor, servers: 1,
+            let cluster = try await EmbeddedCluster(grid: PartitionGrid(unpartitioned: spec), data: trainingData, descriptor: descriptor, servers: 1,
                                                     workers: workers, shardRows: 1000)
             try await cluster.coordinator.start(jobID: "bench", data: descriptor, weights: parameters)
             let objective = try Objective(cluster: cluster.coordinator, regularization: 0.01)
@@ -134,6 +89,69 @@ struct BenchCommand: AsyncParsableCommand {
         var json = String(decoding: try encoder.encode(result), as: UTF8.self)
         json.insert(contentsOf: "\n  \"data\" : \"\(source)\",", at: json.index(after: json.startIndex))
         print(json)
+    }
+
+    /// Times both Gauss-Newton products and sgemm on their GEMM shapes with
+    /// the current number of BLAS threads.
+    private func measureProducts(spec: NetworkSpec, kernels: RowKernels, sample: Dataset, direction: DenseParameters) throws -> [String: Double] {
+        let s = sample.rows
+        var result = [String: Double]()
+        // The R-operator product and sgemm on exactly its GEMM shapes.
+        let ropShapes = Self.ropProductShapes(spec, rows: s)
+        let ropFlops = ropShapes.reduce(0) { $0 + $1.flops }
+        let ropGemm = GemmSet(ropShapes)
+        let ropSeconds = best(repeats) {
+            let pass = kernels.forward(inputs: sample.features, rows: s)
+            _ = kernels.gaussNewtonProduct(pass, direction: direction)
+        }
+        let sgemmSeconds = best(repeats) { ropGemm.run() }
+        result["sgemm_gflops"] = ropFlops / sgemmSeconds / 1e9
+        result["gn_product_rop_seconds"] = ropSeconds
+        result["gn_product_rop_gflops"] = ropFlops / ropSeconds / 1e9
+        result["gn_product_rop_vs_sgemm"] = sgemmSeconds / ropSeconds
+
+        // The cached-Jacobian product on the unpartitioned grid, against sgemm
+        // on its GEMM shapes.
+        let grid = PartitionGrid(unpartitioned: spec)
+        let cacheClock = ContinuousClock.now
+        let pass = kernels.forward(inputs: sample.features, rows: s)
+        let slices = kernels.jacobianSlices(pass)
+        let outputs = pass.outputs
+        let caches = try grid.blocks.map { b in
+            var cache = BlockJacobian(rows: s, classes: spec.classes, inputWidth: grid.inputRange(b).count,
+                                      outputWidth: grid.outputRange(b).count, hasBias: true)
+            try cache.store(rowOffset: 0, inputs: pass.activations[b.layer - 1], slices: slices[b.layer - 1])
+            return cache
+        }
+        let cacheSeconds = seconds(since: cacheClock)
+        let blockDirections = grid.split(direction)
+        let jacobianShapes = grid.blocks.flatMap { b -> [GemmShape] in
+            let i = grid.inputRange(b).count, j = grid.outputRange(b).count
+            return [GemmShape(m: s, n: j, k: i, transposeA: false, transposeB: false),
+                    GemmShape(m: i, n: j, k: s, transposeA: true, transposeB: false)]
+        }
+        let batchedFlops = grid.blocks.reduce(0.0) { $0 + 4 * Double(s * spec.classes * grid.outputRange($1).count) }
+        let jacobianFlops = jacobianShapes.reduce(0) { $0 + $1.flops } + batchedFlops
+        let jacobianGemm = GemmSet(jacobianShapes)
+        let jacobianSeconds = best(repeats) {
+            var jv = [Float](repeating: 0, count: s * spec.classes)
+            for (cache, v) in zip(caches, blockDirections) {
+                for (k, x) in cache.jacobianProduct(v).enumerated() { jv[k] += x }
+            }
+            var u = [Float](repeating: 0, count: jv.count)
+            outputs.withUnsafeBufferPointer { z in jv.withUnsafeBufferPointer { j in u.withUnsafeMutableBufferPointer { o in
+                spec.loss.curvatureProduct(outputs: z, j, classes: spec.classes, into: o)
+            } } }
+            for cache in caches { _ = cache.jacobianTransposeProduct(u) }
+        }
+        let jacobianGemmSeconds = best(repeats) { jacobianGemm.run() }
+        result["jacobian_cache_seconds"] = cacheSeconds
+        result["jacobian_cache_megabytes"] = Double(caches.reduce(0) { $0 + ($1.slices.count + $1.inputs.count) * 4 }) / 1e6
+        result["sgemm_jacobian_shapes_gflops"] = jacobianShapes.reduce(0) { $0 + $1.flops } / jacobianGemmSeconds / 1e9
+        result["gn_product_jacobian_seconds"] = jacobianSeconds
+        result["gn_product_jacobian_gflops"] = jacobianFlops / jacobianSeconds / 1e9
+        result["gn_product_jacobian_vs_sgemm"] = (jacobianFlops / jacobianSeconds) / (ropFlops / sgemmSeconds)
+        return result
     }
 
     private func loadData(spec: NetworkSpec) throws -> (TrainingData, DataDescriptor, String) {

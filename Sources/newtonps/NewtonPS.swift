@@ -6,7 +6,7 @@ struct NewtonPS: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "newtonps",
         abstract: "Distributed second-order training of neural networks (Newton-CG on a parameter-server cluster).",
-        subcommands: [TrainCommand.self, EvaluateCommand.self, BenchCommand.self]
+        subcommands: [TrainCommand.self, EvaluateCommand.self, BenchCommand.self, ConvertCommand.self, SynthCommand.self]
     )
 
     /// Large tensors are allocated and freed constantly; keep glibc from

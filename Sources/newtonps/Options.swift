@@ -25,11 +25,15 @@ struct DataOptions: ParsableArguments {
     @Option(help: "CSV: whether the first line is a header (true/false; default: detect).")
     var csvHeader: Bool?
     @Option(help: "Feature scaling fitted on the training set: \(FeatureScaling.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var scaling: FeatureScaling = .unitRange
+    var scaling: FeatureScaling = .standardize
 
     var descriptor: DataDescriptor {
+        // An IDX directory holds both splits; any other training path has no
+        // implied test set.
+        var isDirectory: ObjCBool = false
+        let trainIsDirectory = FileManager.default.fileExists(atPath: train, isDirectory: &isDirectory) && isDirectory.boolValue
         var testPath = test
-        if testPath == nil && !noTest && format == .idx { testPath = train }
+        if testPath == nil && format == .idx && trainIsDirectory { testPath = train }
         if noTest { testPath = nil }
         return DataDescriptor(
             source: .files(format: format, train: train, test: testPath, csvLabelColumn: labelColumn, csvHeader: csvHeader),

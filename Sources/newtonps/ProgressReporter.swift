@@ -39,7 +39,7 @@ final class ProgressReporter: Sendable {
                 FileHandle.standardOutput.write(Data(("\r" + line + padding).utf8))
                 s.lastLineLength = line.count
             } else {
-                print(line)
+                FileHandle.standardOutput.write(Data((line + "\n").utf8))
             }
         }
     }

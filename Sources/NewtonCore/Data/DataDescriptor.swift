@@ -6,8 +6,8 @@ public struct DataDescriptor: Sendable, Hashable, Codable {
         /// Training (and optional test) files of one format. For IDX a path may
         /// be a directory or an images file.
         case files(format: DataFormat, train: String, test: String?, csvLabelColumn: Int, csvHeader: Bool?)
-        /// `SyntheticData.classification`, with the test rows drawn from a
-        /// second stream of the same seed.
+        /// `SyntheticData.classification`: one set of `trainRows + testRows`
+        /// rows from the seed, the first `trainRows` for training.
         case synthetic(trainRows: Int, testRows: Int, features: Int, classes: Int, seed: UInt64)
     }
 

@@ -26,6 +26,13 @@ public enum BLAS {
             beta, c, Int32(ldc))
     }
 
+    /// `y = A x` for a row-major `m × n` matrix `A` (one thread's worth of work;
+    /// used for the per-sample contractions of the Jacobian products).
+    @inlinable
+    public static func gemv(m: Int, n: Int, _ a: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(n), 1, a, Int32(n), x, 1, 0, y, 1)
+    }
+
     /// The number of threads OpenBLAS uses for one call.
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
@@ -33,26 +40,14 @@ public enum BLAS {
     }
 }
 
-/// Small vector kernels on raw buffers, written as plain loops the compiler
-/// vectorises. Dot products accumulate in `Double` so that a sum over blocks
-/// does not depend on how long each block is.
+/// Small vector kernels on raw buffers. Dot products accumulate in `Double`
+/// so that a sum over blocks does not depend on how long each block is.
 public enum VectorMath {
     @inlinable
     public static func dot(_ x: UnsafeBufferPointer<Float>, _ y: UnsafeBufferPointer<Float>) -> Double {
         precondition(x.count == y.count, "dot of vectors of length \(x.count) and \(y.count)")
-        // Four float partial sums per chunk of 64 keep the loop vectorised while
-        // the running total stays in double precision.
-        var total = 0.0
-        var i = 0
-        let n = x.count
-        while i < n {
-            let end = min(i + 64, n)
-            var partial: Float = 0
-            for j in i..<end { partial += x[j] * y[j] }
-            total += Double(partial)
-            i = end
-        }
-        return total
+        guard let a = x.baseAddress, let b = y.baseAddress else { return 0 }
+        return cblas_dsdot(Int32(x.count), a, 1, b, 1)
     }
 
     @inlinable

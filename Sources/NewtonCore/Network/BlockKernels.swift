@@ -51,13 +51,8 @@ public struct BlockJacobian: Sendable {
             t.withUnsafeMutableBufferPointer { tp in
                 out.withUnsafeMutableBufferPointer { o in
                     for s in 0..<rows {
-                        let ts = tp.baseAddress! + s * width
-                        for k in 0..<classes {
-                            let dsk = d.baseAddress! + (s * classes + k) * width
-                            var acc: Float = 0
-                            for c in 0..<width { acc += dsk[c] * ts[c] }
-                            o[s * classes + k] = acc
-                        }
+                        BLAS.gemv(m: classes, n: width, d.baseAddress! + s * classes * width, tp.baseAddress! + s * width,
+                                  o.baseAddress! + s * classes)
                     }
                 }
             }

@@ -89,7 +89,7 @@ public struct RowKernels: Sendable {
                     }
                     if m > 1 {
                         // Δ^{m−1} = (Δ^m W^mᵀ) ⊙ σ'(S^{m−1})
-                        var previous = [Float](repeating: 0, count: rows * nIn)
+                        var previous = uninitialized(rows * nIn)
                         delta.withUnsafeBufferPointer { d in
                             previous.withUnsafeMutableBufferPointer { p in
                                 BLAS.gemm(transposeB: true, m: rows, n: nIn, k: nOut,
@@ -113,7 +113,8 @@ public struct RowKernels: Sendable {
     /// outputs along direction `v`. Also returns `R{Z^m}` for every layer.
     public func jacobianProduct(_ pass: ForwardPass, direction v: DenseParameters) -> (product: [Float], rActivations: [[Float]]) {
         let rows = pass.rows
-        var rActivations: [[Float]] = [[Float](repeating: 0, count: rows * spec.inputs)]
+        // R{Z^0} = 0: the inputs do not depend on θ, so layer 1 skips that term.
+        var rActivations: [[Float]] = [[]]
         parameters.values.withUnsafeBufferPointer { theta in
             v.values.withUnsafeBufferPointer { vp in
                 for m in 1...spec.depth {
@@ -179,7 +180,7 @@ public struct RowKernels: Sendable {
             for m in stride(from: spec.depth, to: 1, by: -1) {
                 let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
                 // D^{m−1}[r, k, :] = (D^m[r, k, :] W^mᵀ) ⊙ σ'(S^{m−1}_r)
-                var below = [Float](repeating: 0, count: rows * classes * nIn)
+                var below = uninitialized(rows * classes * nIn)
                 slices[m].withUnsafeBufferPointer { d in
                     below.withUnsafeMutableBufferPointer { out in
                         BLAS.gemm(transposeB: true, m: rows * classes, n: nIn, k: nOut,
@@ -217,6 +218,13 @@ public struct RowKernels: Sendable {
             labels.withUnsafeBufferPointer { y in spec.loss.value(outputs: z, labels: y, classes: spec.classes) }
         }
     }
+}
+
+/// A buffer of `count` floats whose contents are about to be overwritten
+/// whole (by a GEMM with β = 0), so they are not zeroed first.
+@inlinable
+func uninitialized(_ count: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
 }
 
 /// `out[c] = Σ_r x[r, c]` for a row-major `rows × columns` matrix.

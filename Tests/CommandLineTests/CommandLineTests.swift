@@ -1,0 +1,93 @@
+import Foundation
+import XCTest
+
+/// End-to-end runs of the `newtonps` binary on files it wrote itself.
+final class CommandLineTests: XCTestCase {
+    private var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("newtonps-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    func testTrainsLIBSVMAndCSVEndToEndAndEvaluatesTheSavedModel() throws {
+        for format in ["libsvm", "csv"] {
+            try newtonps(["synth", "--rows", "1500", "--test-rows", "500", "--features", "10", "--classes", "3", "--seed", "4",
+                          "--to", format, "--output", path("train.\(format)"), "--test-output", path("test.\(format)")])
+            let log = path("\(format).jsonl"), model = path("\(format).safetensors")
+            let output = try newtonps(["train", "--format", format, "--train", path("train.\(format)"), "--test", path("test.\(format)"),
+                                       "--layers", "10,32,3", "--C", "1", "--subsample", "0.2", "--partitions", "2,2,1",
+                                       "--servers", "2", "--workers", "2", "--max-iterations", "20",
+                                       "--log-json", log, "--save", model])
+            XCTAssertTrue(output.contains("done: 20 iterations"), output)
+            let records = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map {
+                try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+            }
+            XCTAssertEqual(records.count, 21)
+            for key in ["iteration", "elapsed_s", "objective", "grad_norm", "cg_iterations", "lambda", "step", "test_accuracy"] {
+                XCTAssertNotNil(records.last![key], "\(format): record lacks \(key)")
+            }
+            let accuracy = try XCTUnwrap(records.last!["test_accuracy"] as? Double)
+            XCTAssertGreaterThan(accuracy, 0.85, format)
+
+            let evaluation = try newtonps(["evaluate", "--model", model, "--data", path("test.\(format)"), "--format", format])
+            let result = try JSONSerialization.jsonObject(with: Data(evaluation.utf8)) as! [String: Double]
+            XCTAssertEqual(result["accuracy"]!, accuracy, accuracy: 1e-9, "\(format): the saved model predicts what training reported")
+        }
+    }
+
+    func testMalformedDataIsReportedWithFileAndLine() throws {
+        try "1 1:0.5 2:0.25\n2 1:0.1 2:oops\n".write(toFile: path("bad.libsvm"), atomically: true, encoding: .utf8)
+        let failure = try newtonps(["train", "--format", "libsvm", "--train", path("bad.libsvm")], expectFailure: true)
+        XCTAssertTrue(failure.contains("bad.libsvm"), failure)
+        XCTAssertTrue(failure.contains("bad.libsvm:2:"), failure)
+    }
+
+    func testImpossibleOptionsAreRejectedBeforeTraining() throws {
+        try newtonps(["synth", "--rows", "100", "--features", "4", "--classes", "2", "--to", "csv", "--output", path("d.csv")])
+        let grid = try newtonps(["train", "--format", "csv", "--train", path("d.csv"), "--layers", "4,8,2", "--partitions", "2,9,1"], expectFailure: true)
+        XCTAssertTrue(grid.contains("8 neurons"), grid)
+        let layers = try newtonps(["train", "--format", "csv", "--train", path("d.csv"), "--layers", "5,8,2"], expectFailure: true)
+        XCTAssertTrue(layers.contains("4 features"), layers)
+        let knobs = try newtonps(["train", "--format", "csv", "--train", path("d.csv"), "--layers", "4,8,2", "--cg-tolerance", "3", "--subsample", "0"], expectFailure: true)
+        XCTAssertTrue(knobs.contains("CG tolerance") && knobs.contains("subsample"), knobs)
+    }
+
+    /// Runs the binary built next to this test bundle; returns stdout, or
+    /// stderr when `expectFailure` (which then requires a non-zero exit).
+    @discardableResult
+    private func newtonps(_ arguments: [String], expectFailure: Bool = false) throws -> String {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: expectFailure ? stderr : stdout, as: UTF8.self)
+        if expectFailure {
+            XCTAssertNotEqual(process.terminationStatus, 0, "newtonps \(arguments.joined(separator: " ")) should have failed")
+        } else if process.terminationStatus != 0 {
+            throw CommandFailure(description: "newtonps \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(String(decoding: stderr, as: UTF8.self))")
+        }
+        return text
+    }
+
+    private static let binary: URL = {
+        let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return testBinary.deletingLastPathComponent().appendingPathComponent("newtonps")
+    }()
+}
+
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+}
