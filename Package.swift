@@ -20,7 +20,7 @@ let package = Package(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        .systemLibrary(name: "CMalloc"),
+        .systemLibrary(name: "CProcess"),
         .target(
             name: "NewtonCore",
             dependencies: ["CBLAS", "CZlib"],
@@ -31,7 +31,7 @@ let package = Package(
         .executableTarget(
             name: "newtonps",
             dependencies: [
-                "NewtonCore", "NewtonTraining", "NewtonCluster", "CMalloc",
+                "NewtonCore", "NewtonTraining", "NewtonCluster", "CProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -24,6 +24,22 @@ public struct IterationRecord: Sendable, Codable, Equatable {
     /// Seconds spent in each phase of this iteration.
     public var phaseSeconds: [String: Double]
 
+    public init(iteration: Int, elapsedSeconds: Double, objective: Double, gradientNorm: Double, cgIterations: Int,
+                lambda: Double, step: Double, lineSearchSteps: Int, testAccuracy: Double?, outcome: Outcome,
+                phaseSeconds: [String: Double]) {
+        self.iteration = iteration
+        self.elapsedSeconds = elapsedSeconds
+        self.objective = objective
+        self.gradientNorm = gradientNorm
+        self.cgIterations = cgIterations
+        self.lambda = lambda
+        self.step = step
+        self.lineSearchSteps = lineSearchSteps
+        self.testAccuracy = testAccuracy
+        self.outcome = outcome
+        self.phaseSeconds = phaseSeconds
+    }
+
     enum CodingKeys: String, CodingKey {
         case iteration, objective, lambda, step, outcome
         case elapsedSeconds = "elapsed_s"

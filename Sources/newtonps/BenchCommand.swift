@@ -29,14 +29,12 @@ struct BenchCommand: AsyncParsableCommand {
     var kernelsOnly = false
 
     func run() async throws {
-        NewtonPS.tuneAllocator()
         BLAS.threads = blasThreads ?? ProcessInfoCores.count
         let spec = try NetworkSpec(layerSizes: layers, activations: [.relu], loss: .crossEntropy)
         let (trainingData, descriptor, source) = try loadData(spec: spec)
         let parameters = DenseParameters(heNormal: spec, seed: 1)
         let kernels = RowKernels(parameters: parameters)
         let sample = trainingData.train.subset(0..<min(subsample, trainingData.train.rows))
-        let s = sample.rows
         var direction = DenseParameters(zeros: spec)
         var rng = SeededGenerator(seed: 2)
         for i in direction.values.indices { direction.values[i] = Float(rng.nextGaussian()) }

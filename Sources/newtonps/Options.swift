@@ -84,6 +84,8 @@ struct OptimizerOptions: ParsableArguments {
     var armijo = 1e-4
     @Option(help: "Newton: halvings of the step before the line search gives up.")
     var lineSearchSteps = 20
+    @Option(help: "Newton: stop (as stalled) after this many failed line searches in a row.")
+    var lineSearchFailures = 5
     @Option(help: "Newton: Gauss-Newton products from cached Jacobians (jacobian) or R-operator passes (rop).")
     var products: ProductsMode = .jacobian
     @Flag(help: "Newton: block-diagonal G; each block solves its own CG with no exchange.")
@@ -96,6 +98,12 @@ struct OptimizerOptions: ParsableArguments {
     var momentum = 0.9
     @Option(help: "SGD/Adam: minibatch rows.")
     var batchSize = 128
+    @Option(help: "Adam: β₁.")
+    var adamBeta1 = 0.9
+    @Option(help: "Adam: β₂.")
+    var adamBeta2 = 0.999
+    @Option(help: "Adam: ε.")
+    var adamEpsilon = 1e-8
 
     func job(network: NetworkSpec, budget: TrainingBudget, seed: UInt64) -> TrainingJob {
         var newton = NewtonOptions()
@@ -108,6 +116,7 @@ struct OptimizerOptions: ParsableArguments {
         newton.lambdaDecrease = lambdaDecrease
         newton.armijo = armijo
         newton.maxLineSearchSteps = lineSearchSteps
+        newton.maxLineSearchFailures = lineSearchFailures
         newton.products = products
         newton.blockDiagonal = blockDiagonal
         newton.stragglerCutoff = stragglerCutoff
@@ -116,6 +125,9 @@ struct OptimizerOptions: ParsableArguments {
         first.learningRate = learningRate ?? (optimizer == .adam ? 0.001 : 0.01)
         first.momentum = momentum
         first.batchSize = batchSize
+        first.beta1 = adamBeta1
+        first.beta2 = adamBeta2
+        first.epsilon = adamEpsilon
         return TrainingJob(network: network, optimizer: optimizer, newton: newton, firstOrder: first, budget: budget, seed: seed)
     }
 }
@@ -125,13 +137,13 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "Groups of neurons per layer, input first, e.g. 2,2,2,1 (default: one group per layer).", transform: parseIntegerList)
     var partitions: [Int]?
     @Option(help: "Parameter servers.")
-    var servers = 1
-    @Option(help: "Workers.")
-    var workers = 1
+    var servers = 2
+    @Option(help: "Workers (default: one per core).")
+    var workers = ProcessInfoCores.count
     @Option(help: "Rows per shard (fixed; results do not depend on the number of workers).")
     var shardRows = 1000
-    @Option(help: "OpenBLAS threads per worker (default: cores ÷ workers).")
-    var blasThreads: Int?
+    @Option(help: "OpenBLAS threads per BLAS call. OpenBLAS's rounding depends on its thread count, so runs are bit-identical across worker counts at a fixed value.")
+    var blasThreads = 1
 
     func grid(for network: NetworkSpec) throws -> PartitionGrid {
         guard let partitions else { return PartitionGrid(unpartitioned: network) }
@@ -139,7 +151,7 @@ struct ClusterOptions: ParsableArguments {
     }
 
     func applyThreads() {
-        BLAS.threads = blasThreads ?? max(1, ProcessInfoCores.count / max(workers, 1))
+        BLAS.threads = blasThreads
     }
 }
 

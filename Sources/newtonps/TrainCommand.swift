@@ -31,7 +31,6 @@ struct TrainCommand: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
-        NewtonPS.tuneAllocator()
         cluster.applyThreads()
         let descriptor = data.descriptor
         let loadClock = ContinuousClock.now

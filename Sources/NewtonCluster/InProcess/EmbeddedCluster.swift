@@ -8,8 +8,8 @@ public struct EmbeddedCluster: Sendable {
     public let coordinator: ClusterCoordinator
     public let servers: [ServerCore]
 
-    /// Builds the cluster for already loaded data. BLAS threads are split
-    /// between the workers so they do not oversubscribe the cores.
+    /// Builds the cluster for already loaded data (registered under
+    /// `descriptor` so workers find it without reading files again).
     public init(grid: PartitionGrid, data: TrainingData, descriptor: DataDescriptor,
                 servers serverCount: Int, workers workerCount: Int, shardRows: Int,
                 serverOptions: ServerCore.Options = .init()) async throws {

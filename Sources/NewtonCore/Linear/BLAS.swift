@@ -41,13 +41,30 @@ public enum BLAS {
 }
 
 /// Small vector kernels on raw buffers. Dot products accumulate in `Double`
-/// so that a sum over blocks does not depend on how long each block is.
+/// in a fixed order, so a sum does not depend on thread counts or on how the
+/// vector is cut into blocks beyond rounding of the final additions.
 public enum VectorMath {
+    /// `Σ x_i y_i` in double precision, always in the same order (BLAS's
+    /// `dsdot` splits long sums over threads, so its rounding depends on the
+    /// thread count).
     @inlinable
     public static func dot(_ x: UnsafeBufferPointer<Float>, _ y: UnsafeBufferPointer<Float>) -> Double {
         precondition(x.count == y.count, "dot of vectors of length \(x.count) and \(y.count)")
-        guard let a = x.baseAddress, let b = y.baseAddress else { return 0 }
-        return cblas_dsdot(Int32(x.count), a, 1, b, 1)
+        var lanes = SIMD4<Double>()
+        var i = 0
+        let n = x.count
+        while i + 4 <= n {
+            let a = SIMD4<Double>(Double(x[i]), Double(x[i + 1]), Double(x[i + 2]), Double(x[i + 3]))
+            let b = SIMD4<Double>(Double(y[i]), Double(y[i + 1]), Double(y[i + 2]), Double(y[i + 3]))
+            lanes.addProduct(a, b)
+            i += 4
+        }
+        var total = lanes.sum()
+        while i < n {
+            total += Double(x[i]) * Double(y[i])
+            i += 1
+        }
+        return total
     }
 
     @inlinable

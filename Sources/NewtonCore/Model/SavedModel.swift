@@ -26,12 +26,27 @@ public struct SavedModel: Sendable, Equatable {
         try Safetensors.write(tensors, metadata: metadata, to: path)
     }
 
+    /// The model as safetensors bytes.
+    public func encoded() throws -> [UInt8] {
+        try Safetensors.encode(tensors, metadata: metadata)
+    }
+
     /// Reads a model written by `save`, checking every shape against the metadata.
     public static func load(from path: String) throws -> SavedModel {
         let (tensors, metadata) = try Safetensors.read(from: path)
+        return try SavedModel(tensors: tensors, metadata: metadata, source: path)
+    }
+
+    /// Decodes safetensors bytes from `source` (named in errors).
+    public static func decode(_ bytes: [UInt8], source: String) throws -> SavedModel {
+        let (tensors, metadata) = try Safetensors.decode(bytes, source: source)
+        return try SavedModel(tensors: tensors, metadata: metadata, source: source)
+    }
+
+    private init(tensors: [SafetensorsTensor], metadata: [String: String], source path: String) throws {
         func fail(_ what: String) -> CoreError { CoreError(.malformedData, "\(path): \(what)") }
-        guard metadata["format"] == formatTag else {
-            throw fail("not a newtonps model (metadata format is \(metadata["format"].map { "'\($0)'" } ?? "missing"), expected '\(formatTag)')")
+        guard metadata["format"] == Self.formatTag else {
+            throw fail("not a newtonps model (metadata format is \(metadata["format"].map { "'\($0)'" } ?? "missing"), expected '\(Self.formatTag)')")
         }
         guard let layerText = metadata["layers"], let lossText = metadata["loss"], let loss = Loss(rawValue: lossText),
               let scalingText = metadata["scaling"], let scaling = FeatureScaling(rawValue: scalingText) else {
@@ -43,7 +58,7 @@ public struct SavedModel: Sendable, Equatable {
         do { spec = try NetworkSpec(layerSizes: layers, activations: activations, loss: loss) } catch {
             throw CoreError(.malformedData, "\(path): metadata describes no valid network", cause: error)
         }
-        let classNames = decodeNames(metadata["classes"] ?? "")
+        let classNames = Self.decodeNames(metadata["classes"] ?? "")
         guard classNames.count == spec.classes else {
             throw fail("metadata names \(classNames.count) classes for \(spec.classes) outputs")
         }
@@ -64,7 +79,7 @@ public struct SavedModel: Sendable, Equatable {
         let scaler = FeatureScaler(scaling: scaling,
                                    offsets: try tensor("scaler.offset", [spec.inputs]),
                                    factors: try tensor("scaler.factor", [spec.inputs]))
-        return SavedModel(parameters: parameters, classNames: classNames, scaler: scaler)
+        self.init(parameters: parameters, classNames: classNames, scaler: scaler)
     }
 
     private var tensors: [SafetensorsTensor] {

@@ -1,0 +1,16 @@
+// Process-wide settings the command-line tool applies at start.
+#include <malloc.h>
+#include <stdio.h>
+
+// Keep large freed buffers mapped: fresh pages cost page faults, and the
+// trainers allocate and free megabyte tensors constantly.
+static inline void newtonps_tune_allocator(void) {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 128 << 20);
+    mallopt(M_TOP_PAD, 64 << 20);
+}
+
+// Line-buffered stdout, so progress lines and messages keep their order in logs.
+static inline void newtonps_line_buffer_stdout(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
