@@ -12,6 +12,16 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
         public static let numerical = Code("numerical failure")
         /// Data for a job could not be loaded.
         public static let data = Code("data unavailable")
+        /// A peer did not answer in time or could not be reached.
+        public static let unreachable = Code("peer unreachable")
+        /// A peer answered with an error of its own.
+        public static let remote = Code("remote failure")
+        /// A submitted job spec has problems (the message lists all of them).
+        public static let invalidJob = Code("invalid job")
+        /// The driver's job store could not be opened, read or written.
+        public static let store = Code("job store")
+        /// A peer speaks an incompatible protocol or version.
+        public static let incompatible = Code("incompatible peer")
     }
 
     public var code: Code

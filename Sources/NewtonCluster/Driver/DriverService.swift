@@ -1,0 +1,165 @@
+import Foundation
+import GRPCCore
+import NewtonCore
+import NewtonProto
+import NewtonTraining
+
+/// The driver's gRPC service: membership, the worker task streams and the
+/// job API (submit, list, get, watch, cancel, export).
+public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
+    public let membership: Membership
+    public let runner: JobRunner
+    public let store: JobStore
+    public let events: JobEvents
+    public let catalog: DataCatalog
+
+    public init(membership: Membership, runner: JobRunner, store: JobStore, events: JobEvents, catalog: DataCatalog) {
+        self.membership = membership
+        self.runner = runner
+        self.store = store
+        self.events = events
+        self.catalog = catalog
+    }
+
+    // MARK: Membership
+
+    public func register(request: Newtonps_V1_RegisterRequest, context: ServerContext) async throws -> Newtonps_V1_RegisterResponse {
+        do {
+            var response = Newtonps_V1_RegisterResponse()
+            response.peerID = try await membership.register(request.peer)
+            response.heartbeatIntervalMs = Int32(membership.heartbeatInterval.components.seconds * 1000
+                + membership.heartbeatInterval.components.attoseconds / 1_000_000_000_000_000)
+            response.driverVersion = NewtonPSVersion.version
+            return response
+        } catch let error as ClusterError where error.code == .incompatible {
+            throw RPCError(code: .failedPrecondition, message: "\(error)")
+        } catch {
+            throw RPCError(serverFailure: error)
+        }
+    }
+
+    public func heartbeat(request: Newtonps_V1_HeartbeatRequest, context: ServerContext) async throws -> Newtonps_V1_HeartbeatResponse {
+        var response = Newtonps_V1_HeartbeatResponse()
+        response.known = await membership.heartbeat(request.peerID)
+        return response
+    }
+
+    public func workerSession(request: RPCAsyncSequence<Newtonps_V1_WorkerMessage, any Error>,
+                              response: RPCWriter<Newtonps_V1_DriverMessage>, context: ServerContext) async throws {
+        var messages = request.makeAsyncIterator()
+        guard let first = try await messages.next(), case .hello(let hello) = first.kind else {
+            throw RPCError(code: .invalidArgument, message: "a worker session must start with a hello naming the registered worker")
+        }
+        let session = WorkerSession(peerID: hello.peerID)
+        do { try await membership.attach(session) } catch { throw RPCError(serverFailure: error) }
+        defer { Task { await membership.detach(session) } }
+        do {
+            // Requests go out from a child task; answers are read here until
+            // the worker ends the stream.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await message in session.messages { try await response.write(message) }
+                }
+                while let message = try await messages.next() {
+                    if case .result(let result) = message.kind { session.receive(result) }
+                }
+                session.close(ClusterError(.unreachable, "worker \(hello.peerID) ended its session"))
+                group.cancelAll()
+            }
+        } catch {
+            session.close(ClusterError(.unreachable, "worker \(hello.peerID)'s session broke", cause: error))
+            throw error
+        }
+    }
+
+    // MARK: Jobs
+
+    public func submitJob(request: Newtonps_V1_SubmitJobRequest, context: ServerContext) async throws -> Newtonps_V1_SubmitJobResponse {
+        do {
+            let spec = try JobSpec.parse(yaml: request.specYaml)
+            // Checks that need the data: the layers against its shape.
+            let data = try await catalog.data(for: spec.data)
+            let network = try spec.network(for: data.train)
+            _ = try spec.grid(for: network)
+            let row = try store.create(specYAML: request.specYaml, name: spec.name ?? "")
+            await runner.enqueue(row.id)
+            var response = Newtonps_V1_SubmitJobResponse()
+            response.job = row.wire
+            return response
+        } catch {
+            throw RPCError(code: .invalidArgument, message: "\(error)")
+        }
+    }
+
+    public func listJobs(request: Newtonps_V1_ListJobsRequest, context: ServerContext) async throws -> Newtonps_V1_ListJobsResponse {
+        var response = Newtonps_V1_ListJobsResponse()
+        response.jobs = try storeCall { try store.list().map(\.wire) }
+        return response
+    }
+
+    public func getJob(request: Newtonps_V1_JobRequest, context: ServerContext) async throws -> Newtonps_V1_GetJobResponse {
+        let row = try job(request.jobID)
+        var response = Newtonps_V1_GetJobResponse()
+        response.job = row.wire
+        response.specYaml = row.specYAML
+        response.records = try storeCall { try store.records(job: row.id).map(\.wire) }
+        return response
+    }
+
+    public func watchJob(request: Newtonps_V1_JobRequest, response: RPCWriter<Newtonps_V1_WatchEvent>, context: ServerContext) async throws {
+        // Subscribe before reading the store so no record falls in between.
+        let live = events.subscribe(request.jobID)
+        let row = try job(request.jobID)
+        var sent = -1
+        for record in try storeCall({ try store.records(job: row.id) }) {
+            var event = Newtonps_V1_WatchEvent()
+            event.record = record.wire
+            try await response.write(event)
+            sent = record.iteration
+        }
+        if row.state.isFinal {
+            var event = Newtonps_V1_WatchEvent()
+            event.finished = row.wire
+            try await response.write(event)
+            return
+        }
+        for await event in live {
+            if case .record(let record) = event.kind, Int(record.iteration) <= sent { continue }
+            try await response.write(event)
+        }
+    }
+
+    public func cancelJob(request: Newtonps_V1_JobRequest, context: ServerContext) async throws -> Newtonps_V1_JobSummary {
+        let row = try job(request.jobID)
+        if !row.state.isFinal {
+            do { try await runner.cancel(row.id) } catch { throw RPCError(serverFailure: error) }
+        }
+        return try job(request.jobID).wire
+    }
+
+    public func exportModel(request: Newtonps_V1_JobRequest, context: ServerContext) async throws -> Newtonps_V1_ExportModelResponse {
+        let row = try job(request.jobID)
+        guard let bytes = try storeCall({ try store.model(job: row.id) }) else {
+            throw RPCError(code: .failedPrecondition, message: "job \(row.id) is \(row.state.rawValue) and has no trained model yet")
+        }
+        var response = Newtonps_V1_ExportModelResponse()
+        response.safetensors = Data(bytes)
+        return response
+    }
+
+    private func job(_ id: String) throws -> JobRow {
+        guard let row = try storeCall({ try store.job(id: id) }) else {
+            throw RPCError(code: .notFound, message: "no job '\(id)'")
+        }
+        return row
+    }
+
+    private func storeCall<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch { throw RPCError(code: .internalError, message: "\(error)") }
+    }
+}
+
+extension JobState {
+    /// True once the job will not change any more.
+    var isFinal: Bool { self == .succeeded || self == .failed || self == .cancelled }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import NewtonCore
+import NewtonProto
+import NewtonTraining
+
+/// Runs submitted jobs one at a time on the registered servers and workers,
+/// recording every iteration and the final model in the job store.
+public actor JobRunner {
+    public let store: JobStore
+    public let membership: Membership
+    public let catalog: DataCatalog
+    public let events: JobEvents
+    public let metrics: TrainingMetrics
+    /// How long a job waits for the servers and workers it asks for.
+    public let clusterWait: Duration
+    private var queue: [String] = []
+    private var running: (id: String, task: Task<Void, Never>)?
+
+    public init(store: JobStore, membership: Membership, catalog: DataCatalog, events: JobEvents, metrics: TrainingMetrics,
+                clusterWait: Duration = .seconds(60)) {
+        self.store = store
+        self.metrics = metrics
+        self.membership = membership
+        self.catalog = catalog
+        self.events = events
+        self.clusterWait = clusterWait
+    }
+
+    /// Queues a stored job and starts it when nothing else runs.
+    public func enqueue(_ id: String) {
+        queue.append(id)
+        startNextIfIdle()
+    }
+
+    /// Cancels a queued job at once, or a running one at its next iteration.
+    public func cancel(_ id: String) throws {
+        if let index = queue.firstIndex(of: id) {
+            queue.remove(at: index)
+            try store.setState(id: id, state: .cancelled, stopReason: StopReason.cancelled.rawValue, error: nil)
+            if let row = try store.job(id: id) { events.finish(row.wire) }
+        } else if let running, running.id == id {
+            running.task.cancel()
+        }
+    }
+
+    /// The id of the job running now, if any.
+    public var runningJob: String? { running?.id }
+
+    private func startNextIfIdle() {
+        guard running == nil, !queue.isEmpty else { return }
+        let id = queue.removeFirst()
+        let task = Task { await self.execute(id) }
+        running = (id, task)
+    }
+
+    private func finished(_ id: String) {
+        if running?.id == id { running = nil }
+        startNextIfIdle()
+    }
+
+    private func execute(_ id: String) async {
+        var connections = [GRPCConnection]()
+        defer {
+            for c in connections { c.close() }
+        }
+        do {
+            guard let row = try store.job(id: id) else { throw ClusterError(.store, "job \(id) vanished from the store") }
+            try store.setState(id: id, state: .running, stopReason: nil, error: nil)
+            let spec = try JobSpec.parse(yaml: row.specYAML)
+            let data = try await catalog.data(for: spec.data)
+            let network = try spec.network(for: data.train)
+            let grid = try spec.grid(for: network)
+            let (servers, workers) = try await awaitCluster(spec)
+            connections = try servers.map { try GRPCConnection(to: $0.endpoint!) }
+            let remoteServers: [any ParameterServer] = connections.map { RemoteParameterServer(connection: $0, role: "driver") }
+            let endpoints = servers.map { $0.endpoint! }
+            let remoteWorkers: [any Worker] = workers.map { RemoteWorker(session: $0.session, serverEndpoints: endpoints) }
+            let coordinator = try ClusterCoordinator(grid: grid, servers: remoteServers, workers: remoteWorkers, shardRows: spec.shardRows,
+                                                     trainRows: data.train.rows, testRows: data.test?.rows ?? 0)
+            let store = self.store, events = self.events, metrics = self.metrics
+            let summary = try await spec.trainingJob(network: network).run(on: coordinator, jobID: id, data: spec.data) { record in
+                try? store.append(record, job: id)
+                metrics.record(record)
+                events.publish(record, job: id)
+            }
+            let weights = try await coordinator.read(.weights)
+            try store.saveModel(job: id, bytes: SavedModel(parameters: weights, classNames: data.train.classNames, scaler: data.scaler).encoded())
+            let state: JobState = summary.stopReason == .cancelled ? .cancelled : .succeeded
+            try store.setState(id: id, state: state, stopReason: summary.stopReason.rawValue, error: nil)
+        } catch {
+            let cancelled = Task.isCancelled
+            try? store.setState(id: id, state: cancelled ? .cancelled : .failed,
+                                stopReason: cancelled ? StopReason.cancelled.rawValue : nil,
+                                error: cancelled ? nil : "\(error)")
+        }
+        if let row = try? store.job(id: id) { events.finish(row.wire) }
+        finished(id)
+    }
+
+    /// Waits until the servers and workers the job asks for are live; with
+    /// no count given, takes every live one (at least one of each).
+    private func awaitCluster(_ spec: JobSpec) async throws -> ([Membership.Peer], [(peer: Membership.Peer, session: WorkerSession)]) {
+        let deadline = ContinuousClock.now + clusterWait
+        while true {
+            let servers = await membership.liveServers()
+            let workers = await membership.liveWorkers()
+            let needServers = spec.servers ?? max(1, servers.count)
+            let needWorkers = spec.workers ?? max(1, workers.count)
+            if servers.count >= needServers && workers.count >= needWorkers {
+                return (Array(servers.prefix(needServers)), Array(workers.prefix(needWorkers)))
+            }
+            if ContinuousClock.now >= deadline {
+                throw ClusterError(.unreachable, "job needs \(needServers) server(s) and \(needWorkers) worker(s); after \(clusterWait) only \(servers.count) and \(workers.count) are live")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+}
+
+extension JobRow {
+    var wire: Newtonps_V1_JobSummary {
+        var s = Newtonps_V1_JobSummary()
+        s.id = id
+        s.name = name
+        s.state = state.rawValue
+        s.createdAt = createdAt.formatted(.iso8601)
+        s.updatedAt = updatedAt.formatted(.iso8601)
+        s.iterations = Int32(iterations)
+        if let objective { s.objective = objective }
+        if let testAccuracy { s.testAccuracy = testAccuracy }
+        s.stopReason = stopReason ?? ""
+        s.error = error ?? ""
+        return s
+    }
+}

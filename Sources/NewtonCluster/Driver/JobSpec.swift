@@ -1,0 +1,647 @@
+import Foundation
+import NewtonCore
+import NewtonTraining
+import Yams
+
+/// A training job as submitted to the driver: a YAML mapping whose keys are
+/// `newtonps train`'s long flags with `-` written as `_`, with the same
+/// defaults. The data is either files (`train`, `test`, `no_test`, `format`,
+/// `label_column`, `csv_header`) or a `synthetic:` mapping (`train_rows`,
+/// `test_rows`, `features`, `classes`, `seed`). A key whose value is null
+/// counts as not given.
+public struct JobSpec: Sendable, Equatable {
+    /// Where the data comes from and how it is scaled.
+    public var data: DataDescriptor
+    /// Neurons per layer, input first; nil for `[features, 300, 300, classes]`
+    /// of the data.
+    public var layers: [Int]?
+    /// One activation for all hidden layers, or one per hidden layer.
+    public var activations: [Activation]
+    public var loss: Loss
+    public var optimizer: OptimizerKind
+    /// Newton-CG knobs; `C` sets `regularization` here and in `firstOrder`.
+    public var newton: NewtonOptions
+    /// SGD / Adam knobs, with the learning rate resolved (unless given, 0.01
+    /// for sgd and 0.001 for adam, as the CLI).
+    public var firstOrder: FirstOrderOptions
+    public var budget: TrainingBudget
+    /// Groups of neurons per layer, input first; nil for one group per layer.
+    public var partitions: [Int]?
+    /// How many of the registered servers to use; nil for all of them.
+    public var servers: Int?
+    /// How many of the registered workers to use; nil for all of them.
+    public var workers: Int?
+    /// Rows per shard.
+    public var shardRows: Int
+    /// Seeds the initial weights, the subsamples and the minibatch order.
+    public var seed: UInt64
+    /// Free text naming the job.
+    public var name: String?
+
+    /// Reads a job from YAML. Every problem found (syntax, unknown keys, wrong
+    /// types, values out of range, missing or unreadable data files, a grid
+    /// that does not fit the layers) is reported in one `.invalidJob` error,
+    /// one problem per line, each naming its key and line.
+    public static func parse(yaml: String) throws -> JobSpec {
+        let root: Node?
+        do { root = try Yams.compose(yaml: yaml) } catch { throw invalidJob([syntaxProblem(error)]) }
+        let pairs: [(key: Node, value: Node)]
+        if let root {
+            guard let mapping = root.mapping else {
+                throw invalidJob([SpecProblem("", "the job spec must be a mapping of keys to values, got \(describe(root))")])
+            }
+            pairs = Array(mapping)
+        } else {
+            pairs = []
+        }
+
+        var problems = [SpecProblem]()
+        let given = fields(of: pairs, knobs: jobKnobs, prefix: "", problems: &problems)
+        let draft = apply(given, to: SpecDraft(), problems: &problems)
+        problems += dataProblems(draft, given: given)
+        problems += attributedValueProblems(given: given, draft: draft)
+        guard problems.isEmpty, let spec = JobSpec(draft) else {
+            throw invalidJob(problems)
+        }
+        return spec
+    }
+
+    /// The network for the loaded training data: `layers` (or the default
+    /// `[features, 300, 300, classes]`) must start with the data's features
+    /// and end with at least its classes.
+    public func network(for data: Dataset) throws -> NetworkSpec {
+        let sizes = layers ?? [data.columns, 300, 300, data.classCount]
+        var problems = [SpecProblem]()
+        if sizes.first != data.columns {
+            problems.append(SpecProblem("layers", "starts with \(sizes.first ?? 0) inputs but the data has \(data.columns) features"))
+        }
+        if let outputs = sizes.last, outputs < data.classCount {
+            problems.append(SpecProblem("layers", "ends with \(outputs) outputs but the data has \(data.classCount) classes"))
+        }
+        guard problems.isEmpty else { throw Self.invalidJob(problems) }
+        do {
+            return try NetworkSpec(layerSizes: sizes, activations: activations, loss: loss)
+        } catch {
+            throw Self.invalidJob([SpecProblem("layers", "\(error)")])
+        }
+    }
+
+    /// The grid `partitions` cuts `network` into (one block per layer when
+    /// no partitions are given).
+    public func grid(for network: NetworkSpec) throws -> PartitionGrid {
+        guard let partitions else { return PartitionGrid(unpartitioned: network) }
+        do {
+            return try PartitionGrid(spec: network, partitions: partitions)
+        } catch {
+            throw Self.invalidJob([SpecProblem("partitions", "\(error)")])
+        }
+    }
+
+    /// The run this spec describes on `network` (see `network(for:)`).
+    public func trainingJob(network: NetworkSpec) -> TrainingJob {
+        TrainingJob(network: network, optimizer: optimizer, newton: newton, firstOrder: firstOrder, budget: budget, seed: seed)
+    }
+
+    /// The canonical YAML form: every key, sorted, one per line; it parses
+    /// back to an equal spec.
+    public var yaml: String {
+        jobKnobs.sorted { $0.key < $1.key }.map { "\($0.key): \($0.write(self))\n" }.joined()
+    }
+
+    public static func == (a: JobSpec, b: JobSpec) -> Bool {
+        // Written out because `TrainingBudget` is not `Equatable`.
+        let sameModel = a.data == b.data && a.layers == b.layers && a.activations == b.activations && a.loss == b.loss
+        let sameOptimizer = a.optimizer == b.optimizer && a.newton == b.newton && a.firstOrder == b.firstOrder
+        let sameBudget = a.budget.maxIterations == b.budget.maxIterations && a.budget.timeLimit == b.budget.timeLimit
+            && a.budget.gradientTolerance == b.budget.gradientTolerance
+        let sameCluster = a.partitions == b.partitions && a.servers == b.servers && a.workers == b.workers && a.shardRows == b.shardRows
+        return sameModel && sameOptimizer && sameBudget && sameCluster && a.seed == b.seed && a.name == b.name
+    }
+
+    /// The spec of a draft that has data (nil when it has none).
+    private init?(_ draft: SpecDraft) {
+        let source: DataDescriptor.Source
+        if let synthetic = draft.synthetic {
+            source = .synthetic(trainRows: synthetic.trainRows, testRows: synthetic.testRows, features: synthetic.features,
+                                classes: synthetic.classes, seed: synthetic.seed)
+        } else if let train = draft.train {
+            source = .files(format: draft.format, train: train, test: draft.effectiveTest, csvLabelColumn: draft.labelColumn,
+                            csvHeader: draft.csvHeader)
+        } else {
+            return nil
+        }
+        data = DataDescriptor(source: source, scaling: draft.scaling)
+        layers = draft.layers
+        activations = draft.activations
+        loss = draft.loss
+        optimizer = draft.optimizer
+        newton = draft.newton
+        firstOrder = draft.resolvedFirstOrder
+        budget = draft.budget
+        partitions = draft.partitions
+        servers = draft.servers
+        workers = draft.workers
+        shardRows = draft.shardRows
+        seed = draft.seed
+        name = draft.name
+    }
+
+    private static func invalidJob(_ problems: [SpecProblem]) -> ClusterError {
+        ClusterError(.invalidJob, "invalid job spec:\n" + problems.map(\.text).joined(separator: "\n"))
+    }
+
+    /// The data source's file settings, when the data is files.
+    fileprivate var files: (format: DataFormat, train: String, test: String?, labelColumn: Int, header: Bool?)? {
+        guard case let .files(format, train, test, labelColumn, header) = data.source else { return nil }
+        return (format, train, test, labelColumn, header)
+    }
+
+    /// The data source's generator settings, when the data is synthetic.
+    fileprivate var synthetic: SyntheticSpec? {
+        guard case let .synthetic(trainRows, testRows, features, classes, seed) = data.source else { return nil }
+        return SyntheticSpec(trainRows: trainRows, testRows: testRows, features: features, classes: classes, seed: seed)
+    }
+}
+
+// MARK: - The keys
+
+/// The spec's values while it is read, in the shape of its keys.
+private struct SpecDraft {
+    var train: String?
+    var test: String?
+    var noTest = false
+    var format = DataFormat.idx
+    var labelColumn = 0
+    var csvHeader: Bool?
+    var scaling = FeatureScaling.standardize
+    var synthetic: SyntheticSpec?
+    var layers: [Int]?
+    var activations: [Activation] = [.relu]
+    var loss = Loss.crossEntropy
+    var optimizer = OptimizerKind.newton
+    var newton = NewtonOptions()
+    var firstOrder = FirstOrderOptions()
+    /// nil for the CLI's default, which depends on the optimiser.
+    var learningRate: Double?
+    var partitions: [Int]?
+    var servers: Int?
+    var workers: Int?
+    var shardRows = 1000
+    var budget = TrainingBudget(maxIterations: 100)
+    var seed: UInt64 = 1
+    var name: String?
+
+    var resolvedFirstOrder: FirstOrderOptions {
+        var options = firstOrder
+        options.learningRate = learningRate ?? (optimizer == .adam ? 0.001 : 0.01)
+        return options
+    }
+
+    /// The test set, as the CLI: an IDX training directory holds the test
+    /// split too unless `no_test` is set.
+    var effectiveTest: String? {
+        guard !noTest else { return nil }
+        if let test { return test }
+        guard format == .idx, let train else { return nil }
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: train, isDirectory: &isDirectory) && isDirectory.boolValue ? train : nil
+    }
+}
+
+/// The `synthetic:` mapping, with `newtonps synth`'s defaults.
+private struct SyntheticSpec {
+    var trainRows = 2000
+    var testRows = 0
+    var features = 20
+    var classes = 4
+    var seed: UInt64 = 1
+
+    var problems: [String] {
+        var p = [String]()
+        if trainRows < 1 { p.append("synthetic train_rows must be at least 1, got \(trainRows)") }
+        if testRows < 0 { p.append("synthetic test_rows must be non-negative, got \(testRows)") }
+        if features < 1 { p.append("synthetic features must be at least 1, got \(features)") }
+        if classes < 2 { p.append("synthetic classes must be at least 2, got \(classes)") }
+        return p
+    }
+}
+
+/// One key of a mapping: how its YAML value is read into a `Target` and how
+/// a `Source` writes it back as YAML.
+private struct SpecKnob<Target, Source>: Sendable {
+    let key: String
+    let read: @Sendable (Node, inout Target) throws -> Void
+    let write: @Sendable (Source) -> String
+
+    init(key: String, read: @escaping @Sendable (Node, inout Target) throws -> Void, write: @escaping @Sendable (Source) -> String) {
+        self.key = key
+        self.read = read
+        self.write = write
+    }
+
+    /// A key holding one scalar.
+    init<T: SpecScalar>(_ key: String, _ set: @escaping @Sendable (inout Target, T) -> Void,
+                         _ get: @escaping @Sendable (Source) -> T?) {
+        self.init(key: key, read: { node, target in set(&target, try T(node: node)) },
+                  write: { get($0)?.yamlText ?? "null" })
+    }
+
+    /// A key holding a list, given as a YAML list or a comma-separated string.
+    init<T: SpecScalar>(_ key: String, list set: @escaping @Sendable (inout Target, [T]) -> Void,
+                         _ get: @escaping @Sendable (Source) -> [T]?) {
+        self.init(key: key, read: { node, target in set(&target, try T.list(node: node)) },
+                  write: { get($0).map { "[" + $0.map(\.yamlText).joined(separator: ", ") + "]" } ?? "null" })
+    }
+}
+
+private let syntheticKnobs: [SpecKnob<SyntheticSpec, SyntheticSpec>] = [
+    SpecKnob("train_rows", { $0.trainRows = $1 }, { $0.trainRows }),
+    SpecKnob("test_rows", { $0.testRows = $1 }, { $0.testRows }),
+    SpecKnob("features", { $0.features = $1 }, { $0.features }),
+    SpecKnob("classes", { $0.classes = $1 }, { $0.classes }),
+    SpecKnob("seed", { $0.seed = $1 }, { $0.seed }),
+]
+
+private let syntheticKnob = SpecKnob<SpecDraft, JobSpec>(
+    key: "synthetic",
+    read: { node, draft in
+        guard let mapping = node.mapping else {
+            throw SpecValueError("expected a mapping of \(syntheticKnobs.map(\.key).joined(separator: ", ")), got \(describe(node))")
+        }
+        var problems = [SpecProblem]()
+        let given = fields(of: Array(mapping), knobs: syntheticKnobs, prefix: "synthetic.", problems: &problems)
+        // Kept even with problems, so that the spec still counts as having data.
+        draft.synthetic = apply(given, to: SyntheticSpec(), problems: &problems)
+        guard problems.isEmpty else { throw SpecValueError(problems: problems) }
+    },
+    write: { spec in
+        spec.synthetic.map { synthetic in
+            "{" + syntheticKnobs.sorted { $0.key < $1.key }.map { "\($0.key): \($0.write(synthetic))" }.joined(separator: ", ") + "}"
+        } ?? "null"
+    })
+
+/// Every top-level key, data first, as the CLI's option groups.
+private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
+    SpecKnob("train", { $0.train = $1 }, { $0.files?.train }),
+    SpecKnob("test", { $0.test = $1 }, { $0.files?.test }),
+    SpecKnob("no_test", { $0.noTest = $1 }, { $0.files.map { $0.test == nil } }),
+    SpecKnob("format", { $0.format = $1 }, { $0.files?.format }),
+    SpecKnob("label_column", { $0.labelColumn = $1 }, { $0.files?.labelColumn }),
+    SpecKnob("csv_header", { $0.csvHeader = $1 }, { $0.files?.header }),
+    SpecKnob("scaling", { $0.scaling = $1 }, { $0.data.scaling }),
+    syntheticKnob,
+
+    SpecKnob("layers", list: { $0.layers = $1 }, { $0.layers }),
+    SpecKnob("activation", list: { $0.activations = $1 }, { $0.activations }),
+    SpecKnob("loss", { $0.loss = $1 }, { $0.loss }),
+
+    SpecKnob("optimizer", { $0.optimizer = $1 }, { $0.optimizer }),
+    SpecKnob("C", { (draft: inout SpecDraft, value: Double) in
+        draft.newton.regularization = value
+        draft.firstOrder.regularization = value
+    }, { $0.newton.regularization }),
+    SpecKnob("subsample", { $0.newton.subsampleFraction = $1 }, { $0.newton.subsampleFraction }),
+    SpecKnob("cg_tolerance", { $0.newton.cgTolerance = $1 }, { $0.newton.cgTolerance }),
+    SpecKnob("cg_max_iterations", { $0.newton.cgMaxIterations = $1 }, { $0.newton.cgMaxIterations }),
+    SpecKnob("lambda", { $0.newton.initialLambda = $1 }, { $0.newton.initialLambda }),
+    SpecKnob("lambda_increase", { $0.newton.lambdaIncrease = $1 }, { $0.newton.lambdaIncrease }),
+    SpecKnob("lambda_decrease", { $0.newton.lambdaDecrease = $1 }, { $0.newton.lambdaDecrease }),
+    SpecKnob("armijo", { $0.newton.armijo = $1 }, { $0.newton.armijo }),
+    SpecKnob("line_search_steps", { $0.newton.maxLineSearchSteps = $1 }, { $0.newton.maxLineSearchSteps }),
+    SpecKnob("line_search_failures", { $0.newton.maxLineSearchFailures = $1 }, { $0.newton.maxLineSearchFailures }),
+    SpecKnob("products", { $0.newton.products = $1 }, { $0.newton.products }),
+    SpecKnob("block_diagonal", { $0.newton.blockDiagonal = $1 }, { $0.newton.blockDiagonal }),
+    SpecKnob("straggler_cutoff", { $0.newton.stragglerCutoff = $1 }, { $0.newton.stragglerCutoff }),
+    SpecKnob("learning_rate", { $0.learningRate = $1 }, { $0.firstOrder.learningRate }),
+    SpecKnob("momentum", { $0.firstOrder.momentum = $1 }, { $0.firstOrder.momentum }),
+    SpecKnob("batch_size", { $0.firstOrder.batchSize = $1 }, { $0.firstOrder.batchSize }),
+    SpecKnob("adam_beta1", { $0.firstOrder.beta1 = $1 }, { $0.firstOrder.beta1 }),
+    SpecKnob("adam_beta2", { $0.firstOrder.beta2 = $1 }, { $0.firstOrder.beta2 }),
+    SpecKnob("adam_epsilon", { $0.firstOrder.epsilon = $1 }, { $0.firstOrder.epsilon }),
+
+    SpecKnob("partitions", list: { $0.partitions = $1 }, { $0.partitions }),
+    SpecKnob("servers", { $0.servers = $1 }, { $0.servers }),
+    SpecKnob("workers", { $0.workers = $1 }, { $0.workers }),
+    SpecKnob("shard_rows", { $0.shardRows = $1 }, { $0.shardRows }),
+
+    SpecKnob("max_iterations", { $0.budget.maxIterations = $1 }, { $0.budget.maxIterations }),
+    SpecKnob("time_limit", { $0.budget.timeLimit = $1 }, { $0.budget.timeLimit }),
+    SpecKnob("gradient_tolerance", { $0.budget.gradientTolerance = $1 }, { $0.budget.gradientTolerance }),
+    SpecKnob("seed", { $0.seed = $1 }, { $0.seed }),
+    SpecKnob("name", { $0.name = $1 }, { $0.name }),
+]
+
+/// The keys that describe data files, which synthetic data replaces.
+private let fileKeys = ["train", "test", "no_test", "format", "label_column", "csv_header"]
+
+// MARK: - Reading values
+
+/// A value type a YAML scalar can hold.
+private protocol SpecScalar: Sendable {
+    /// What a value must look like, for messages ("an integer").
+    static var expectation: String { get }
+    init?(yamlText: String)
+    /// The value as YAML that reads back equal.
+    var yamlText: String { get }
+}
+
+extension SpecScalar {
+    init(node: Node) throws {
+        guard let scalar = node.scalar else { throw SpecValueError("expected \(Self.expectation), got \(describe(node))") }
+        try self.init(text: scalar.string)
+    }
+
+    init(text: String) throws {
+        guard let value = Self(yamlText: text) else { throw SpecValueError("expected \(Self.expectation), got '\(text)'") }
+        self = value
+    }
+
+    /// A non-empty list: a YAML list of scalars or one comma-separated scalar.
+    static func list(node: Node) throws -> [Self] {
+        let values: [Self]
+        if let sequence = node.sequence {
+            values = try sequence.map { try Self(node: $0) }
+        } else if let scalar = node.scalar {
+            values = try scalar.string.split(separator: ",", omittingEmptySubsequences: false)
+                .map { try Self(text: $0.trimmingCharacters(in: .whitespaces)) }
+        } else {
+            throw SpecValueError("expected a list, got \(describe(node))")
+        }
+        guard !values.isEmpty else { throw SpecValueError("expected a non-empty list") }
+        return values
+    }
+}
+
+extension Int: SpecScalar {
+    static var expectation: String { "an integer" }
+    init?(yamlText: String) { self.init(yamlText, radix: 10) }
+    var yamlText: String { String(self) }
+}
+
+extension UInt64: SpecScalar {
+    static var expectation: String { "a non-negative integer" }
+    init?(yamlText: String) { self.init(yamlText, radix: 10) }
+    var yamlText: String { String(self) }
+}
+
+extension Double: SpecScalar {
+    static var expectation: String { "a number" }
+    init?(yamlText: String) { self.init(yamlText) }
+    /// Swift's shortest representation that reads back to the same bits.
+    var yamlText: String { "\(self)" }
+}
+
+extension Bool: SpecScalar {
+    static var expectation: String { "true or false" }
+    init?(yamlText: String) {
+        switch yamlText.lowercased() {
+        case "true": self = true
+        case "false": self = false
+        default: return nil
+        }
+    }
+    var yamlText: String { self ? "true" : "false" }
+}
+
+extension String: SpecScalar {
+    static var expectation: String { "text" }
+    init?(yamlText: String) { self = yamlText }
+
+    /// Double-quoted, with quotes, backslashes, control characters and
+    /// Unicode line separators escaped.
+    var yamlText: String {
+        var out = "\""
+        for c in unicodeScalars {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where c.value < 0x20 || (0x7F...0x9F).contains(c.value) || c.value == 0x2028 || c.value == 0x2029 || c.value == 0xFEFF:
+                out += String(format: "\\u%04X", c.value)
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// An enumeration spelled by its raw values.
+private protocol SpecChoice: SpecScalar, CaseIterable, RawRepresentable, Equatable where RawValue == String {
+    /// The values a spec may name.
+    static var choices: [Self] { get }
+}
+
+extension SpecChoice {
+    static var choices: [Self] { Array(allCases) }
+    static var expectation: String { "one of " + choices.map(\.rawValue).joined(separator: ", ") }
+    init?(yamlText: String) {
+        guard let value = Self(rawValue: yamlText), Self.choices.contains(value) else { return nil }
+        self = value
+    }
+    var yamlText: String { rawValue }
+}
+
+extension DataFormat: SpecChoice {}
+extension FeatureScaling: SpecChoice {}
+extension Loss: SpecChoice {}
+extension OptimizerKind: SpecChoice {}
+extension ProductsMode: SpecChoice {}
+extension Activation: SpecChoice {
+    /// Linear is reserved for the output layer.
+    static var choices: [Activation] { [.sigmoid, .tanh, .relu] }
+}
+
+// MARK: - Problems
+
+/// One problem with a spec: where (key and line) and what.
+private struct SpecProblem {
+    var place: String
+    var message: String
+
+    init(_ place: String, _ message: String) {
+        self.place = place
+        self.message = message
+    }
+
+    var text: String { place.isEmpty ? message : "\(place): \(message)" }
+}
+
+/// A value that cannot be read; problems without a place get the key's.
+private struct SpecValueError: Error {
+    var problems: [SpecProblem]
+
+    init(_ message: String) { problems = [SpecProblem("", message)] }
+    init(problems: [SpecProblem]) { self.problems = problems }
+}
+
+/// A known key found in a mapping, with its value.
+private struct SpecField<Target, Source> {
+    let knob: SpecKnob<Target, Source>
+    let value: Node
+    /// The key as the spec spells it, with its line.
+    let place: String
+}
+
+/// The known keys of a mapping, in document order. Unknown keys (with the
+/// closest known key when one is close) and keys that are not names become
+/// problems; null values count as not given.
+private func fields<T, S>(of pairs: [(key: Node, value: Node)], knobs: [SpecKnob<T, S>], prefix: String,
+                          problems: inout [SpecProblem]) -> [SpecField<T, S>] {
+    var found = [SpecField<T, S>]()
+    for (key, value) in pairs {
+        let line = key.mark.map { " (line \($0.line))" } ?? ""
+        guard let name = key.scalar?.string else {
+            problems.append(SpecProblem(key.mark.map { "line \($0.line)" } ?? "", "keys must be names, got \(describe(key))"))
+            continue
+        }
+        guard let knob = knobs.first(where: { $0.key == name }) else {
+            let hint = closest(to: name, among: knobs.map(\.key)).map { "; did you mean \(prefix)\($0)?" } ?? ""
+            problems.append(SpecProblem("\(prefix)\(name)\(line)", "unknown key\(hint)"))
+            continue
+        }
+        if !isNull(value) { found.append(SpecField(knob: knob, value: value, place: "\(prefix)\(name)\(line)")) }
+    }
+    return found
+}
+
+/// Reads `fields` into `target`; values that cannot be read are problems and
+/// leave the target's default.
+private func apply<T, S>(_ fields: [SpecField<T, S>], to target: T, problems: inout [SpecProblem]) -> T {
+    var target = target
+    for field in fields {
+        do {
+            try field.knob.read(field.value, &target)
+        } catch let error as SpecValueError {
+            problems += error.problems.map { $0.place.isEmpty ? SpecProblem(field.place, $0.message) : $0 }
+        } catch {
+            problems.append(SpecProblem(field.place, "\(error)"))
+        }
+    }
+    return target
+}
+
+/// Data problems: files and synthetic data both given or neither, a test set
+/// with `no_test`, data files that do not exist or cannot be read.
+private func dataProblems(_ draft: SpecDraft, given: [SpecField<SpecDraft, JobSpec>]) -> [SpecProblem] {
+    func place(_ key: String) -> String { given.first { $0.knob.key == key }?.place ?? key }
+    if draft.synthetic != nil {
+        return given.filter { fileKeys.contains($0.knob.key) }.map {
+            SpecProblem($0.place, "describes data files, but \(place("synthetic")) gives synthetic data; give one or the other")
+        }
+    }
+    guard let train = draft.train else {
+        return [SpecProblem("", "no data: give train (and format) for data files, or a synthetic mapping")]
+    }
+    var problems = [SpecProblem]()
+    if draft.noTest && draft.test != nil {
+        problems.append(SpecProblem(place("test"), "a test set is given but \(place("no_test")) says there is none"))
+    }
+    if let problem = fileProblem(train, split: .train, draft) { problems.append(SpecProblem(place("train"), problem)) }
+    if let test = draft.effectiveTest, let problem = fileProblem(test, split: .test, draft) {
+        problems.append(draft.test == nil
+            ? SpecProblem(place("train"), "\(problem) (the test set defaults to the directory's t10k files; set no_test: true to train without one)")
+            : SpecProblem(place("test"), problem))
+    }
+    return problems
+}
+
+/// Why the data at `path` cannot be read, or nil when it can.
+private func fileProblem(_ path: String, split: DataSplit, _ draft: SpecDraft) -> String? {
+    do {
+        let csv = CSVOptions(labelColumn: draft.labelColumn, hasHeader: draft.csvHeader)
+        let source = try DataSource.resolve(path: path, format: draft.format, split: split, csv: csv)
+        let unreadable = [source.path, source.labelsPath].compactMap { $0 }.filter { !FileManager.default.isReadableFile(atPath: $0) }
+        return unreadable.isEmpty ? nil : "\(unreadable.joined(separator: " and ")) cannot be read"
+    } catch {
+        return "\(error)"
+    }
+}
+
+/// The values out of range, alone or together: the options' own checks,
+/// the budget's, the cluster's, and the network and grid when `layers` is
+/// given.
+private func valueProblems(_ draft: SpecDraft) -> [String] {
+    var p = draft.newton.problems + draft.resolvedFirstOrder.problems
+    let budget = draft.budget
+    if budget.maxIterations < 0 { p.append("max iterations must be non-negative, got \(budget.maxIterations)") }
+    if let t = budget.timeLimit, !(t > 0) { p.append("time limit must be positive, got \(t)") }
+    if !(budget.gradientTolerance >= 0 && budget.gradientTolerance < 1) {
+        p.append("gradient tolerance must be in [0, 1), got \(budget.gradientTolerance)")
+    }
+    if draft.shardRows < 1 { p.append("shard rows must be at least 1, got \(draft.shardRows)") }
+    if let servers = draft.servers, servers < 1 { p.append("servers must be at least 1 (leave it out for all), got \(servers)") }
+    if let workers = draft.workers, workers < 1 { p.append("workers must be at least 1 (leave it out for all), got \(workers)") }
+    p += draft.synthetic?.problems ?? []
+    if let layers = draft.layers {
+        do {
+            let network = try NetworkSpec(layerSizes: layers, activations: draft.activations, loss: draft.loss)
+            if let partitions = draft.partitions { _ = try PartitionGrid(spec: network, partitions: partitions) }
+        } catch {
+            p.append("\(error)")
+        }
+    } else if let partitions = draft.partitions, let bad = partitions.first(where: { $0 < 1 }) {
+        p.append("every layer needs at least one group, got \(bad) in \(partitions)")
+    }
+    var seen = Set<String>()
+    return p.filter { seen.insert($0).inserted }
+}
+
+/// `valueProblems`, each placed at the keys that cause it: those without
+/// which the problem goes away.
+private func attributedValueProblems(given: [SpecField<SpecDraft, JobSpec>], draft: SpecDraft) -> [SpecProblem] {
+    let problems = valueProblems(draft)
+    guard !problems.isEmpty else { return [] }
+    let withoutEach = given.indices.map { skipped in
+        var ignored = [SpecProblem]()
+        let fewer = given.indices.filter { $0 != skipped }.map { given[$0] }
+        return Set(valueProblems(apply(fewer, to: SpecDraft(), problems: &ignored)))
+    }
+    return problems.map { message in
+        let culprits = given.indices.filter { !withoutEach[$0].contains(message) }.map { given[$0].place }
+        return SpecProblem(culprits.joined(separator: ", "), message)
+    }
+}
+
+/// A YAML syntax error, with its line and column.
+private func syntaxProblem(_ error: any Error) -> SpecProblem {
+    switch error as? YamlError {
+    case let .scanner(context, problem, mark, _)?, let .parser(context, problem, mark, _)?, let .composer(context, problem, mark, _)?:
+        let detail = context.map { "\($0.text) at line \($0.mark.line), " } ?? ""
+        return SpecProblem("line \(mark.line), column \(mark.column)", "YAML syntax error: \(detail)\(problem)")
+    case let .duplicatedKeysInMapping(duplicates, context)?:
+        return SpecProblem("line \(context.mark.line)", "duplicate key \(duplicates.joined(separator: ", "))")
+    default:
+        return SpecProblem("", "YAML syntax error: \(error)")
+    }
+}
+
+private func isNull(_ node: Node) -> Bool {
+    guard let scalar = node.scalar, scalar.style == .plain || scalar.style == .any else { return false }
+    return ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+}
+
+private func describe(_ node: Node) -> String {
+    if let scalar = node.scalar { return "'\(scalar.string)'" }
+    return node.sequence != nil ? "a list" : node.mapping != nil ? "a mapping" : "an alias"
+}
+
+/// The known key within two edits of `key` (ignoring case and `-` for `_`).
+private func closest(to key: String, among keys: [String]) -> String? {
+    func normalized(_ s: String) -> [Character] { Array(s.lowercased().replacingOccurrences(of: "-", with: "_")) }
+    let target = normalized(key)
+    let best = keys.map { ($0, editDistance(normalized($0), target)) }.min { $0.1 < $1.1 }
+    guard let best, best.1 <= 2 else { return nil }
+    return best.0
+}
+
+/// Levenshtein distance.
+private func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+    var previous = Array(0...b.count)
+    for (i, x) in a.enumerated() {
+        var current = [i + 1]
+        for (j, y) in b.enumerated() {
+            current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}

@@ -1,0 +1,250 @@
+import Foundation
+import GRDB
+import NewtonTraining
+
+/// Where a submitted job is in its life.
+public enum JobState: String, Sendable, CaseIterable, Codable {
+    case queued, running, succeeded, failed, cancelled
+}
+
+/// One job as the store keeps it.
+public struct JobRow: Sendable, Equatable {
+    /// Short and unique: `job-0001`, `job-0002`, … in creation order.
+    public var id: String
+    public var name: String
+    public var state: JobState
+    /// The spec as submitted.
+    public var specYAML: String
+    public var createdAt: Date
+    public var updatedAt: Date
+    /// The iteration number of the last record appended.
+    public var iterations: Int
+    /// The objective of the last record appended.
+    public var objective: Double?
+    /// The test accuracy of the last record appended.
+    public var testAccuracy: Double?
+    public var stopReason: String?
+    public var error: String?
+}
+
+/// The driver's durable record of jobs, their iteration records and their
+/// trained models: one SQLite file in WAL mode, versioned by migrations.
+/// Every write is one transaction; an unknown job id is an
+/// `.invalidRequest` error, any database failure a `.store` error.
+public final class JobStore: Sendable {
+    /// The database file.
+    public let path: String
+    private let database: DatabasePool
+
+    /// Opens the store at `path`, creating the file and its tables if needed.
+    public init(path: String) throws {
+        self.path = path
+        do {
+            let database = try DatabasePool(path: path)
+            if try database.read({ try Self.migrator.hasBeenSuperseded($0) }) {
+                throw ClusterError(.store, "the job store \(path) was written by a newer newtonps")
+            }
+            try Self.migrator.migrate(database)
+            self.database = database
+        } catch let error as ClusterError {
+            throw error
+        } catch {
+            throw ClusterError(.store, "cannot open \(path) as a job store", cause: error)
+        }
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE job (
+                    seq INTEGER PRIMARY KEY,
+                    id TEXT NOT NULL UNIQUE,
+                    name TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    spec_yaml TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    iterations INTEGER NOT NULL DEFAULT 0,
+                    objective REAL,
+                    test_accuracy REAL,
+                    stop_reason TEXT,
+                    error TEXT
+                );
+                CREATE TABLE iteration (
+                    job_id TEXT NOT NULL REFERENCES job(id) ON DELETE CASCADE,
+                    iteration INTEGER NOT NULL,
+                    record BLOB NOT NULL,
+                    PRIMARY KEY (job_id, iteration)
+                );
+                CREATE TABLE model (
+                    job_id TEXT PRIMARY KEY REFERENCES job(id) ON DELETE CASCADE,
+                    bytes BLOB NOT NULL,
+                    saved_at REAL NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+
+    /// Stores a new job as `queued`.
+    public func create(specYAML: String, name: String) throws -> JobRow {
+        try write { db in
+            let seq = try Int.fetchOne(db, sql: "SELECT IFNULL(MAX(seq), 0) + 1 FROM job") ?? 1
+            let id = String(format: "job-%04d", seq)
+            let now = Self.now()
+            try db.execute(sql: """
+                INSERT INTO job (seq, id, name, state, spec_yaml, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [seq, id, name, JobState.queued.rawValue, specYAML, now, now])
+            return try Self.row(db, id)
+        }
+    }
+
+    /// Every job, in creation order.
+    public func list() throws -> [JobRow] {
+        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY seq").map(Self.jobRow) }
+    }
+
+    /// The job with this id, or nil.
+    public func job(id: String) throws -> JobRow? {
+        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]).map(Self.jobRow) }
+    }
+
+    /// Sets a job's state, stop reason and error (nil clears them).
+    @discardableResult
+    public func setState(id: String, state: JobState, stopReason: String? = nil, error: String? = nil) throws -> JobRow {
+        try write { db in
+            try db.execute(sql: "UPDATE job SET state = ?, stop_reason = ?, error = ?, updated_at = ? WHERE id = ?",
+                           arguments: [state.rawValue, stopReason, error, Self.now(), id])
+            return try Self.row(db, id)
+        }
+    }
+
+    /// Adds an iteration record and makes it the job's latest (iterations,
+    /// objective, test accuracy). A job has one record per iteration number.
+    public func append(_ record: IterationRecord, job id: String) throws {
+        let encoded = try Self.encode(record)
+        try write { db in
+            _ = try Self.row(db, id)
+            let exists = try Bool.fetchOne(db, sql: "SELECT 1 FROM iteration WHERE job_id = ? AND iteration = ?",
+                                           arguments: [id, record.iteration]) ?? false
+            if exists { throw ClusterError(.invalidRequest, "job \(id) already has a record of iteration \(record.iteration)") }
+            try db.execute(sql: "INSERT INTO iteration (job_id, iteration, record) VALUES (?, ?, ?)",
+                           arguments: [id, record.iteration, encoded])
+            try db.execute(sql: "UPDATE job SET iterations = ?, objective = ?, test_accuracy = ?, updated_at = ? WHERE id = ?",
+                           arguments: [record.iteration, record.objective, record.testAccuracy, Self.now(), id])
+        }
+    }
+
+    /// A job's iteration records, in iteration order.
+    public func records(job id: String) throws -> [IterationRecord] {
+        let blobs = try read { db in
+            _ = try Self.row(db, id)
+            return try Data.fetchAll(db, sql: "SELECT record FROM iteration WHERE job_id = ? ORDER BY iteration", arguments: [id])
+        }
+        return try blobs.map(Self.decode)
+    }
+
+    /// Stores (or replaces) a job's trained model.
+    public func saveModel(job id: String, bytes: [UInt8]) throws {
+        try write { db in
+            _ = try Self.row(db, id)
+            try db.execute(sql: "INSERT OR REPLACE INTO model (job_id, bytes, saved_at) VALUES (?, ?, ?)",
+                           arguments: [id, Data(bytes), Self.now()])
+        }
+    }
+
+    /// A job's trained model, or nil before one is saved.
+    public func model(job id: String) throws -> [UInt8]? {
+        try read { db in
+            _ = try Self.row(db, id)
+            return try Data.fetchOne(db, sql: "SELECT bytes FROM model WHERE job_id = ?", arguments: [id]).map { [UInt8]($0) }
+        }
+    }
+
+    /// Marks the jobs a previous driver process left queued or running as
+    /// failed ("driver restarted while the job was running") and returns
+    /// their ids, in creation order.
+    public func recoverAfterRestart() throws -> [String] {
+        try write { db in
+            let stranded = try Row.fetchAll(db, sql: "SELECT id, state FROM job WHERE state IN (?, ?) ORDER BY seq",
+                                            arguments: [JobState.queued.rawValue, JobState.running.rawValue])
+            let now = Self.now()
+            return try stranded.map { row in
+                let id: String = try row.decode(forColumn: "id")
+                let state: String = try row.decode(forColumn: "state")
+                try db.execute(sql: "UPDATE job SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+                               arguments: [JobState.failed.rawValue, "driver restarted while the job was \(state)", now, id])
+                return id
+            }
+        }
+    }
+
+    // MARK: - Plumbing
+
+    private func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try database.write(body) } catch { throw storeError(error) }
+    }
+
+    private func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try database.read(body) } catch { throw storeError(error) }
+    }
+
+    /// Our own errors as they are; anything else names the store.
+    private func storeError(_ error: any Error) -> ClusterError {
+        error as? ClusterError ?? ClusterError(.store, "job store \(path)", cause: error)
+    }
+
+    /// The row of job `id`, or `.invalidRequest` when there is none.
+    private static func row(_ db: Database, _ id: String) throws -> JobRow {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]) else {
+            throw ClusterError(.invalidRequest, "no job \(id)")
+        }
+        return try jobRow(row)
+    }
+
+    private static func jobRow(_ row: Row) throws -> JobRow {
+        let id: String = try row.decode(forColumn: "id")
+        let stateName: String = try row.decode(forColumn: "state")
+        guard let state = JobState(rawValue: stateName) else {
+            throw ClusterError(.store, "job \(id) has an unknown state '\(stateName)'")
+        }
+        return JobRow(
+            id: id,
+            name: try row.decode(forColumn: "name"),
+            state: state,
+            specYAML: try row.decode(forColumn: "spec_yaml"),
+            createdAt: Date(timeIntervalSinceReferenceDate: try row.decode(forColumn: "created_at")),
+            updatedAt: Date(timeIntervalSinceReferenceDate: try row.decode(forColumn: "updated_at")),
+            iterations: try row.decode(forColumn: "iterations"),
+            objective: try row.decode(forColumn: "objective"),
+            testAccuracy: try row.decode(forColumn: "test_accuracy"),
+            stopReason: try row.decode(forColumn: "stop_reason"),
+            error: try row.decode(forColumn: "error"))
+    }
+
+    /// Seconds since the reference date: stored as REAL, they read back to
+    /// the same `Date`.
+    private static func now() -> Double { Date().timeIntervalSinceReferenceDate }
+
+    private static let nonFinite = (positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+
+    private static func encode(_ record: IterationRecord) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: nonFinite.positiveInfinity, negativeInfinity: nonFinite.negativeInfinity, nan: nonFinite.nan)
+        do { return try encoder.encode(record) } catch {
+            throw ClusterError(.store, "cannot encode the record of iteration \(record.iteration)", cause: error)
+        }
+    }
+
+    private static func decode(_ data: Data) throws -> IterationRecord {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: nonFinite.positiveInfinity, negativeInfinity: nonFinite.negativeInfinity, nan: nonFinite.nan)
+        do { return try decoder.decode(IterationRecord.self, from: data) } catch {
+            throw ClusterError(.store, "a stored iteration record cannot be read", cause: error)
+        }
+    }
+}

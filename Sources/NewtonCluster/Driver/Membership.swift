@@ -1,0 +1,92 @@
+import NewtonProto
+
+/// The peers that have registered with the driver and still heartbeat.
+public actor Membership {
+    public struct Peer: Sendable {
+        public var id: String
+        public var role: String
+        public var endpoint: Endpoint?
+        public var httpEndpoint: String
+        public var lastSeen: ContinuousClock.Instant
+    }
+
+    /// How often peers are told to heartbeat; a peer silent for three
+    /// intervals is no longer live.
+    public let heartbeatInterval: Duration
+    private var peers: [String: Peer] = [:]
+    private var order: [String] = []
+    private var sessions: [String: WorkerSession] = [:]
+    private var counter = 0
+
+    public init(heartbeatInterval: Duration = .seconds(1)) {
+        self.heartbeatInterval = heartbeatInterval
+    }
+
+    /// Admits a peer after the version check; returns its id.
+    func register(_ info: Newtonps_V1_PeerInfo) throws -> String {
+        if let problem = NewtonPSVersion.incompatibility(version: info.version, wireProtocol: info.protocol) {
+            throw ClusterError(.incompatible, "\(info.role) at \(info.endpoint.isEmpty ? info.httpEndpoint : info.endpoint) refused: \(problem)")
+        }
+        let endpoint: Endpoint?
+        switch info.role {
+        case "server":
+            endpoint = try Endpoint(parsing: info.endpoint)
+            // A server that restarts on the same address replaces its old entry.
+            if let old = peers.values.first(where: { $0.role == "server" && $0.endpoint == endpoint }) {
+                peers[old.id] = nil
+                order.removeAll { $0 == old.id }
+            }
+        case "worker":
+            endpoint = nil
+        default:
+            throw ClusterError(.invalidRequest, "unknown role '\(info.role)' (expected server or worker)")
+        }
+        counter += 1
+        let id = "\(info.role)-\(counter)"
+        peers[id] = Peer(id: id, role: info.role, endpoint: endpoint, httpEndpoint: info.httpEndpoint, lastSeen: .now)
+        order.append(id)
+        return id
+    }
+
+    /// Records a heartbeat; false when the peer is unknown (it must register again).
+    func heartbeat(_ id: String) -> Bool {
+        guard peers[id] != nil else { return false }
+        peers[id]!.lastSeen = .now
+        return true
+    }
+
+    func attach(_ session: WorkerSession) throws {
+        guard peers[session.peerID]?.role == "worker" else {
+            throw ClusterError(.invalidRequest, "worker session for unknown worker '\(session.peerID)'; register first")
+        }
+        sessions[session.peerID]?.close(ClusterError(.unreachable, "worker \(session.peerID) opened a new session"))
+        sessions[session.peerID] = session
+        peers[session.peerID]!.lastSeen = .now
+    }
+
+    func detach(_ session: WorkerSession) {
+        if sessions[session.peerID] === session { sessions[session.peerID] = nil }
+    }
+
+    private func isLive(_ peer: Peer) -> Bool {
+        ContinuousClock.now - peer.lastSeen < heartbeatInterval * 3
+    }
+
+    /// Live servers in registration order.
+    public func liveServers() -> [Peer] {
+        order.compactMap { peers[$0] }.filter { $0.role == "server" && isLive($0) }
+    }
+
+    /// Live workers with an open session, in registration order.
+    func liveWorkers() -> [(peer: Peer, session: WorkerSession)] {
+        order.compactMap { id in
+            guard let peer = peers[id], peer.role == "worker", isLive(peer), let session = sessions[id], !session.isClosed else { return nil }
+            return (peer, session)
+        }
+    }
+
+    /// Counts of live servers and workers (for readiness and metrics).
+    public func counts() -> (servers: Int, workers: Int) {
+        (liveServers().count, liveWorkers().count)
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import NewtonProto
+import NewtonTraining
+
+/// A job as the driver reports it.
+public struct JobInfo: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var state: String
+    public var createdAt: String
+    public var updatedAt: String
+    public var iterations: Int
+    public var objective: Double?
+    public var testAccuracy: Double?
+    public var stopReason: String
+    public var error: String
+
+    init(_ s: Newtonps_V1_JobSummary) {
+        id = s.id
+        name = s.name
+        state = s.state
+        createdAt = s.createdAt
+        updatedAt = s.updatedAt
+        iterations = Int(s.iterations)
+        objective = s.hasObjective ? s.objective : nil
+        testAccuracy = s.hasTestAccuracy ? s.testAccuracy : nil
+        stopReason = s.stopReason
+        error = s.error
+    }
+
+    public var isFinished: Bool { ["succeeded", "failed", "cancelled"].contains(state) }
+}
+
+/// What `watch` yields: each iteration as it is recorded, then the end.
+public enum JobEvent: Sendable {
+    case record(IterationRecord)
+    case finished(JobInfo)
+}
+
+/// The job API of a driver, for the CLI and for tests.
+public final class DriverClient: Sendable {
+    public let connection: GRPCConnection
+    private let timeout: Duration
+    private var client: Newtonps_V1_Driver.Client<HTTP2ClientTransport.Posix> { .init(wrapping: connection.client) }
+
+    public init(driver: Endpoint, timeout: Duration = .seconds(30)) throws {
+        self.connection = try GRPCConnection(to: driver)
+        self.timeout = timeout
+    }
+
+    public func close() { connection.close() }
+
+    private func call<Response: TensorPayload>(_ method: String, _ body: (CallOptions) async throws -> Response) async throws -> Response {
+        try await remoteCall(role: "cli", peer: connection.endpoint, method: method, requestBytes: 0, timeout: timeout, body)
+    }
+
+    /// Submits a YAML job spec; a bad spec throws with every problem listed.
+    public func submit(yaml: String) async throws -> JobInfo {
+        var request = Newtonps_V1_SubmitJobRequest()
+        request.specYaml = yaml
+        return JobInfo(try await call("SubmitJob") { try await client.submitJob(request, options: $0) }.job)
+    }
+
+    public func jobs() async throws -> [JobInfo] {
+        try await call("ListJobs") { try await client.listJobs(Newtonps_V1_ListJobsRequest(), options: $0) }.jobs.map(JobInfo.init)
+    }
+
+    /// The job, its spec and its records so far.
+    public func job(_ id: String) async throws -> (info: JobInfo, specYAML: String, records: [IterationRecord]) {
+        var request = Newtonps_V1_JobRequest()
+        request.jobID = id
+        let response = try await call("GetJob") { try await client.getJob(request, options: $0) }
+        return (JobInfo(response.job), response.specYaml, try response.records.map(IterationRecord.init(wire:)))
+    }
+
+    public func cancel(_ id: String) async throws -> JobInfo {
+        var request = Newtonps_V1_JobRequest()
+        request.jobID = id
+        return JobInfo(try await call("CancelJob") { try await client.cancelJob(request, options: $0) })
+    }
+
+    /// The trained model as safetensors bytes.
+    public func export(_ id: String) async throws -> Data {
+        var request = Newtonps_V1_JobRequest()
+        request.jobID = id
+        return try await call("ExportModel") { try await client.exportModel(request, options: $0) }.safetensors
+    }
+
+    /// Calls `handle` for every recorded and future iteration, then for the
+    /// job's end. The stream has no deadline: it lasts as long as the job.
+    public func watch(_ id: String, _ handle: @escaping @Sendable (JobEvent) throws -> Void) async throws {
+        var request = Newtonps_V1_JobRequest()
+        request.jobID = id
+        var options = CallOptions.defaults
+        options.maxResponseMessageBytes = WireSettings.maxMessageBytes
+        do {
+            try await client.watchJob(request, options: options) { response in
+                for try await event in response.messages {
+                    switch event.kind {
+                    case .record(let r): try handle(.record(try IterationRecord(wire: r)))
+                    case .finished(let s): try handle(.finished(JobInfo(s)))
+                    case nil: continue
+                    }
+                }
+            }
+        } catch let error as ClusterError {
+            throw error
+        } catch {
+            throw ClusterError(remoteFailure: error, peer: connection.endpoint, method: "WatchJob", timeout: .zero)
+        }
+    }
+}
+
+extension Newtonps_V1_SubmitJobResponse: TensorPayload { var tensorBytes: Int { 0 } }
+extension Newtonps_V1_ListJobsResponse: TensorPayload { var tensorBytes: Int { 0 } }
+extension Newtonps_V1_GetJobResponse: TensorPayload { var tensorBytes: Int { 0 } }
+extension Newtonps_V1_JobSummary: TensorPayload { var tensorBytes: Int { 0 } }

@@ -1,0 +1,79 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import NewtonProto
+import Synchronization
+
+/// A peer's membership in the cluster: registers with the driver (with the
+/// version check), heartbeats, and registers again whenever the driver has
+/// forgotten it (for example after a driver restart).
+public final class DriverLink: Sendable {
+    public let driver: Endpoint
+    public let connection: GRPCConnection
+    private let info: Newtonps_V1_PeerInfo
+    private let state = Mutex<(peerID: String?, interval: Duration)>((nil, .seconds(1)))
+    private let timeout: Duration = .seconds(5)
+
+    /// - Parameters:
+    ///   - role: "server" or "worker".
+    ///   - endpoint: where a server serves gRPC (nil for workers).
+    public init(driver: Endpoint, role: String, endpoint: Endpoint?, httpEndpoint: String) throws {
+        self.driver = driver
+        self.connection = try GRPCConnection(to: driver)
+        var info = Newtonps_V1_PeerInfo()
+        info.role = role
+        info.endpoint = endpoint?.description ?? ""
+        info.httpEndpoint = httpEndpoint
+        info.version = NewtonPSVersion.version
+        info.protocol = NewtonPSVersion.wireProtocol
+        self.info = info
+    }
+
+    var client: Newtonps_V1_Driver.Client<HTTP2ClientTransport.Posix> { .init(wrapping: connection.client) }
+
+    /// The id the driver gave this peer, once registered.
+    public var peerID: String? { state.withLock { $0.peerID } }
+
+    /// Registers, retrying while the driver is unreachable; an incompatible
+    /// version is final and thrown.
+    @discardableResult
+    public func register() async throws -> String {
+        var request = Newtonps_V1_RegisterRequest()
+        request.peer = info
+        var delay = Duration.milliseconds(100)
+        while true {
+            do {
+                let response = try await remoteCall(role: info.role, peer: driver, method: "Register", requestBytes: 0, timeout: timeout) {
+                    try await client.register(request, options: $0)
+                }
+                let interval = Duration.milliseconds(max(50, Int(response.heartbeatIntervalMs)))
+                state.withLock { $0 = (response.peerID, interval) }
+                return response.peerID
+            } catch let error as ClusterError where error.code == .unreachable {
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
+            }
+        }
+    }
+
+    /// Heartbeats until cancelled; registers again when the driver does not
+    /// know this peer and then calls `onReregistered`.
+    public func heartbeat(onReregistered: @Sendable () async -> Void = {}) async throws {
+        while !Task.isCancelled {
+            let (id, interval) = state.withLock { ($0.peerID, $0.interval) }
+            try await Task.sleep(for: interval)
+            guard let id else { continue }
+            var request = Newtonps_V1_HeartbeatRequest()
+            request.peerID = id
+            let known = try? await remoteCall(role: info.role, peer: driver, method: "Heartbeat", requestBytes: 0, timeout: timeout) {
+                try await client.heartbeat(request, options: $0)
+            }.known
+            if known == false {
+                try await register()
+                await onReregistered()
+            }
+        }
+    }
+}
+
+extension Newtonps_V1_RegisterResponse: TensorPayload { var tensorBytes: Int { 0 } }
+extension Newtonps_V1_HeartbeatResponse: TensorPayload { var tensorBytes: Int { 0 } }

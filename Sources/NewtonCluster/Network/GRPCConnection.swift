@@ -1,0 +1,108 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import NewtonProto
+
+/// Transport settings for every newtonps gRPC connection. HTTP/2's default
+/// 64 KiB window throttles megabyte tensors to tens of MiB/s; these values
+/// follow the measurements in DESIGN.md (400–900 MiB/s on loopback).
+enum WireSettings {
+    static let windowSize = 16 << 20
+    static let maxFrameSize = 1 << 20
+    /// Jacobian slices and gradients of a shard can run to tens of MB.
+    static let maxMessageBytes = 512 << 20
+
+    static var client: HTTP2ClientTransport.Posix.Config {
+        .defaults { config in
+            config.http2.targetWindowSize = windowSize
+            config.http2.maxFrameSize = maxFrameSize
+            config.connection.flushCoalescing = nil
+            config.backoff.initial = .milliseconds(100)
+            config.backoff.max = .seconds(2)
+        }
+    }
+
+    static var server: HTTP2ServerTransport.Posix.Config {
+        .defaults { config in
+            config.http2.targetWindowSize = windowSize
+            config.http2.maxFrameSize = maxFrameSize
+            config.connection.flushCoalescing = nil
+            config.rpc.maxRequestPayloadSize = maxMessageBytes
+        }
+    }
+
+    /// Call options with a deadline: an unreachable or stalled peer gives an
+    /// error when it passes, never a hang.
+    static func options(timeout: Duration) -> CallOptions {
+        var options = CallOptions.defaults
+        options.timeout = timeout
+        options.waitForReady = false
+        options.maxRequestMessageBytes = maxMessageBytes
+        options.maxResponseMessageBytes = maxMessageBytes
+        return options
+    }
+}
+
+/// A client connection to one peer, kept open until `close()`.
+public final class GRPCConnection: Sendable {
+    public let endpoint: Endpoint
+    let client: GRPCClient<HTTP2ClientTransport.Posix>
+    private let runner: Task<Void, Never>
+
+    public init(to endpoint: Endpoint) throws {
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .dns(host: endpoint.host, port: endpoint.port), transportSecurity: .plaintext, config: WireSettings.client)
+        let client = GRPCClient(transport: transport)
+        self.endpoint = endpoint
+        self.client = client
+        self.runner = Task { try? await client.runConnections() }
+    }
+
+    /// Lets in-flight calls finish, then closes the connection.
+    public func close() {
+        client.beginGracefulShutdown()
+    }
+
+    deinit {
+        client.beginGracefulShutdown()
+    }
+}
+
+/// Runs one client call with a deadline, records its metrics, and turns any
+/// failure into a `ClusterError` that names the peer and the method.
+func remoteCall<Response: TensorPayload>(
+    role: String, peer: Endpoint, method: String, requestBytes: Int, timeout: Duration,
+    _ body: (CallOptions) async throws -> Response
+) async throws -> Response {
+    let clock = ContinuousClock.now
+    do {
+        let response = try await body(WireSettings.options(timeout: timeout))
+        RPCMetrics.observe(role: role, method: method, side: .client, requestBytes: requestBytes,
+                           responseBytes: response.tensorBytes, seconds: seconds(since: clock), failed: false)
+        return response
+    } catch {
+        RPCMetrics.observe(role: role, method: method, side: .client, requestBytes: requestBytes,
+                           responseBytes: 0, seconds: seconds(since: clock), failed: true)
+        throw ClusterError(remoteFailure: error, peer: peer, method: method, timeout: timeout)
+    }
+}
+
+extension ClusterError {
+    /// A failed call to `peer`: unreachable (deadline, connection refused) or
+    /// an error the peer reported.
+    init(remoteFailure error: any Error, peer: Endpoint, method: String, timeout: Duration) {
+        guard let rpc = error as? RPCError else {
+            self.init(.unreachable, "\(method) on \(peer) failed", cause: error)
+            return
+        }
+        switch rpc.code {
+        case .deadlineExceeded:
+            self.init(.unreachable, "\(method) on \(peer) did not answer within its \(timeout) deadline")
+        case .unavailable:
+            self.init(.unreachable, "\(method) on \(peer): peer unavailable (\(rpc.message))")
+        case .invalidArgument:
+            self.init(.invalidRequest, "\(method) on \(peer) rejected the request: \(rpc.message)")
+        default:
+            self.init(.remote, "\(method) on \(peer) failed (\(rpc.code)): \(rpc.message)")
+        }
+    }
+}

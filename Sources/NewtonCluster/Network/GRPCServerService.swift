@@ -1,0 +1,34 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import ServiceLifecycle
+
+/// A gRPC server on `listen`, run as a lifecycle `Service` (graceful
+/// shutdown lets in-flight calls finish).
+public struct GRPCServerService: Service {
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let transport: HTTP2ServerTransport.Posix
+
+    public init(listen: Endpoint, services: [any RegistrableRPCService]) {
+        transport = HTTP2ServerTransport.Posix(
+            address: .ipv4(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: WireSettings.server)
+        server = GRPCServer(transport: transport, services: services)
+    }
+
+    /// The port the server listens on (waits until it does).
+    public var boundPort: Int {
+        get async throws {
+            guard let address = try await transport.listeningAddress.ipv4 else {
+                throw ClusterError(.invalidRequest, "gRPC server is not listening on an IPv4 address")
+            }
+            return address.port
+        }
+    }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await server.serve()
+        } onGracefulShutdown: {
+            server.beginGracefulShutdown()
+        }
+    }
+}

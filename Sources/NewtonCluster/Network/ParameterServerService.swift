@@ -1,0 +1,160 @@
+import GRPCCore
+import NewtonCore
+import NewtonProto
+import NewtonTraining
+
+/// Serves a `ServerCore` as the `newtonps.v1.ParameterServer` gRPC service.
+/// Every request is decoded and checked before it reaches the core; failures
+/// go back as gRPC statuses whose message names the problem.
+public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceProtocol {
+    public let core: ServerCore
+
+    public init(core: ServerCore) {
+        self.core = core
+    }
+
+    public func assign(request: Newtonps_V1_AssignRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
+        try await serve("Assign", request, context) {
+            guard request.blocks.count == request.weights.count else {
+                throw ClusterError(.invalidRequest, "assignment lists \(request.blocks.count) blocks and \(request.weights.count) weight tensors")
+            }
+            let weights = try request.weights.enumerated().map { try $1.floats("weights of block \(request.blocks[$0])") }
+            try await core.assign(BlockAssignment(jobID: request.jobID, grid: try PartitionGrid(wire: request.grid),
+                                                  blocks: request.blocks.map(Int.init), weights: weights))
+            return Newtonps_V1_Empty()
+        }
+    }
+
+    public func read(request: Newtonps_V1_ReadRequest, context: ServerContext) async throws -> Newtonps_V1_BlockTensors {
+        try await serve("Read", request, context) {
+            let blocks = request.blocks.map(Int.init)
+            return Newtonps_V1_BlockTensors(blocks: blocks, values: try await core.read(VectorName(rawValue: request.vector), blocks: blocks))
+        }
+    }
+
+    public func write(request: Newtonps_V1_WriteRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
+        try await serve("Write", request, context) {
+            let (blocks, values) = try request.values.decoded("write of \(request.vector)")
+            try await core.write(VectorName(rawValue: request.vector), blocks: blocks, values: values)
+            return Newtonps_V1_Empty()
+        }
+    }
+
+    public func run(request: Newtonps_V1_RunRequest, context: ServerContext) async throws -> Newtonps_V1_RunResponse {
+        try await serve("Run", request, context) {
+            let answers = try await core.run(try request.program.map(VectorOp.init(wire:)))
+            var response = Newtonps_V1_RunResponse()
+            response.blocks = answers.map { answer in
+                var dots = Newtonps_V1_BlockDots()
+                dots.block = Int32(answer.block)
+                dots.values = answer.values
+                return dots
+            }
+            return response
+        }
+    }
+
+    public func beginSum(request: Newtonps_V1_BeginSumRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
+        try await serve("BeginSum", request, context) {
+            try await core.beginSum(into: VectorName(rawValue: request.vector), shards: Int(request.shards))
+            return Newtonps_V1_Empty()
+        }
+    }
+
+    public func push(request: Newtonps_V1_PushRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
+        try await serve("Push", request, context) {
+            let (blocks, values) = try request.values.decoded("push of shard \(request.shard) into \(request.vector)")
+            try await core.push(into: VectorName(rawValue: request.vector), shard: Int(request.shard), blocks: blocks, values: values)
+            return Newtonps_V1_Empty()
+        }
+    }
+
+    public func finishSum(request: Newtonps_V1_FinishSumRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
+        try await serve("FinishSum", request, context) {
+            try await core.finishSum(into: VectorName(rawValue: request.vector))
+            return Newtonps_V1_Empty()
+        }
+    }
+
+    public func beginJacobian(request: Newtonps_V1_BeginJacobianRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
+        try await serve("BeginJacobian", request, context) {
+            try await core.beginJacobian(rows: Int(request.rows))
+            return Newtonps_V1_Empty()
+        }
+    }
+
+    public func pushJacobian(request: Newtonps_V1_PushJacobianRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
+        try await serve("PushJacobian", request, context) {
+            let what = "Jacobian push at row \(request.rowOffset)"
+            try await core.pushJacobian(
+                rowOffset: Int(request.rowOffset), blocks: request.blocks.map(Int.init),
+                inputs: try request.inputs.map { try $0.floats("\(what), inputs") },
+                slices: try request.slices.map { try $0.floats("\(what), slices") },
+                outputs: try request.outputs.floats("\(what), outputs"))
+            return Newtonps_V1_Empty()
+        }
+    }
+
+    public func jacobianProduct(request: Newtonps_V1_JacobianProductRequest, context: ServerContext) async throws -> Newtonps_V1_BlockTensors {
+        try await serve("JacobianProduct", request, context) {
+            let products = try await core.jacobianProduct(of: VectorName(rawValue: request.vector))
+            return Newtonps_V1_BlockTensors(blocks: products.map(\.block), values: products.map(\.values))
+        }
+    }
+
+    public func jacobianTransposeProduct(request: Newtonps_V1_JacobianTransposeRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
+        try await serve("JacobianTransposeProduct", request, context) {
+            try await core.jacobianTransposeProduct(try request.u.floats("u"), into: VectorName(rawValue: request.vector))
+            return Newtonps_V1_Empty()
+        }
+    }
+
+    public func solveDiagonalBlock(request: Newtonps_V1_BlockSolveRequest, context: ServerContext) async throws -> Newtonps_V1_BlockSolveReport {
+        try await serve("SolveDiagonalBlock", request, context) {
+            try await core.solveDiagonalBlock(BlockSolveRequest(wire: request)).wire
+        }
+    }
+
+    public func stopDiagonalSolves(request: Newtonps_V1_StopSolvesRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
+        try await serve("StopDiagonalSolves", request, context) {
+            core.stopDiagonalSolves(generation: Int(request.generation))
+            return Newtonps_V1_Empty()
+        }
+    }
+
+    /// Runs one handler: records its metrics and turns errors into statuses.
+    private func serve<Request: TensorPayload, Response: TensorPayload>(
+        _ method: String, _ request: Request, _ context: ServerContext, _ body: () async throws -> Response
+    ) async throws -> Response {
+        let clock = ContinuousClock.now
+        do {
+            let response = try await body()
+            RPCMetrics.observe(role: "server", method: method, side: .server, requestBytes: request.tensorBytes,
+                               responseBytes: response.tensorBytes, seconds: seconds(since: clock), failed: false)
+            return response
+        } catch {
+            RPCMetrics.observe(role: "server", method: method, side: .server, requestBytes: request.tensorBytes,
+                               responseBytes: 0, seconds: seconds(since: clock), failed: true)
+            throw RPCError(serverFailure: error)
+        }
+    }
+}
+
+extension RPCError {
+    /// The status a handler answers with: invalid requests are the caller's
+    /// fault, anything else is internal. The message keeps the full story.
+    init(serverFailure error: any Error) {
+        if let error = error as? RPCError {
+            self = error
+        } else if let error = error as? ClusterError, error.code == .invalidRequest || error.code == .invalidJob {
+            self.init(code: .invalidArgument, message: "\(error)")
+        } else {
+            self.init(code: .internalError, message: "\(error)")
+        }
+    }
+}
+
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let d = ContinuousClock.now - start
+    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+}

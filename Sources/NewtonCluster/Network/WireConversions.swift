@@ -1,0 +1,376 @@
+import Foundation
+import NewtonCore
+import NewtonProto
+import NewtonTraining
+
+// Conversions between the Swift types the optimiser uses and the
+// `newtonps.v1` messages. Decoding validates everything: a message from the
+// network is untrusted, and a bad one becomes a `ClusterError` naming the
+// field, never a crash.
+
+#if _endian(big)
+#error("the wire format carries little-endian float32; add byte swapping for big-endian hosts")
+#endif
+
+typealias WireTensor = Newtonps_V1_Tensor
+
+extension Newtonps_V1_Tensor {
+    /// A tensor of `values` with `shape` (one dimension when omitted).
+    init(_ values: [Float], shape: [Int]? = nil) {
+        self.init()
+        self.shape = (shape ?? [values.count]).map(Int64.init)
+        self.data = values.withUnsafeBytes { Data($0) }
+    }
+
+    /// The values, after checking the bytes fill the shape exactly.
+    func floats(_ what: @autoclosure () -> String) throws -> [Float] {
+        var count = 1
+        for d in shape {
+            guard d >= 0, d <= Int64(Int32.max) else {
+                throw ClusterError(.invalidRequest, "\(what()): tensor dimension \(d) is out of range")
+            }
+            let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))
+            guard !overflow else { throw ClusterError(.invalidRequest, "\(what()): tensor shape \(shape) is too large") }
+            count = product
+        }
+        guard data.count == count * MemoryLayout<Float>.size else {
+            throw ClusterError(.invalidRequest, "\(what()): shape \(shape) needs \(count * 4) bytes of float32, got \(data.count)")
+        }
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            data.withUnsafeBytes { raw in
+                if count > 0 { memcpy(buffer.baseAddress!, raw.baseAddress!, count * 4) }
+            }
+            initialized = count
+        }
+    }
+}
+
+extension Newtonps_V1_BlockTensors {
+    init(blocks: [Int], values: [[Float]]) {
+        self.init()
+        self.blocks = blocks.map(Int32.init)
+        self.values = values.map { WireTensor($0) }
+    }
+
+    /// The blocks and their values, checked to pair up.
+    func decoded(_ what: String) throws -> (blocks: [Int], values: [[Float]]) {
+        guard blocks.count == values.count else {
+            throw ClusterError(.invalidRequest, "\(what): \(blocks.count) block indices but \(values.count) tensors")
+        }
+        return (blocks.map(Int.init), try values.enumerated().map { try $1.floats("\(what), block \(blocks[$0])") })
+    }
+}
+
+extension PartitionGrid {
+    var wire: Newtonps_V1_PartitionGrid {
+        var grid = Newtonps_V1_PartitionGrid()
+        grid.network = spec.wire
+        grid.groupSizes = groups.map { ranges in
+            var sizes = Newtonps_V1_GroupSizes()
+            sizes.sizes = ranges.map { Int32($0.count) }
+            return sizes
+        }
+        return grid
+    }
+
+    init(wire: Newtonps_V1_PartitionGrid) throws {
+        let spec = try NetworkSpec(wire: wire.network)
+        do {
+            try self.init(spec: spec, groupSizes: wire.groupSizes.map { $0.sizes.map(Int.init) })
+        } catch {
+            throw ClusterError(.invalidRequest, "partition grid", cause: error)
+        }
+    }
+}
+
+extension NetworkSpec {
+    var wire: Newtonps_V1_NetworkSpec {
+        var spec = Newtonps_V1_NetworkSpec()
+        spec.layerSizes = layerSizes.map(Int32.init)
+        spec.hiddenActivations = hiddenActivations.map(\.rawValue)
+        spec.loss = loss.rawValue
+        return spec
+    }
+
+    init(wire: Newtonps_V1_NetworkSpec) throws {
+        guard let loss = Loss(rawValue: wire.loss) else { throw ClusterError(.invalidRequest, "unknown loss '\(wire.loss)'") }
+        let activations = try wire.hiddenActivations.map { name in
+            guard let a = Activation(rawValue: name) else { throw ClusterError(.invalidRequest, "unknown activation '\(name)'") }
+            return a
+        }
+        do {
+            try self.init(layerSizes: wire.layerSizes.map(Int.init), activations: activations, loss: loss)
+        } catch {
+            throw ClusterError(.invalidRequest, "network spec", cause: error)
+        }
+    }
+}
+
+extension DataDescriptor {
+    var wire: Newtonps_V1_DataDescriptor {
+        var d = Newtonps_V1_DataDescriptor()
+        d.scaling = scaling.rawValue
+        switch source {
+        case let .files(format, train, test, labelColumn, header):
+            var files = Newtonps_V1_FileData()
+            files.format = format.rawValue
+            files.train = train
+            if let test { files.test = test }
+            files.csvLabelColumn = Int32(labelColumn)
+            if let header { files.csvHeader = header }
+            d.files = files
+        case let .synthetic(trainRows, testRows, features, classes, seed):
+            var s = Newtonps_V1_SyntheticData()
+            s.trainRows = Int64(trainRows)
+            s.testRows = Int64(testRows)
+            s.features = Int32(features)
+            s.classes = Int32(classes)
+            s.seed = seed
+            d.synthetic = s
+        }
+        return d
+    }
+
+    init(wire: Newtonps_V1_DataDescriptor) throws {
+        guard let scaling = FeatureScaling(rawValue: wire.scaling) else {
+            throw ClusterError(.invalidRequest, "unknown feature scaling '\(wire.scaling)'")
+        }
+        switch wire.source {
+        case .files(let f):
+            guard let format = DataFormat(rawValue: f.format) else { throw ClusterError(.invalidRequest, "unknown data format '\(f.format)'") }
+            self.init(source: .files(format: format, train: f.train, test: f.hasTest ? f.test : nil,
+                                     csvLabelColumn: Int(f.csvLabelColumn), csvHeader: f.hasCsvHeader ? f.csvHeader : nil),
+                      scaling: scaling)
+        case .synthetic(let s):
+            guard s.trainRows > 0, s.testRows >= 0, s.features > 0, s.classes > 1,
+                  s.trainRows + s.testRows <= 100_000_000 else {
+                throw ClusterError(.invalidRequest, "synthetic data of \(s.trainRows)+\(s.testRows) rows, \(s.features) features, \(s.classes) classes is out of range")
+            }
+            self.init(source: .synthetic(trainRows: Int(s.trainRows), testRows: Int(s.testRows), features: Int(s.features),
+                                         classes: Int(s.classes), seed: s.seed), scaling: scaling)
+        case nil:
+            throw ClusterError(.invalidRequest, "data descriptor names neither files nor synthetic data")
+        }
+    }
+}
+
+extension VectorOp {
+    var wire: Newtonps_V1_VectorOp {
+        var op = Newtonps_V1_VectorOp()
+        switch self {
+        case let .combine(target, terms):
+            var c = Newtonps_V1_VectorOp.Combine()
+            c.target = target.rawValue
+            c.terms = terms.map { term in
+                var t = Newtonps_V1_VectorTerm()
+                t.coefficient = term.coefficient
+                t.vector = term.vector.rawValue
+                return t
+            }
+            op.combine = c
+        case let .fill(target, value):
+            var f = Newtonps_V1_VectorOp.Fill()
+            f.target = target.rawValue
+            f.value = value
+            op.fill = f
+        case let .dot(a, b):
+            var d = Newtonps_V1_VectorOp.Dot()
+            d.a = a.rawValue
+            d.b = b.rawValue
+            op.dot = d
+        case let .adam(update, weights, gradient, firstMoment, secondMoment):
+            var a = Newtonps_V1_VectorOp.Adam()
+            a.learningRate = update.learningRate
+            a.beta1 = update.beta1
+            a.beta2 = update.beta2
+            a.epsilon = update.epsilon
+            a.step = Int64(update.step)
+            a.weights = weights.rawValue
+            a.gradient = gradient.rawValue
+            a.firstMoment = firstMoment.rawValue
+            a.secondMoment = secondMoment.rawValue
+            op.adam = a
+        }
+        return op
+    }
+
+    init(wire: Newtonps_V1_VectorOp) throws {
+        switch wire.op {
+        case .combine(let c):
+            self = .combine(target: VectorName(rawValue: c.target), terms: c.terms.map { VectorTerm($0.coefficient, VectorName(rawValue: $0.vector)) })
+        case .fill(let f):
+            self = .fill(target: VectorName(rawValue: f.target), value: f.value)
+        case .dot(let d):
+            self = .dot(VectorName(rawValue: d.a), VectorName(rawValue: d.b))
+        case .adam(let a):
+            guard a.step >= 1, a.step <= Int64(Int32.max) else { throw ClusterError(.invalidRequest, "Adam step \(a.step) is out of range") }
+            self = .adam(AdamUpdate(learningRate: a.learningRate, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, step: Int(a.step)),
+                         weights: VectorName(rawValue: a.weights), gradient: VectorName(rawValue: a.gradient),
+                         firstMoment: VectorName(rawValue: a.firstMoment), secondMoment: VectorName(rawValue: a.secondMoment))
+        case nil:
+            throw ClusterError(.invalidRequest, "a vector op with no operation")
+        }
+    }
+}
+
+extension BlockSolveRequest {
+    var wire: Newtonps_V1_BlockSolveRequest {
+        var r = Newtonps_V1_BlockSolveRequest()
+        r.block = Int32(block)
+        r.generation = Int64(generation)
+        r.rightHandSide = rightHandSide.rawValue
+        r.solution = solution.rawValue
+        r.residual = residual.rawValue
+        r.damping = damping
+        r.curvatureScale = curvatureScale
+        r.tolerance = tolerance
+        r.maxIterations = Int32(maxIterations)
+        return r
+    }
+
+    init(wire r: Newtonps_V1_BlockSolveRequest) {
+        self.init(block: Int(r.block), generation: Int(r.generation), rightHandSide: VectorName(rawValue: r.rightHandSide),
+                  solution: VectorName(rawValue: r.solution), residual: VectorName(rawValue: r.residual),
+                  damping: r.damping, curvatureScale: r.curvatureScale, tolerance: r.tolerance,
+                  maxIterations: max(0, Int(r.maxIterations)))
+    }
+}
+
+extension BlockSolveReport {
+    var wire: Newtonps_V1_BlockSolveReport {
+        var r = Newtonps_V1_BlockSolveReport()
+        r.block = Int32(block)
+        r.iterations = Int32(iterations)
+        r.outcome = outcome.rawValue
+        return r
+    }
+
+    init(wire r: Newtonps_V1_BlockSolveReport) throws {
+        guard let outcome = Outcome(rawValue: r.outcome) else { throw ClusterError(.invalidRequest, "unknown solve outcome '\(r.outcome)'") }
+        self.init(block: Int(r.block), iterations: Int(r.iterations), outcome: outcome)
+    }
+}
+
+extension RowShard {
+    var wire: Newtonps_V1_RowShard {
+        var s = Newtonps_V1_RowShard()
+        s.index = Int32(index)
+        s.split = split.rawValue
+        s.offset = Int32(offset)
+        switch rows {
+        case .range(let r):
+            var range = Newtonps_V1_Range()
+            range.lower = Int64(r.lowerBound)
+            range.upper = Int64(r.upperBound)
+            s.range = range
+        case .indices(let i):
+            var indices = Newtonps_V1_Indices()
+            indices.values = i.map(Int64.init)
+            s.indices = indices
+        }
+        return s
+    }
+
+    init(wire s: Newtonps_V1_RowShard) throws {
+        guard let split = DataSplit(rawValue: s.split) else { throw ClusterError(.invalidRequest, "shard \(s.index): unknown split '\(s.split)'") }
+        let rows: RowSelection
+        switch s.rows {
+        case .range(let r):
+            guard r.lower >= 0, r.upper >= r.lower, r.upper <= Int64(Int32.max) else {
+                throw ClusterError(.invalidRequest, "shard \(s.index): bad row range \(r.lower)..<\(r.upper)")
+            }
+            rows = .range(Int(r.lower)..<Int(r.upper))
+        case .indices(let i):
+            guard i.values.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else {
+                throw ClusterError(.invalidRequest, "shard \(s.index): a row index is out of range")
+            }
+            rows = .indices(i.values.map(Int.init))
+        case nil:
+            throw ClusterError(.invalidRequest, "shard \(s.index) has no rows")
+        }
+        self.init(index: Int(s.index), split: split, rows: rows, offset: Int(s.offset))
+    }
+}
+
+extension WorkerTask {
+    var wire: Newtonps_V1_WorkerTask {
+        var t = Newtonps_V1_WorkerTask()
+        t.shards = shards.map(\.wire)
+        switch kind {
+        case .evaluate(let point):
+            var e = Newtonps_V1_WorkerTask.Evaluate()
+            e.point = point.rawValue
+            t.evaluate = e
+        case let .gradient(point, into):
+            var g = Newtonps_V1_WorkerTask.Gradient()
+            g.point = point.rawValue
+            g.into = into.rawValue
+            t.gradient = g
+        case let .gaussNewton(point, direction, into):
+            var g = Newtonps_V1_WorkerTask.GaussNewton()
+            g.point = point.rawValue
+            g.direction = direction.rawValue
+            g.into = into.rawValue
+            t.gaussNewton = g
+        case .jacobian(let point):
+            var j = Newtonps_V1_WorkerTask.Jacobian()
+            j.point = point.rawValue
+            t.jacobian = j
+        }
+        return t
+    }
+
+    init(wire t: Newtonps_V1_WorkerTask) throws {
+        let kind: Kind
+        switch t.kind {
+        case .evaluate(let e): kind = .evaluate(point: VectorName(rawValue: e.point))
+        case .gradient(let g): kind = .gradient(point: VectorName(rawValue: g.point), into: VectorName(rawValue: g.into))
+        case .gaussNewton(let g):
+            kind = .gaussNewton(point: VectorName(rawValue: g.point), direction: VectorName(rawValue: g.direction), into: VectorName(rawValue: g.into))
+        case .jacobian(let j): kind = .jacobian(point: VectorName(rawValue: j.point))
+        case nil: throw ClusterError(.invalidRequest, "a worker task with no kind")
+        }
+        self.init(kind: kind, shards: try t.shards.map(RowShard.init(wire:)))
+    }
+}
+
+extension ShardResult {
+    var wire: Newtonps_V1_ShardResult {
+        var r = Newtonps_V1_ShardResult()
+        r.shard = Int32(shard)
+        r.loss = loss
+        r.correct = Int64(correct)
+        if !outputs.isEmpty { r.outputs = WireTensor(outputs) }
+        return r
+    }
+
+    init(wire r: Newtonps_V1_ShardResult) throws {
+        self.init(shard: Int(r.shard), loss: r.loss, correct: Int(r.correct),
+                  outputs: r.hasOutputs ? try r.outputs.floats("outputs of shard \(r.shard)") : [])
+    }
+}
+
+extension IterationRecord {
+    var wire: Newtonps_V1_IterationRecord {
+        var r = Newtonps_V1_IterationRecord()
+        r.iteration = Int32(iteration)
+        r.elapsedS = elapsedSeconds
+        r.objective = objective
+        r.gradNorm = gradientNorm
+        r.cgIterations = Int32(cgIterations)
+        r.lambda = lambda
+        r.step = step
+        r.lineSearchSteps = Int32(lineSearchSteps)
+        if let testAccuracy { r.testAccuracy = testAccuracy }
+        r.outcome = outcome.rawValue
+        r.phaseS = phaseSeconds
+        return r
+    }
+
+    init(wire r: Newtonps_V1_IterationRecord) throws {
+        guard let outcome = Outcome(rawValue: r.outcome) else { throw ClusterError(.invalidRequest, "unknown iteration outcome '\(r.outcome)'") }
+        self.init(iteration: Int(r.iteration), elapsedSeconds: r.elapsedS, objective: r.objective, gradientNorm: r.gradNorm,
+                  cgIterations: Int(r.cgIterations), lambda: r.lambda, step: r.step, lineSearchSteps: Int(r.lineSearchSteps),
+                  testAccuracy: r.hasTestAccuracy ? r.testAccuracy : nil, outcome: outcome, phaseSeconds: r.phaseS)
+    }
+}

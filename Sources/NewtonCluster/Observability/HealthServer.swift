@@ -1,0 +1,240 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+
+/// Whether a process can take work now and, if not, why.
+public struct Readiness: Sendable, Equatable {
+    /// True when the process can serve its role.
+    public var ready: Bool
+    /// A short human-readable explanation, served as the `/readyz` body.
+    public var reason: String
+
+    /// A readiness state with an explanation.
+    public init(ready: Bool, reason: String) {
+        self.ready = ready
+        self.reason = reason
+    }
+
+    /// Ready, with the reason "ready".
+    public static let ready = Readiness(ready: true, reason: "ready")
+
+    /// Not ready, for `reason` (e.g. "no driver connection yet").
+    public static func notReady(_ reason: String) -> Readiness {
+        Readiness(ready: false, reason: reason)
+    }
+}
+
+/// A `Service` serving the operator endpoints of one process over HTTP/1.1:
+///
+/// - `GET /healthz`: 200 `ok` while the process runs (liveness);
+/// - `GET /readyz`: 200 with the readiness reason when `readiness()` says
+///   ready, 503 with the reason otherwise;
+/// - `GET /metrics`: the registry in Prometheus text format 0.0.4.
+///
+/// Run it in a `ServiceGroup` (once): it stops gracefully when the group
+/// shuts down (SIGTERM, if the group traps it) or is cancelled. Pass port 0
+/// to bind an ephemeral port and read it from `boundPort` or `onServerRunning`.
+public struct HealthServer: Service, Sendable {
+    /// The host or address to bind, e.g. `0.0.0.0` or `127.0.0.1`.
+    public let host: String
+    /// The requested port; 0 picks a free one.
+    public let port: Int
+
+    private let registry: PrometheusCollectorRegistry
+    private let readiness: @Sendable () async -> Readiness
+    private let onServerRunning: @Sendable (Int) async -> Void
+    private let logger: Logger
+    private let binding = PortBinding()
+
+    /// Content type of `/metrics`: Prometheus text exposition format 0.0.4.
+    public static let metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    /// - Parameters:
+    ///   - host: the address to bind.
+    ///   - port: the port to bind, 0 for any free one.
+    ///   - registry: what `/metrics` serves; the process-wide registry by default.
+    ///   - logger: Hummingbird's logger (it logs the bound address at info).
+    ///   - readiness: asked on every `/readyz`; ready by default.
+    ///   - onServerRunning: called once with the bound port when listening,
+    ///     before `boundPort` returns.
+    public init(
+        host: String,
+        port: Int,
+        registry: PrometheusCollectorRegistry = MetricsBootstrap.registry(),
+        logger: Logger = Logger(label: "newtonps.http"),
+        readiness: @escaping @Sendable () async -> Readiness = { .ready },
+        onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
+    ) {
+        self.host = host
+        self.port = port
+        self.registry = registry
+        self.logger = logger
+        self.readiness = readiness
+        self.onServerRunning = onServerRunning
+    }
+
+    /// The same, from a `host:port` string such as `0.0.0.0:9090` or `[::1]:9090`.
+    public init(
+        address: String,
+        registry: PrometheusCollectorRegistry = MetricsBootstrap.registry(),
+        logger: Logger = Logger(label: "newtonps.http"),
+        readiness: @escaping @Sendable () async -> Readiness = { .ready },
+        onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
+    ) throws {
+        let (host, port) = try Self.parseAddress(address)
+        self.init(
+            host: host, port: port, registry: registry, logger: logger,
+            readiness: readiness, onServerRunning: onServerRunning)
+    }
+
+    /// The port actually bound, once the server listens. Throws if `run()`
+    /// ended before binding (e.g. the port was taken) or the caller is cancelled.
+    public var boundPort: Int {
+        get async throws { try await binding.wait() }
+    }
+
+    /// Serves until graceful shutdown or cancellation.
+    public func run() async throws {
+        let binding = self.binding
+        let onServerRunning = self.onServerRunning
+        let logger = self.logger
+        let app = Application(
+            router: Self.router(registry: registry, readiness: readiness),
+            configuration: ApplicationConfiguration(address: .hostname(host, port: port)),
+            onServerRunning: { channel in
+                guard let port = channel.localAddress?.port else {
+                    logger.error("HTTP server has no local port", metadata: ["address": "\(String(describing: channel.localAddress))"])
+                    return
+                }
+                await onServerRunning(port)
+                binding.bind(port)
+            },
+            logger: logger
+        )
+        do {
+            try await app.run()
+            binding.finish(ClusterError(
+                .invalidRequest, "HTTP server for \(host):\(port) stopped before it was listening"))
+        } catch {
+            binding.finish(ClusterError(
+                .invalidRequest, "HTTP server for \(host):\(port) failed", cause: error))
+            throw error
+        }
+    }
+
+    /// Splits `host:port` (IPv6 hosts in brackets; an empty host means 0.0.0.0).
+    public static func parseAddress(_ address: String) throws -> (host: String, port: Int) {
+        let bad = ClusterError(
+            .invalidRequest, "HTTP address '\(address)' is not host:port (e.g. 0.0.0.0:9090)")
+        guard let colon = address.lastIndex(of: ":") else { throw bad }
+        var host = String(address[..<colon])
+        let portText = address[address.index(after: colon)...]
+        guard let port = Int(portText), (0...65535).contains(port) else { throw bad }
+        if host.hasPrefix("[") {
+            guard host.hasSuffix("]"), host.count > 2 else { throw bad }
+            host = String(host.dropFirst().dropLast())
+        } else if host.contains(":") {
+            throw bad
+        }
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
+    static func router(
+        registry: PrometheusCollectorRegistry,
+        readiness: @escaping @Sendable () async -> Readiness
+    ) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.get("healthz") { _, _ -> Response in
+            Self.text("ok\n", status: .ok)
+        }
+        router.get("readyz") { _, _ -> Response in
+            let state = await readiness()
+            return Self.text(state.reason + "\n", status: state.ready ? .ok : .serviceUnavailable)
+        }
+        router.get("metrics") { _, _ -> Response in
+            Response(
+                status: .ok,
+                headers: [.contentType: Self.metricsContentType],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer()))
+            )
+        }
+        return router
+    }
+
+    private static func text(_ body: String, status: HTTPResponse.Status) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: body))
+        )
+    }
+}
+
+/// The bound port, once known, and the tasks waiting for it.
+private final class PortBinding: @unchecked Sendable {
+    // All state is guarded by `lock`; continuations are resumed outside it.
+    private enum State {
+        case waiting
+        case bound(Int)
+        case failed(ClusterError)
+    }
+
+    private let lock = NSLock()
+    private var state = State.waiting
+    private var waiters: [Int: CheckedContinuation<Int, any Error>] = [:]
+    private var nextWaiter = 0
+
+    func bind(_ port: Int) {
+        let resumed: [CheckedContinuation<Int, any Error>] = lock.withLock {
+            guard case .waiting = state else { return [] }
+            state = .bound(port)
+            defer { waiters = [:] }
+            return Array(waiters.values)
+        }
+        for waiter in resumed { waiter.resume(returning: port) }
+    }
+
+    /// Fails the waiters if the port was never bound; a bound port stays readable.
+    func finish(_ error: ClusterError) {
+        let resumed: [CheckedContinuation<Int, any Error>] = lock.withLock {
+            guard case .waiting = state else { return [] }
+            state = .failed(error)
+            defer { waiters = [:] }
+            return Array(waiters.values)
+        }
+        for waiter in resumed { waiter.resume(throwing: error) }
+    }
+
+    func wait() async throws -> Int {
+        let id: Int = lock.withLock {
+            nextWaiter += 1
+            return nextWaiter
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+                enum Now { case value(Int), error(any Error), later }
+                let now: Now = lock.withLock {
+                    switch state {
+                    case .bound(let port): return .value(port)
+                    case .failed(let error): return .error(error)
+                    case .waiting:
+                        if Task.isCancelled { return .error(CancellationError()) }
+                        waiters[id] = continuation
+                        return .later
+                    }
+                }
+                switch now {
+                case .value(let port): continuation.resume(returning: port)
+                case .error(let error): continuation.resume(throwing: error)
+                case .later: break
+                }
+            }
+        } onCancel: {
+            let waiter = lock.withLock { waiters.removeValue(forKey: id) }
+            waiter?.resume(throwing: CancellationError())
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import Synchronization
+
+/// A whole cluster of real `newtonps` processes on one machine: a driver,
+/// servers and workers, each on ports the kernel picks, found from the
+/// addresses each process announces. Used by `newtonps cluster` and by the
+/// end-to-end tests.
+public final class LocalCluster: Sendable {
+    /// One started process and the addresses it announced.
+    public struct Member: Sendable {
+        public let role: String
+        public let process: ManagedProcess
+        public let grpc: Endpoint?
+        public let http: Endpoint
+    }
+
+    public let driver: Member
+    private let others: Mutex<[Member]>
+    private let binary: URL
+    private let host: String
+
+    public var members: [Member] { [driver] + others.withLock { $0 } }
+    public var servers: [Member] { members.filter { $0.role == "server" } }
+    public var workers: [Member] { members.filter { $0.role == "worker" } }
+
+    /// Starts a driver (with its job store at `store`), then the servers and workers.
+    public static func start(binary: URL, host: String = "127.0.0.1", store: String, servers: Int, workers: Int,
+                             serverArguments: [String] = [], environment: [String: String] = [:]) async throws -> LocalCluster {
+        let driver = try await launch(binary, role: "driver",
+                                      ["driver", "--listen", "\(host):0", "--http", "\(host):0", "--store", store], environment)
+        let cluster = LocalCluster(driver: driver, binary: binary, host: host)
+        do {
+            for _ in 0..<servers { try await cluster.addServer(arguments: serverArguments, environment: environment) }
+            for _ in 0..<workers { try await cluster.addWorker(environment: environment) }
+        } catch {
+            cluster.stop()
+            throw error
+        }
+        return cluster
+    }
+
+    private init(driver: Member, binary: URL, host: String) {
+        self.driver = driver
+        self.others = Mutex([])
+        self.binary = binary
+        self.host = host
+    }
+
+    @discardableResult
+    public func addServer(arguments: [String] = [], environment: [String: String] = [:]) async throws -> Member {
+        let member = try await Self.launch(binary, role: "server", ["server", "--listen", "\(host):0", "--http", "\(host):0",
+                                                                     "--driver", driver.grpc!.description] + arguments, environment)
+        others.withLock { $0.append(member) }
+        return member
+    }
+
+    @discardableResult
+    public func addWorker(environment: [String: String] = [:]) async throws -> Member {
+        let member = try await Self.launch(binary, role: "worker", ["worker", "--http", "\(host):0", "--driver", driver.grpc!.description], environment)
+        others.withLock { $0.append(member) }
+        return member
+    }
+
+    /// Sends SIGTERM to every process (workers first, driver last) and waits.
+    public func stop() {
+        for member in members.reversed() { member.process.terminate() }
+    }
+
+    /// Starts one process and waits for the addresses it announces.
+    private static func launch(_ binary: URL, role: String, _ arguments: [String], _ environment: [String: String]) async throws -> Member {
+        let process = try ManagedProcess(binary, arguments, environment: environment)
+        var grpc: Endpoint?
+        var http: Endpoint?
+        let deadline = ContinuousClock.now + .seconds(60)
+        while http == nil || (grpc == nil && role != "worker") {
+            guard ContinuousClock.now < deadline else {
+                process.terminate()
+                throw ClusterError(.unreachable, "\(role) did not announce its addresses within 60 s; output:\n\(process.output)")
+            }
+            guard process.isRunning else {
+                throw ClusterError(.unreachable, "\(role) exited with status \(process.exitStatus ?? -1); output:\n\(process.output)")
+            }
+            for line in process.output.split(separator: "\n") {
+                if line.hasPrefix("http listening on "), http == nil {
+                    http = try Endpoint(parsing: String(line.dropFirst("http listening on ".count)))
+                }
+                if line.hasPrefix("\(role) listening on "), grpc == nil {
+                    let rest = line.dropFirst("\(role) listening on ".count)
+                    grpc = try Endpoint(parsing: String(rest.prefix { $0 != "," }))
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return Member(role: role, process: process, grpc: grpc, http: http!)
+    }
+}
+
+/// A child process whose combined output is collected, terminated with
+/// SIGTERM (then SIGKILL if it lingers) when asked or when dropped.
+public final class ManagedProcess: Sendable {
+    private let process: Process
+    private let collected = OutputBuffer()
+
+    public init(_ binary: URL, _ arguments: [String], environment: [String: String] = [:]) throws {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        let collected = self.collected
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil; return }
+            collected.append(data)
+        }
+        do { try process.run() } catch {
+            throw ClusterError(.invalidRequest, "cannot start \(binary.path)", cause: error)
+        }
+        self.process = process
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
+    public var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
+    /// Everything the process printed so far (stdout and stderr).
+    public var output: String { collected.text }
+
+    /// SIGTERM, then SIGKILL after `grace`; returns once the process is gone.
+    public func terminate(grace: Duration = .seconds(10)) {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = ContinuousClock.now + grace
+        while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// Kills the process at once (to play a crash).
+    public func kill() {
+        guard process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { terminate(grace: .seconds(2)) }
+}
+
+/// Text collected from a pipe's handler thread.
+private final class OutputBuffer: Sendable {
+    private let storage = Mutex("")
+    func append(_ data: Data) { storage.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+    var text: String { storage.withLock { $0 } }
+}

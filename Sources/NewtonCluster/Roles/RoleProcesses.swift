@@ -1,0 +1,137 @@
+import Foundation
+import GRPCCore
+import Logging
+import NewtonCore
+import NewtonTraining
+import ServiceLifecycle
+import Synchronization
+
+/// Where a role process listens and whom it talks to.
+public struct RoleAddresses: Sendable {
+    /// gRPC listen address (driver and server).
+    public var listen: Endpoint?
+    /// The address other processes use to reach this server (default: `listen`,
+    /// with the bound port when `listen` asks for port 0).
+    public var advertise: Endpoint?
+    /// HTTP health and metrics address.
+    public var http: Endpoint
+    /// The driver (server and worker).
+    public var driver: Endpoint?
+
+    public init(listen: Endpoint?, advertise: Endpoint?, http: Endpoint, driver: Endpoint?) {
+        self.listen = listen
+        self.advertise = advertise
+        self.http = http
+        self.driver = driver
+    }
+}
+
+/// Runs a role's services until SIGTERM or SIGINT, then shuts them down
+/// gracefully. `announce` receives one line per bound address.
+func runServices(_ services: [any Service], label: String) async throws {
+    let logger = Logger(label: "newtonps.\(label)")
+    let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    try await group.run()
+}
+
+/// Prints a line and flushes it at once, so supervisors and tests see
+/// addresses as soon as they are bound.
+func announce(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// A service made from a closure (registration loops and the like).
+struct TaskService: Service {
+    let body: @Sendable () async throws -> Void
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { try await body() }
+    }
+}
+
+/// `newtonps server`: a parameter server process.
+public enum ServerProcess {
+    public static func run(_ addresses: RoleAddresses, options: ServerCore.Options = .init()) async throws {
+        guard let listen = addresses.listen, let driver = addresses.driver else {
+            throw ClusterError(.invalidRequest, "a server needs --listen and --driver")
+        }
+        let core = ServerCore(options: options)
+        let grpc = GRPCServerService(listen: listen, services: [ParameterServerService(core: core)])
+        let registered = Mutex(false)
+        let health = HealthServer(host: addresses.http.host, port: addresses.http.port,
+                                  readiness: { registered.withLock { $0 } ? .ready : .notReady("not registered with the driver at \(driver)") },
+                                  onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
+        let membership = TaskService {
+            let port = try await grpc.boundPort
+            let advertised = addresses.advertise ?? Endpoint(host: listen.host, port: port)
+            announce("server listening on \(listen.host):\(port), advertised as \(advertised)")
+            let link = try DriverLink(driver: driver, role: "server", endpoint: advertised, httpEndpoint: addresses.http.description)
+            let id = try await link.register()
+            registered.withLock { $0 = true }
+            announce("registered with driver \(driver) as \(id)")
+            try await link.heartbeat()
+        }
+        try await runServices([grpc, health, membership], label: "server")
+    }
+}
+
+/// `newtonps worker`: a stateless worker process.
+public enum WorkerProcess {
+    public static func run(_ addresses: RoleAddresses) async throws {
+        guard let driver = addresses.driver else { throw ClusterError(.invalidRequest, "a worker needs --driver") }
+        let link = try DriverLink(driver: driver, role: "worker", endpoint: nil, httpEndpoint: addresses.http.description)
+        let agent = WorkerAgent(link: link)
+        let health = HealthServer(host: addresses.http.host, port: addresses.http.port,
+                                  readiness: { agent.isConnected ? .ready : .notReady("no task session with the driver at \(driver)") },
+                                  onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
+        announce("worker connecting to driver \(driver)")
+        try await runServices([TaskService { try await agent.run() }, health], label: "worker")
+    }
+}
+
+/// `newtonps driver`: membership, the job store and the job runner.
+public enum DriverProcess {
+    public static func run(_ addresses: RoleAddresses, storePath: String) async throws {
+        guard let listen = addresses.listen else { throw ClusterError(.invalidRequest, "a driver needs --listen") }
+        let store = try JobStore(path: storePath)
+        for id in try store.recoverAfterRestart() { announce("job \(id) was interrupted by a driver restart; marked failed") }
+        let membership = Membership()
+        let catalog = DataCatalog()
+        let events = JobEvents()
+        let metrics = TrainingMetrics()
+        let runner = JobRunner(store: store, membership: membership, catalog: catalog, events: events, metrics: metrics)
+        let service = DriverService(membership: membership, runner: runner, store: store, events: events, catalog: catalog)
+        let grpc = GRPCServerService(listen: listen, services: [service])
+        let health = HealthServer(host: addresses.http.host, port: addresses.http.port, readiness: {
+            let (servers, workers) = await membership.counts()
+            metrics.setLiveServers(servers)
+            metrics.setLiveWorkers(workers)
+            if servers == 0 || workers == 0 {
+                return .notReady("job store open; cluster incomplete: \(servers) server(s), \(workers) worker(s) live")
+            }
+            return .ready
+        }, onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
+        let started = TaskService {
+            announce("driver listening on \(listen.host):\(try await grpc.boundPort), store \(storePath)")
+            // Keep the live-peer gauges current between scrapes of /readyz.
+            while !Task.isCancelled {
+                let (servers, workers) = await membership.counts()
+                metrics.setLiveServers(servers)
+                metrics.setLiveWorkers(workers)
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+        try await runServices([grpc, health, started], label: "driver")
+    }
+}
+
+/// Returns when the process receives SIGTERM or SIGINT.
+public func waitForTerminationSignal() async throws {
+    try await runServices([SignalWaiter()], label: "cluster")
+}
+
+/// A service that only waits for the group's graceful shutdown.
+private struct SignalWaiter: Service {
+    func run() async throws {
+        try? await gracefulShutdown()
+    }
+}

@@ -1,0 +1,221 @@
+import ArgumentParser
+import Foundation
+import NewtonCluster
+import NewtonCore
+import NewtonTraining
+
+/// Reads a default from the environment, so containers can be configured by
+/// flags or by `NEWTONPS_*` variables.
+func environment(_ name: String, _ fallback: String) -> String {
+    ProcessInfo.processInfo.environment[name] ?? fallback
+}
+
+extension Endpoint: ExpressibleByArgument {
+    public init?(argument: String) { try? self.init(parsing: argument) }
+}
+
+/// `--driver`, shared by every command that talks to a driver.
+struct DriverAddress: ParsableArguments {
+    @Option(help: "The driver's gRPC address (env NEWTONPS_DRIVER).")
+    var driver = Endpoint(argument: environment("NEWTONPS_DRIVER", "127.0.0.1:7070"))!
+}
+
+struct DriverCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "driver", abstract: "Run the driver: membership, job store, job runner.")
+    @Option(help: "gRPC listen address (env NEWTONPS_LISTEN).")
+    var listen = Endpoint(argument: environment("NEWTONPS_LISTEN", "0.0.0.0:7070"))!
+    @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP).")
+    var http = Endpoint(argument: environment("NEWTONPS_HTTP", "0.0.0.0:9090"))!
+    @Option(help: "SQLite job store (env NEWTONPS_STORE).")
+    var store = environment("NEWTONPS_STORE", "newtonps-jobs.sqlite")
+
+    func run() async throws {
+        BLAS.threads = 1
+        try await DriverProcess.run(RoleAddresses(listen: listen, advertise: nil, http: http, driver: nil), storePath: store)
+    }
+}
+
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "server", abstract: "Run a parameter server.")
+    @Option(help: "gRPC listen address (env NEWTONPS_LISTEN).")
+    var listen = Endpoint(argument: environment("NEWTONPS_LISTEN", "0.0.0.0:7071"))!
+    @Option(help: "Address others use to reach this server (env NEWTONPS_ADVERTISE; default: the listen address, or this host's name when listening on 0.0.0.0).")
+    var advertise: Endpoint? = Endpoint(argument: environment("NEWTONPS_ADVERTISE", ""))
+    @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP).")
+    var http = Endpoint(argument: environment("NEWTONPS_HTTP", "0.0.0.0:9091"))!
+    @OptionGroup var driver: DriverAddress
+    @Option(help: "Straggler simulation: extra milliseconds per local CG iteration of block-diagonal solves.")
+    var solveDelayMs = 0
+
+    func run() async throws {
+        BLAS.threads = 1
+        var advertised = advertise
+        if advertised == nil && listen.host == "0.0.0.0" && listen.port != 0 {
+            advertised = Endpoint(host: ProcessInfo.processInfo.hostName, port: listen.port)
+        }
+        try await ServerProcess.run(RoleAddresses(listen: listen, advertise: advertised, http: http, driver: driver.driver),
+                                    options: .init(solveIterationDelay: .milliseconds(solveDelayMs)))
+    }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "worker", abstract: "Run a stateless worker.")
+    @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP).")
+    var http = Endpoint(argument: environment("NEWTONPS_HTTP", "0.0.0.0:9092"))!
+    @OptionGroup var driver: DriverAddress
+    @Option(help: "OpenBLAS threads (keep equal across workers for bit-identical results).")
+    var blasThreads = 1
+
+    func run() async throws {
+        BLAS.threads = blasThreads
+        try await WorkerProcess.run(RoleAddresses(listen: nil, advertise: nil, http: http, driver: driver.driver))
+    }
+}
+
+struct SubmitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "submit", abstract: "Submit a job spec (YAML) to the driver.")
+    @Argument(help: "The job spec; keys mirror `newtonps train`'s flags (see docs/JOBS.md).")
+    var spec: String
+    @Flag(help: "Follow the job's progress until it ends.")
+    var follow = false
+    @Option(help: "With --follow: write one JSON record per iteration here.")
+    var logJson: String?
+    @OptionGroup var driver: DriverAddress
+
+    func run() async throws {
+        guard let data = FileManager.default.contents(atPath: spec) else { throw ValidationError("cannot read the job spec \(spec)") }
+        let client = try DriverClient(driver: driver.driver)
+        defer { client.close() }
+        let job = try await client.submit(yaml: String(decoding: data, as: UTF8.self))
+        print("submitted \(job.id) (\(job.state))")
+        if follow { try await followJob(job.id, client: client, logJson: logJson) }
+    }
+}
+
+struct JobsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "jobs", abstract: "List the driver's jobs.")
+    @OptionGroup var driver: DriverAddress
+
+    func run() async throws {
+        let client = try DriverClient(driver: driver.driver)
+        defer { client.close() }
+        print("ID          STATE      ITER  OBJECTIVE     TEST ACC  NAME")
+        for job in try await client.jobs() {
+            print(String(format: "%-11@ %-10@ %4d  %-12@  %-8@  %@", job.id, job.state, job.iterations,
+                         job.objective.map { String(format: "%.6e", $0) } ?? "-",
+                         job.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "-", job.name))
+        }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show one job: state, last iteration, spec.")
+    @Argument var id: String
+    @OptionGroup var driver: DriverAddress
+
+    func run() async throws {
+        let client = try DriverClient(driver: driver.driver)
+        defer { client.close() }
+        let (job, spec, records) = try await client.job(id)
+        print("job \(job.id) \(job.name.isEmpty ? "" : "(\(job.name)) ")is \(job.state); \(job.iterations) iterations; created \(job.createdAt), updated \(job.updatedAt)")
+        if !job.stopReason.isEmpty { print("stop: \(job.stopReason)") }
+        if !job.error.isEmpty { print("error: \(job.error)") }
+        if let last = records.last { print(ProgressReporter.format(last)) }
+        print("spec:\n" + spec)
+    }
+}
+
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "watch", abstract: "Follow a job's progress until it ends.")
+    @Argument var id: String
+    @Option(help: "Write one JSON record per iteration here.")
+    var logJson: String?
+    @OptionGroup var driver: DriverAddress
+
+    func run() async throws {
+        let client = try DriverClient(driver: driver.driver)
+        defer { client.close() }
+        try await followJob(id, client: client, logJson: logJson)
+    }
+}
+
+struct CancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a queued or running job.")
+    @Argument var id: String
+    @OptionGroup var driver: DriverAddress
+
+    func run() async throws {
+        let client = try DriverClient(driver: driver.driver)
+        defer { client.close() }
+        let job = try await client.cancel(id)
+        print("\(job.id) is \(job.state)")
+    }
+}
+
+struct ExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "export", abstract: "Save a finished job's model (safetensors).")
+    @Argument var id: String
+    @Option(help: "Output file.")
+    var out: String
+    @OptionGroup var driver: DriverAddress
+
+    func run() async throws {
+        let client = try DriverClient(driver: driver.driver)
+        defer { client.close() }
+        let bytes = try await client.export(id)
+        // Decode first: never write something `evaluate` could not read.
+        let model = try SavedModel.decode(Array(bytes), source: "job \(id)")
+        try model.save(to: out)
+        print("saved \(id)'s model (\(model.spec.layerSizes.map(String.init).joined(separator: "-"))) to \(out)")
+    }
+}
+
+/// Prints a job's progress like `train` does until it ends; fails when the
+/// job did not succeed.
+func followJob(_ id: String, client: DriverClient, logJson: String?) async throws {
+    let reporter = try ProgressReporter(jsonLog: logJson, quiet: false)
+    let end = EndBox()
+    try await client.watch(id) { event in
+        switch event {
+        case .record(let r): reporter.record(r)
+        case .finished(let job): end.set(job)
+        }
+    }
+    reporter.finish()
+    guard let job = end.value else { throw ValidationErrorText("the driver closed the watch of \(id) before the job ended") }
+    let accuracy = job.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "n/a"
+    print("\(job.id) \(job.state) after \(job.iterations) iterations (stop: \(job.stopReason.isEmpty ? "-" : job.stopReason)), test accuracy \(accuracy)")
+    if job.state != "succeeded" { throw ValidationErrorText("job \(job.id) \(job.state)\(job.error.isEmpty ? "" : ": \(job.error)")") }
+}
+
+/// The last job summary seen by a watch callback.
+final class EndBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var job: JobInfo?
+    func set(_ j: JobInfo) { lock.withLock { job = j } }
+    var value: JobInfo? { lock.withLock { job } }
+}
+
+struct LocalClusterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster",
+        abstract: "Start a driver, servers and workers as separate processes on this machine; Ctrl-C stops them all.")
+    @Option var servers = 2
+    @Option var workers = 2
+    @Option(help: "Address to bind every process to.")
+    var host = "127.0.0.1"
+    @Option(help: "The driver's SQLite job store.")
+    var store = "newtonps-jobs.sqlite"
+
+    func run() async throws {
+        let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let cluster = try await LocalCluster.start(binary: binary, host: host, store: store, servers: servers, workers: workers)
+        for member in cluster.members {
+            print("\(member.role) pid \(member.process.pid): \(member.grpc.map { "grpc \($0), " } ?? "")http \(member.http)")
+        }
+        print("submit jobs with: newtonps submit JOB.yaml --driver \(cluster.driver.grpc!)")
+        try await waitForTerminationSignal()
+        print("stopping…")
+        cluster.stop()
+    }
+}

@@ -1,0 +1,293 @@
+import Foundation
+import NewtonCluster
+import NewtonCore
+import NewtonTraining
+import XCTest
+
+final class JobSpecTests: XCTestCase {
+    private var directory = ""
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("jobspec-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for name in ["train.svm", "test.svm"] {
+            try "1 1:0.5 2:0.25\n0 1:0.1\n".write(toFile: "\(directory)/\(name)", atomically: true, encoding: .utf8)
+        }
+    }
+
+    override func tearDownWithError() throws {
+        try FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// The problems of an invalid spec, one per line after the heading.
+    private func problems(_ yaml: String, file: StaticString = #filePath, line: UInt = #line) -> [String] {
+        do {
+            _ = try JobSpec.parse(yaml: yaml)
+            XCTFail("the spec parsed", file: file, line: line)
+            return []
+        } catch let error as ClusterError {
+            XCTAssertEqual(error.code, .invalidJob, file: file, line: line)
+            return Array(error.message.split(separator: "\n").dropFirst().map(String.init))
+        } catch {
+            XCTFail("unexpected error \(error)", file: file, line: line)
+            return []
+        }
+    }
+
+    private var fullSpec: String {
+        """
+        name: "nightly: fashion #3"
+        train: \(directory)/train.svm
+        test: \(directory)/test.svm
+        format: libsvm
+        label_column: 2
+        csv_header: true
+        scaling: unit
+        layers: 2,16,8,2
+        activation: [tanh, relu]
+        loss: squared
+        optimizer: sgd
+        C: 0.5
+        subsample: 0.1
+        cg_tolerance: 0.2
+        cg_max_iterations: 40
+        lambda: 3
+        lambda_increase: 2
+        lambda_decrease: 0.5
+        armijo: 0.001
+        line_search_steps: 7
+        line_search_failures: 2
+        products: jacobian
+        block_diagonal: true
+        straggler_cutoff: 0.75
+        learning_rate: 0.05
+        momentum: 0.5
+        batch_size: 64
+        adam_beta1: 0.8
+        adam_beta2: 0.99
+        adam_epsilon: 1e-6
+        partitions: [1, 2, 2, 1]
+        servers: 3
+        workers: 4
+        shard_rows: 250
+        max_iterations: 12
+        time_limit: 90.5
+        gradient_tolerance: 0.001
+        seed: 42
+        """
+    }
+
+    func testFullSpecParsesEveryKnob() throws {
+        let spec = try JobSpec.parse(yaml: fullSpec)
+        XCTAssertEqual(spec.name, "nightly: fashion #3")
+        XCTAssertEqual(spec.data, DataDescriptor(
+            source: .files(format: .libsvm, train: "\(directory)/train.svm", test: "\(directory)/test.svm", csvLabelColumn: 2, csvHeader: true),
+            scaling: .unitRange))
+        XCTAssertEqual(spec.layers, [2, 16, 8, 2])
+        XCTAssertEqual(spec.activations, [.tanh, .relu])
+        XCTAssertEqual(spec.loss, .squared)
+        XCTAssertEqual(spec.optimizer, .sgd)
+
+        var newton = NewtonOptions()
+        newton.regularization = 0.5
+        newton.subsampleFraction = 0.1
+        newton.cgTolerance = 0.2
+        newton.cgMaxIterations = 40
+        newton.initialLambda = 3
+        newton.lambdaIncrease = 2
+        newton.lambdaDecrease = 0.5
+        newton.armijo = 0.001
+        newton.maxLineSearchSteps = 7
+        newton.maxLineSearchFailures = 2
+        newton.products = .jacobian
+        newton.blockDiagonal = true
+        newton.stragglerCutoff = 0.75
+        XCTAssertEqual(spec.newton, newton)
+
+        var firstOrder = FirstOrderOptions()
+        firstOrder.regularization = 0.5
+        firstOrder.learningRate = 0.05
+        firstOrder.momentum = 0.5
+        firstOrder.batchSize = 64
+        firstOrder.beta1 = 0.8
+        firstOrder.beta2 = 0.99
+        firstOrder.epsilon = 1e-6
+        XCTAssertEqual(spec.firstOrder, firstOrder)
+
+        XCTAssertEqual(spec.partitions, [1, 2, 2, 1])
+        XCTAssertEqual(spec.servers, 3)
+        XCTAssertEqual(spec.workers, 4)
+        XCTAssertEqual(spec.shardRows, 250)
+        XCTAssertEqual(spec.budget.maxIterations, 12)
+        XCTAssertEqual(spec.budget.timeLimit, 90.5)
+        XCTAssertEqual(spec.budget.gradientTolerance, 0.001)
+        XCTAssertEqual(spec.seed, 42)
+
+        let network = try NetworkSpec(layerSizes: [2, 16, 8, 2], activations: [.tanh, .relu], loss: .squared)
+        let job = spec.trainingJob(network: network)
+        XCTAssertEqual(job.network, network)
+        XCTAssertEqual(job.optimizer, .sgd)
+        XCTAssertEqual(job.newton, newton)
+        XCTAssertEqual(job.firstOrder, firstOrder)
+        XCTAssertEqual(job.seed, 42)
+        XCTAssertEqual(job.budget.maxIterations, 12)
+    }
+
+    func testDefaultsAreTheCommandLines() throws {
+        let spec = try JobSpec.parse(yaml: "synthetic: {features: 5}\n")
+        XCTAssertEqual(spec.data, DataDescriptor(
+            source: .synthetic(trainRows: 2000, testRows: 0, features: 5, classes: 4, seed: 1), scaling: .standardize))
+        XCTAssertNil(spec.layers)
+        XCTAssertEqual(spec.activations, [.relu])
+        XCTAssertEqual(spec.loss, .crossEntropy)
+        XCTAssertEqual(spec.optimizer, .newton)
+        XCTAssertEqual(spec.newton, NewtonOptions())
+        XCTAssertEqual(spec.firstOrder, FirstOrderOptions())
+        XCTAssertEqual(spec.firstOrder.learningRate, 0.01)
+        XCTAssertNil(spec.partitions)
+        XCTAssertNil(spec.servers)
+        XCTAssertNil(spec.workers)
+        XCTAssertEqual(spec.shardRows, 1000)
+        XCTAssertEqual(spec.budget.maxIterations, 100)
+        XCTAssertNil(spec.budget.timeLimit)
+        XCTAssertEqual(spec.budget.gradientTolerance, 0)
+        XCTAssertEqual(spec.seed, 1)
+        XCTAssertNil(spec.name)
+
+        XCTAssertEqual(try JobSpec.parse(yaml: "synthetic: {}\noptimizer: adam\n").firstOrder.learningRate, 0.001)
+        // A null value counts as not given.
+        XCTAssertEqual(try JobSpec.parse(yaml: "synthetic: {}\nlayers: null\ntime_limit: ~\nname:\n").layers, nil)
+    }
+
+    func testBadSpecReportsEveryProblemAtItsKey() {
+        let lines = problems("""
+            train: \(directory)/missing.svm
+            format: libsvm
+            layers: [784, 300, 300, 10]
+            lamda: 2
+            cg_tolerance: 3
+            optimizer: lbfgs
+            partitions: [2, 2]
+            """)
+        XCTAssertEqual(lines.count, 5, lines.joined(separator: "\n"))
+        func line(_ key: String) -> String? { lines.first { $0.contains(key) } }
+        XCTAssertEqual(line("lamda"), "lamda (line 4): unknown key; did you mean lambda?")
+        XCTAssertEqual(line("cg_tolerance"), "cg_tolerance (line 5): CG tolerance must be in (0, 1), got 3.0")
+        XCTAssertEqual(line("optimizer"), "optimizer (line 6): expected one of newton, sgd, adam, got 'lbfgs'")
+        XCTAssertEqual(line("train (line 1)"), "train (line 1): \(directory)/missing.svm does not exist")
+        let grid = try? XCTUnwrap(line("partitions"))
+        XCTAssertTrue(grid?.hasPrefix("layers (line 3), partitions (line 7): partitions [2, 2] give 2 layers of groups") ?? false, grid ?? "")
+    }
+
+    func testTypeAndRangeProblems() {
+        let lines = problems("""
+            synthetic: {train_rows: 0, classes: many, colour: red}
+            layers: [5, abc]
+            block_diagonal: maybe
+            activation: linear
+            servers: 0
+            products: rop
+            """)
+        XCTAssertEqual(lines, [
+            "synthetic.colour (line 1): unknown key",
+            "synthetic.classes (line 1): expected an integer, got 'many'",
+            "layers (line 2): expected an integer, got 'abc'",
+            "block_diagonal (line 3): expected true or false, got 'maybe'",
+            "activation (line 4): expected one of sigmoid, tanh, relu, got 'linear'",
+            "servers (line 5): servers must be at least 1 (leave it out for all), got 0",
+            "synthetic (line 1): synthetic train_rows must be at least 1, got 0",
+        ])
+        // A problem of two keys together names both.
+        XCTAssertEqual(problems("synthetic: {}\nproducts: rop\nblock_diagonal: true\n"), [
+            "products (line 2), block_diagonal (line 3): block-diagonal mode needs the jacobian products mode (blocks solve from their cached slices)",
+        ])
+    }
+
+    func testDataProblems() {
+        XCTAssertEqual(problems("seed: 3\n"), ["no data: give train (and format) for data files, or a synthetic mapping"])
+        XCTAssertEqual(problems("synthetic: {}\ntrain: \(directory)/train.svm\nformat: libsvm\n"), [
+            "train (line 2): describes data files, but synthetic (line 1) gives synthetic data; give one or the other",
+            "format (line 3): describes data files, but synthetic (line 1) gives synthetic data; give one or the other",
+        ])
+        XCTAssertEqual(problems("train: \(directory)/train.svm\ntest: \(directory)/test.svm\nformat: libsvm\nno_test: true\n"), [
+            "test (line 2): a test set is given but no_test (line 4) says there is none",
+        ])
+        XCTAssertEqual(problems("train: \(directory)\nformat: csv\n"), [
+            "train (line 1): \(directory) is a directory, but csv data is one file",
+        ])
+    }
+
+    func testIDXDirectoryHoldsTheTestSplitUnlessNoTest() throws {
+        for prefix in ["train", "t10k"] {
+            for kind in ["images-idx3", "labels-idx1"] {
+                XCTAssertTrue(FileManager.default.createFile(atPath: "\(directory)/\(prefix)-\(kind)-ubyte", contents: Data()))
+            }
+        }
+        let both = try JobSpec.parse(yaml: "train: \(directory)\n")
+        XCTAssertEqual(both.data.source, .files(format: .idx, train: directory, test: directory, csvLabelColumn: 0, csvHeader: nil))
+        let trainOnly = try JobSpec.parse(yaml: "train: \(directory)\nno_test: true\n")
+        XCTAssertEqual(trainOnly.data.source, .files(format: .idx, train: directory, test: nil, csvLabelColumn: 0, csvHeader: nil))
+        XCTAssertEqual(try JobSpec.parse(yaml: trainOnly.yaml), trainOnly)
+
+        try FileManager.default.removeItem(atPath: "\(directory)/t10k-labels-idx1-ubyte")
+        let lines = problems("train: \(directory)\n")
+        XCTAssertEqual(lines.count, 1)
+        XCTAssertTrue(lines.first?.hasPrefix("train (line 1): \(directory) has neither") ?? false, lines.first ?? "")
+        XCTAssertTrue(lines.first?.hasSuffix("set no_test: true to train without one)") ?? false, lines.first ?? "")
+    }
+
+    func testSyntaxErrorNamesTheLine() {
+        let lines = problems("synthetic: {}\nseed: 1\nlayers: [1, 2\nloss: squared\n")
+        XCTAssertEqual(lines.count, 1)
+        XCTAssertTrue(lines.first?.hasPrefix("line ") ?? false, lines.first ?? "")
+        XCTAssertTrue(lines.first?.contains("YAML syntax error") ?? false, lines.first ?? "")
+
+        let duplicate = problems("synthetic: {}\nseed: 1\nseed: 2\n")
+        XCTAssertEqual(duplicate.count, 1)
+        XCTAssertTrue(duplicate.first?.contains("duplicate key seed") ?? false, duplicate.first ?? "")
+
+        XCTAssertEqual(problems("- train\n- test\n"), ["the job spec must be a mapping of keys to values, got a list"])
+    }
+
+    func testCanonicalYAMLRoundTrips() throws {
+        let full = try JobSpec.parse(yaml: fullSpec)
+        XCTAssertEqual(try JobSpec.parse(yaml: full.yaml), full)
+
+        var tricky = try JobSpec.parse(yaml: "synthetic: {train_rows: 30, test_rows: 10, features: 3, classes: 2, seed: 9}\nlambda_decrease: 0.6666666666666667\n")
+        tricky.name = "null \"quoted\" \\ back\nslash\ttab: # é \u{2028}"
+        let text = tricky.yaml
+        XCTAssertEqual(try JobSpec.parse(yaml: text), tricky, text)
+
+        // Every key, sorted, one per line.
+        let keys = text.split(separator: "\n").map { String($0.prefix { $0 != ":" }) }
+        XCTAssertEqual(keys, keys.sorted())
+        XCTAssertTrue(keys.contains("time_limit") && keys.contains("csv_header") && keys.contains("synthetic"))
+        XCTAssertTrue(text.contains("synthetic: {classes: 2, features: 3, seed: 9, test_rows: 10, train_rows: 30}\n"), text)
+    }
+
+    func testNetworkAndGridFromTheData() throws {
+        let data = SyntheticData.classification(rows: 50, features: 6, classes: 3, seed: 1)
+        let defaults = try JobSpec.parse(yaml: "synthetic: {features: 6, classes: 3}\n")
+        let network = try defaults.network(for: data)
+        XCTAssertEqual(network.layerSizes, [6, 300, 300, 3])
+        XCTAssertEqual(try defaults.grid(for: network).partitionCounts, [1, 1, 1, 1])
+
+        let split = try JobSpec.parse(yaml: "synthetic: {features: 6, classes: 3}\nlayers: 6,8,4\npartitions: 2,2,1\n")
+        XCTAssertEqual(try split.grid(for: split.network(for: data)).partitionCounts, [2, 2, 1])
+
+        let wrong = try JobSpec.parse(yaml: "synthetic: {}\nlayers: [5, 8, 2]\n")
+        XCTAssertThrowsError(try wrong.network(for: data)) { error in
+            XCTAssertEqual((error as? ClusterError)?.code, .invalidJob)
+            XCTAssertEqual((error as? ClusterError)?.message, """
+                invalid job spec:
+                layers: starts with 5 inputs but the data has 6 features
+                layers: ends with 2 outputs but the data has 3 classes
+                """)
+        }
+        let tooMany = try JobSpec.parse(yaml: "synthetic: {}\npartitions: [1, 9, 1]\n")
+        let small = try NetworkSpec(layerSizes: [6, 4, 3], activations: [.relu], loss: .crossEntropy)
+        XCTAssertThrowsError(try tooMany.grid(for: small)) { error in
+            XCTAssertEqual((error as? ClusterError)?.message, "invalid job spec:\npartitions: layer 1 has 4 neurons and cannot be cut into 9 groups")
+        }
+    }
+}
