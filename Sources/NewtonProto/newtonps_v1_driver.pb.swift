@@ -258,6 +258,14 @@ public nonisolated struct Newtonps_V1_WorkerTask: Sendable {
     set {kind = .jacobian(newValue)}
   }
 
+  public var hessian: Newtonps_V1_WorkerTask.Hessian {
+    get {
+      if case .hessian(let v)? = kind {return v}
+      return Newtonps_V1_WorkerTask.Hessian()
+    }
+    set {kind = .hessian(newValue)}
+  }
+
   public var shards: [Newtonps_V1_RowShard] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -267,6 +275,7 @@ public nonisolated struct Newtonps_V1_WorkerTask: Sendable {
     case gradient(Newtonps_V1_WorkerTask.Gradient)
     case gaussNewton(Newtonps_V1_WorkerTask.GaussNewton)
     case jacobian(Newtonps_V1_WorkerTask.Jacobian)
+    case hessian(Newtonps_V1_WorkerTask.Hessian)
 
   }
 
@@ -318,6 +327,23 @@ public nonisolated struct Newtonps_V1_WorkerTask: Sendable {
     // methods supported on all messages.
 
     public var point: String = String()
+
+    public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+    public init() {}
+  }
+
+  /// The true Hessian times `direction` (R-operator), summed into `into`.
+  public nonisolated struct Hessian: Sendable {
+    // SwiftProtobuf.Message conformance is added in an extension below. See the
+    // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+    // methods supported on all messages.
+
+    public var point: String = String()
+
+    public var direction: String = String()
+
+    public var into: String = String()
 
     public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1073,7 +1099,7 @@ nonisolated extension Newtonps_V1_WorkerJob: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Newtonps_V1_WorkerTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerTask"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}evaluate\0\u{1}gradient\0\u{3}gauss_newton\0\u{1}jacobian\0\u{1}shards\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}evaluate\0\u{1}gradient\0\u{3}gauss_newton\0\u{1}jacobian\0\u{1}shards\0\u{1}hessian\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1134,6 +1160,19 @@ nonisolated extension Newtonps_V1_WorkerTask: SwiftProtobuf.Message, SwiftProtob
         }
       }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.shards) }()
+      case 6: try {
+        var v: Newtonps_V1_WorkerTask.Hessian?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .hessian(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .hessian(v)
+        }
+      }()
       default: break
       }
     }
@@ -1161,11 +1200,14 @@ nonisolated extension Newtonps_V1_WorkerTask: SwiftProtobuf.Message, SwiftProtob
       guard case .jacobian(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     }()
-    case nil: break
+    default: break
     }
     if !self.shards.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.shards, fieldNumber: 5)
     }
+    try { if case .hessian(let v)? = self.kind {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1307,6 +1349,46 @@ nonisolated extension Newtonps_V1_WorkerTask.Jacobian: SwiftProtobuf.Message, Sw
 
   public static func ==(lhs: Newtonps_V1_WorkerTask.Jacobian, rhs: Newtonps_V1_WorkerTask.Jacobian) -> Bool {
     if lhs.point != rhs.point {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Newtonps_V1_WorkerTask.Hessian: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = Newtonps_V1_WorkerTask.protoMessageName + ".Hessian"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}point\0\u{1}direction\0\u{1}into\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.point) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.direction) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.into) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.point.isEmpty {
+      try visitor.visitSingularStringField(value: self.point, fieldNumber: 1)
+    }
+    if !self.direction.isEmpty {
+      try visitor.visitSingularStringField(value: self.direction, fieldNumber: 2)
+    }
+    if !self.into.isEmpty {
+      try visitor.visitSingularStringField(value: self.into, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Newtonps_V1_WorkerTask.Hessian, rhs: Newtonps_V1_WorkerTask.Hessian) -> Bool {
+    if lhs.point != rhs.point {return false}
+    if lhs.direction != rhs.direction {return false}
+    if lhs.into != rhs.into {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -152,6 +152,14 @@ public final class ClusterCoordinator: Sendable {
         try await forEachServer { _, server in try await server.finishSum(into: target) }
     }
 
+    /// Sums the true Hessian product `Σ ∇²ξ v` over `shards` into `into` by
+    /// R-operator passes on the workers.
+    public func hessianProduct(at point: VectorName, direction: VectorName, into target: VectorName, shards: [RowShard]) async throws {
+        try await forEachServer { _, server in try await server.beginSum(into: target, shards: shards.count) }
+        _ = try await dispatch(.hessian(point: point, direction: direction, into: target), shards: shards)
+        try await forEachServer { _, server in try await server.finishSum(into: target) }
+    }
+
     /// Has the workers compute the subsample's Jacobian slices at `point` and
     /// push them to the block owners; returns the subsample's outputs
     /// (`|S| × n_L`), which define the loss curvature B.

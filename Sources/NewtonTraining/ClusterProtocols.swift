@@ -171,6 +171,9 @@ public struct WorkerTask: Sendable {
         /// Jacobian slices and layer inputs at `point`, pushed to every block
         /// owner; the shard's outputs come back in the result.
         case jacobian(point: VectorName)
+        /// Each shard's Hessian product `Σ ∇²ξ v` (v = `direction`) at
+        /// `point`, by the R-operator, pushed into `into`.
+        case hessian(point: VectorName, direction: VectorName, into: VectorName)
     }
 
     public var kind: Kind

@@ -50,13 +50,8 @@ public struct FirstOrderTrainer: Sendable {
 
     private var cluster: ClusterCoordinator { objective.cluster }
 
-    public func train(budget: TrainingBudget, observe: IterationObserver = { _ in }) async throws -> TrainingSummary {
-        let clock = Stopwatch()
-        var records = [IterationRecord]()
-        func emit(_ record: IterationRecord) {
-            records.append(record)
-            observe(record)
-        }
+    public func train(budget: TrainingBudget, observe: @escaping IterationObserver = { _ in }) async throws -> TrainingSummary {
+        var runLog = RunLog(budget: budget, observe: observe)
         try await cluster.run([
             .fill(target: .momentum, value: 0), .fill(target: .adamFirstMoment, value: 0), .fill(target: .adamSecondMoment, value: 0),
         ])
@@ -64,20 +59,14 @@ public struct FirstOrderTrainer: Sendable {
         var (f, gradientNorm) = try await timed("gradient", into: &phases) {
             try await objective.valueAndGradient(at: .weights, into: .gradient)
         }
-        let initialGradientNorm = gradientNorm
-        emit(IterationRecord(iteration: 0, elapsedSeconds: clock.seconds, objective: f, gradientNorm: gradientNorm,
+        runLog.emit(IterationRecord(iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
                              cgIterations: 0, lambda: 0, step: options.learningRate, lineSearchSteps: 0,
                              testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
         var step = 0
         var epoch = 0
         let rows = objective.rows
         while true {
-            if epoch >= budget.maxIterations { return summary(records, .iterationLimit, clock) }
-            if let limit = budget.timeLimit, clock.seconds >= limit { return summary(records, .timeLimit, clock) }
-            if budget.gradientTolerance > 0 && gradientNorm <= budget.gradientTolerance * initialGradientNorm {
-                return summary(records, .converged, clock)
-            }
-            if Task.isCancelled { return summary(records, .cancelled, clock) }
+            if let reason = runLog.stopReason(after: epoch, gradientNorm: gradientNorm) { return runLog.summary(reason) }
             epoch += 1
             phases = [:]
             var order = Array(0..<rows)
@@ -85,7 +74,7 @@ public struct FirstOrderTrainer: Sendable {
             order.shuffle(using: &rng)
             try await timed("minibatches", into: &phases) {
                 for start in stride(from: 0, to: rows, by: options.batchSize) {
-                    if let limit = budget.timeLimit, clock.seconds >= limit { break }
+                    if let limit = budget.timeLimit, runLog.seconds >= limit { break }
                     step += 1
                     let batch = order[start..<min(start + options.batchSize, rows)].sorted()
                     _ = try await cluster.gradient(at: .weights, into: .gradient, shards: cluster.shards(.train, rows: batch))
@@ -96,7 +85,7 @@ public struct FirstOrderTrainer: Sendable {
                 try await objective.valueAndGradient(at: .weights, into: .gradient)
             }
             let accuracy = try await timed("evaluate", into: &phases) { try await objective.testAccuracy(at: .weights) }
-            emit(IterationRecord(iteration: epoch, elapsedSeconds: clock.seconds, objective: f, gradientNorm: gradientNorm,
+            runLog.emit(IterationRecord(iteration: epoch, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
                                  cgIterations: 0, lambda: 0, step: options.learningRate, lineSearchSteps: 0,
                                  testAccuracy: accuracy, outcome: .epoch, phaseSeconds: phases))
         }

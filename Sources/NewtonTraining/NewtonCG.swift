@@ -91,20 +91,13 @@ public struct NewtonCG: Sendable {
     private var cluster: ClusterCoordinator { objective.cluster }
 
     /// Runs from the weights already on the servers.
-    public func train(budget: TrainingBudget, observe: IterationObserver = { _ in }) async throws -> TrainingSummary {
-        let clock = Stopwatch()
-        var records = [IterationRecord]()
-        func emit(_ record: IterationRecord) {
-            records.append(record)
-            observe(record)
-        }
-
+    public func train(budget: TrainingBudget, observe: @escaping IterationObserver = { _ in }) async throws -> TrainingSummary {
+        var runLog = RunLog(budget: budget, observe: observe)
         var phases = [String: Double]()
         var (f, gradientNorm) = try await timed("gradient", into: &phases) {
             try await objective.valueAndGradient(at: .weights, into: .gradient)
         }
-        let initialGradientNorm = gradientNorm
-        emit(IterationRecord(iteration: 0, elapsedSeconds: clock.seconds, objective: f, gradientNorm: gradientNorm,
+        runLog.emit(IterationRecord(iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
                              cgIterations: 0, lambda: options.initialLambda, step: 0, lineSearchSteps: 0,
                              testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
 
@@ -112,12 +105,7 @@ public struct NewtonCG: Sendable {
         var failures = 0
         var iteration = 0
         while true {
-            if iteration >= budget.maxIterations { return summary(records, .iterationLimit, clock) }
-            if let limit = budget.timeLimit, clock.seconds >= limit { return summary(records, .timeLimit, clock) }
-            if budget.gradientTolerance > 0 && gradientNorm <= budget.gradientTolerance * initialGradientNorm {
-                return summary(records, .converged, clock)
-            }
-            if Task.isCancelled { return summary(records, .cancelled, clock) }
+            if let reason = runLog.stopReason(after: iteration, gradientNorm: gradientNorm) { return runLog.summary(reason) }
             iteration += 1
             phases = [:]
 
@@ -127,7 +115,7 @@ public struct NewtonCG: Sendable {
             let outputs: [Float] = options.products == .jacobian
                 ? try await timed("jacobian", into: &phases) { try await cluster.cacheJacobian(at: .weights, shards: shards) }
                 : []
-            let curvature = Curvature(cluster: cluster, mode: options.products, shards: shards, outputs: outputs,
+            let curvature = Curvature(cluster: cluster, kind: .gaussNewton(options.products), shards: shards, outputs: outputs,
                                       scale: 1 / Double(subsample.count))
 
             // 2. Direction.
@@ -177,60 +165,26 @@ public struct NewtonCG: Sendable {
                 outcome = .lineSearchFailed
             }
             let accuracy = try await timed("evaluate", into: &phases) { try await objective.testAccuracy(at: .weights) }
-            emit(IterationRecord(iteration: iteration, elapsedSeconds: clock.seconds, objective: f, gradientNorm: gradientNorm,
+            runLog.emit(IterationRecord(iteration: iteration, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
                                  cgIterations: solve, lambda: usedLambda, step: step, lineSearchSteps: steps,
                                  testAccuracy: accuracy, outcome: outcome, phaseSeconds: phases))
-            if failures >= options.maxLineSearchFailures { return summary(records, .stalled, clock) }
+            if failures >= options.maxLineSearchFailures { return runLog.summary(.stalled) }
         }
     }
 
     /// S for an iteration: `⌈fraction · l⌉` distinct rows, sorted, drawn from
     /// the seed and the iteration number alone.
     func drawSubsample(iteration: Int) -> [Int] {
-        let l = objective.rows
-        let size = min(l, max(1, Int((options.subsampleFraction * Double(l)).rounded(.up))))
-        if size == l { return Array(0..<l) }
-        var rng = SeededGenerator(seed: options.seed, stream: 1000 + UInt64(iteration))
-        var pool = Array(0..<l)
-        for i in 0..<size {
-            let j = i + Int(rng.next() % UInt64(l - i))
-            pool.swapAt(i, j)
-        }
-        return pool[0..<size].sorted()
+        objective.sampleRows(Int((options.subsampleFraction * Double(objective.rows)).rounded(.up)),
+                             seed: options.seed, stream: 1000 + UInt64(iteration))
     }
 
     /// CG on `(G + λI) d = −g` from d = 0; leaves d in `.direction` and the
     /// residual in `.residual`; returns the iterations taken.
     private func conjugateGradientDirection(curvature: Curvature, damping: Double, gradientNorm: Double) async throws -> Int {
-        var rr = try await cluster.run([
-            .fill(target: .direction, value: 0),
-            .combine(target: .residual, terms: [VectorTerm(-1, .gradient)]),
-            .combine(target: .conjugate, terms: [VectorTerm(-1, .gradient)]),
-            .dot(.residual, .residual),
-        ])[0]
-        let stop = options.cgTolerance * gradientNorm
-        var iterations = 0
-        while iterations < options.cgMaxIterations && rr.squareRoot() > stop {
-            iterations += 1
-            try await curvature.product(of: .conjugate, into: .product)
-            let pq = try await cluster.run([
-                .combine(target: .product, terms: [VectorTerm(1, .product), VectorTerm(damping, .conjugate)]),
-                .dot(.conjugate, .product),
-            ])[0]
-            guard pq > 0 else {
-                throw TrainingError(.nonFinite, "CG met pᵀ(G+λI)p = \(pq) at iteration \(iterations); the damped Gauss-Newton matrix should be positive definite")
-            }
-            let alpha = rr / pq
-            let rrNew = try await cluster.run([
-                .combine(target: .direction, terms: [VectorTerm(1, .direction), VectorTerm(alpha, .conjugate)]),
-                .combine(target: .residual, terms: [VectorTerm(1, .residual), VectorTerm(-alpha, .product)]),
-                .dot(.residual, .residual),
-            ])[0]
-            let beta = try checked(rrNew / rr, "CG β")
-            rr = rrNew
-            try await cluster.run([.combine(target: .conjugate, terms: [VectorTerm(1, .residual), VectorTerm(beta, .conjugate)])])
-        }
-        return iterations
+        try await KrylovSolver(cluster: cluster).conjugateGradient(
+            DampedOperator(curvature: curvature, damping: damping), gradient: .gradient, gradientNorm: gradientNorm,
+            options: .init(tolerance: options.cgTolerance, maxIterations: options.cgMaxIterations)).iterations
     }
 
     /// Each diagonal block solves `(G_bb + λI) d_b = −g_b` on its owner;
@@ -245,26 +199,39 @@ public struct NewtonCG: Sendable {
     }
 }
 
-/// The Gauss-Newton product `(1/|S|) Σ JᵀBJ v` for one iteration's subsample,
-/// in either products mode.
+/// A curvature product on one iteration's sample: the Gauss-Newton
+/// `(1/|S|) Σ JᵀBJ v` in either products mode, or the true Hessian
+/// `(1/|S|) Σ ∇²ξ v` by R-operator passes on the workers.
 struct Curvature: Sendable {
+    enum Kind: Sendable { case gaussNewton(ProductsMode), hessian }
     let cluster: ClusterCoordinator
-    let mode: ProductsMode
+    let kind: Kind
     let shards: [RowShard]
+    /// The sample's outputs (jacobian mode only).
     let outputs: [Float]
     let scale: Double
 
     func product(of v: VectorName, into target: VectorName) async throws {
-        switch mode {
-        case .jacobian:
+        switch kind {
+        case .gaussNewton(.jacobian):
             try await cluster.gaussNewtonFromJacobian(direction: v, into: target, outputs: outputs, scale: scale)
-        case .rop:
+            return
+        case .gaussNewton(.rop):
             try await cluster.gaussNewtonByROperator(at: .weights, direction: v, into: target, shards: shards)
-            try await cluster.run([.combine(target: target, terms: [VectorTerm(scale, target)])])
+        case .hessian:
+            try await cluster.hessianProduct(at: .weights, direction: v, into: target, shards: shards)
         }
+        try await cluster.run([.combine(target: target, terms: [VectorTerm(scale, target)])])
     }
 }
 
-func summary(_ records: [IterationRecord], _ reason: StopReason, _ clock: Stopwatch) -> TrainingSummary {
-    TrainingSummary(records: records, stopReason: reason, seconds: clock.seconds)
+/// `(C + μI) v` for a curvature product C and damping μ = λ + 1/(C·l).
+struct DampedOperator: LinearOperator {
+    let curvature: Curvature
+    let damping: Double
+
+    func apply(_ x: VectorName, into y: VectorName) async throws {
+        try await curvature.product(of: x, into: y)
+        try await curvature.cluster.run([.combine(target: y, terms: [VectorTerm(1, y), VectorTerm(damping, x)])])
+    }
 }

@@ -1,3 +1,5 @@
+import NewtonCore
+
 /// The training objective `f(θ) = ‖θ‖²/(2·C·l) + (1/l) Σ_i ξ(z^L(x_i; θ), y_i)`
 /// evaluated through a cluster, as the authors' code defines it (C scaled by
 /// the number of rows l).
@@ -22,22 +24,55 @@ public struct Objective: Sendable {
     /// 1/(C·l), the weight of θ in the gradient and of I in the curvature.
     public var ridge: Double { 1 / (regularization * Double(rows)) }
 
-    /// f at `point`.
-    public func value(at point: VectorName) async throws -> Double {
-        async let loss = cluster.evaluate(at: point, shards: trainShards).loss
-        let norm = try await cluster.run([.dot(point, point)])[0]
-        return try checked(try await loss / Double(rows) + 0.5 * ridge * norm, "objective at \(point)")
+    /// A sample of the training rows: its shards and its size.
+    public struct Batch: Sendable {
+        public var shards: [RowShard]
+        public var rows: Int
     }
 
-    /// f and ∇f at `point`; the gradient is left in `into`. Returns f and ‖∇f‖.
-    public func valueAndGradient(at point: VectorName, into gradient: VectorName) async throws -> (value: Double, gradientNorm: Double) {
-        let loss = try await cluster.gradient(at: point, into: gradient, shards: trainShards)
+    /// Every training row.
+    public var fullBatch: Batch { Batch(shards: trainShards, rows: rows) }
+
+    /// The given rows, cut into the cluster's fixed shards.
+    public func batch(_ rowIndices: [Int]) -> Batch {
+        Batch(shards: cluster.shards(.train, rows: rowIndices), rows: rowIndices.count)
+    }
+
+    /// f at `point` on a batch (the regulariser is always the full one):
+    /// `‖θ‖²/(2·C·l) + (1/|batch|) Σ_{i∈batch} ξ_i`.
+    public func value(at point: VectorName, on batch: Batch? = nil) async throws -> Double {
+        let batch = batch ?? fullBatch
+        async let loss = cluster.evaluate(at: point, shards: batch.shards).loss
+        let norm = try await cluster.run([.dot(point, point)])[0]
+        return try checked(try await loss / Double(batch.rows) + 0.5 * ridge * norm, "objective at \(point)")
+    }
+
+    /// f and ∇f at `point` on a batch; the gradient is left in `into`.
+    /// Returns f and ‖∇f‖.
+    public func valueAndGradient(at point: VectorName, into gradient: VectorName, on batch: Batch? = nil) async throws -> (value: Double, gradientNorm: Double) {
+        let batch = batch ?? fullBatch
+        let loss = try await cluster.gradient(at: point, into: gradient, shards: batch.shards)
         let dots = try await cluster.run([
-            .combine(target: gradient, terms: [VectorTerm(1 / Double(rows), gradient), VectorTerm(ridge, point)]),
+            .combine(target: gradient, terms: [VectorTerm(1 / Double(batch.rows), gradient), VectorTerm(ridge, point)]),
             .dot(gradient, gradient), .dot(point, point),
         ])
-        let value = try checked(loss / Double(rows) + 0.5 * ridge * dots[1], "objective at \(point)")
+        let value = try checked(loss / Double(batch.rows) + 0.5 * ridge * dots[1], "objective at \(point)")
         return (value, try checked(dots[0].squareRoot(), "gradient norm at \(point)"))
+    }
+
+    /// `count` distinct training rows, sorted, drawn from `seed` and `stream`
+    /// alone (all rows when `count` reaches l).
+    public func sampleRows(_ count: Int, seed: UInt64, stream: UInt64) -> [Int] {
+        let l = rows
+        let size = min(l, max(1, count))
+        if size == l { return Array(0..<l) }
+        var rng = SeededGenerator(seed: seed, stream: stream)
+        var pool = Array(0..<l)
+        for i in 0..<size {
+            let j = i + Int(rng.next() % UInt64(l - i))
+            pool.swapAt(i, j)
+        }
+        return pool[0..<size].sorted()
     }
 
     /// The fraction of test rows predicted correctly at `point`, or nil

@@ -4,6 +4,8 @@ import NewtonCore
 public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
     /// Subsampled Gauss-Newton Newton-CG (Wang et al. 2018).
     case newton
+    /// Hessian-free with negative curvature (He et al.), minibatch capable.
+    case hessianFree = "hf"
     case sgd
     case adam
 }
@@ -14,16 +16,18 @@ public struct TrainingJob: Sendable {
     public var network: NetworkSpec
     public var optimizer: OptimizerKind
     public var newton: NewtonOptions
+    public var hessianFree: HessianFreeOptions
     public var firstOrder: FirstOrderOptions
     public var budget: TrainingBudget
     /// Seeds the initial weights, the subsamples and the minibatch order.
     public var seed: UInt64
 
     public init(network: NetworkSpec, optimizer: OptimizerKind, newton: NewtonOptions = .init(),
-                firstOrder: FirstOrderOptions = .init(), budget: TrainingBudget, seed: UInt64) {
+                hessianFree: HessianFreeOptions = .init(), firstOrder: FirstOrderOptions = .init(), budget: TrainingBudget, seed: UInt64) {
         self.network = network
         self.optimizer = optimizer
         self.newton = newton
+        self.hessianFree = hessianFree
         self.firstOrder = firstOrder
         self.budget = budget
         self.seed = seed
@@ -36,6 +40,7 @@ public struct TrainingJob: Sendable {
         if let t = budget.timeLimit, !(t > 0) { p.append("time limit must be positive, got \(t)") }
         switch optimizer {
         case .newton: p += newton.problems
+        case .hessianFree: p += hessianFree.problems
         case .sgd, .adam: p += firstOrder.problems
         }
         return p
@@ -56,6 +61,11 @@ public struct TrainingJob: Sendable {
             options.seed = seed
             let objective = try Objective(cluster: cluster, regularization: options.regularization)
             return try await NewtonCG(options: options, objective: objective).train(budget: budget, observe: observe)
+        case .hessianFree:
+            var options = hessianFree
+            options.seed = seed
+            let objective = try Objective(cluster: cluster, regularization: options.regularization)
+            return try await HessianFree(options: options, objective: objective).train(budget: budget, observe: observe)
         case .sgd, .adam:
             var options = firstOrder
             options.seed = seed

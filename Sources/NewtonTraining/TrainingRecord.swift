@@ -5,6 +5,9 @@ public struct IterationRecord: Sendable, Codable, Equatable {
         case start
         /// The line search accepted a step.
         case accepted
+        /// The line search accepted a step that included a direction of
+        /// negative curvature (Hessian-free).
+        case negativeCurvature = "negative-curvature"
         /// The line search hit its cap; θ is unchanged and λ was raised.
         case lineSearchFailed = "line-search-failed"
         /// A first-order epoch.
@@ -69,7 +72,7 @@ public struct TrainingSummary: Sendable {
 }
 
 /// How long a run may go on.
-public struct TrainingBudget: Sendable {
+public struct TrainingBudget: Sendable, Equatable {
     public var maxIterations: Int
     /// Wall-clock seconds; nil for no limit.
     public var timeLimit: Double?
@@ -85,6 +88,43 @@ public struct TrainingBudget: Sendable {
 
 /// Receives each record as soon as it is made.
 public typealias IterationObserver = @Sendable (IterationRecord) -> Void
+
+/// What every trainer keeps while it runs: the clock, the records (each
+/// handed to the observer as it is made) and the budget's stop rules.
+struct RunLog {
+    let clock = Stopwatch()
+    let budget: TrainingBudget
+    let observe: IterationObserver
+    private(set) var records: [IterationRecord] = []
+
+    init(budget: TrainingBudget, observe: @escaping IterationObserver) {
+        self.budget = budget
+        self.observe = observe
+    }
+
+    var seconds: Double { clock.seconds }
+
+    mutating func emit(_ record: IterationRecord) {
+        records.append(record)
+        observe(record)
+    }
+
+    /// Why the run ends now, after `iteration` iterations at gradient norm
+    /// `gradientNorm`; nil to go on.
+    func stopReason(after iteration: Int, gradientNorm: Double) -> StopReason? {
+        if iteration >= budget.maxIterations { return .iterationLimit }
+        if let limit = budget.timeLimit, clock.seconds >= limit { return .timeLimit }
+        if budget.gradientTolerance > 0, let initial = records.first?.gradientNorm, gradientNorm <= budget.gradientTolerance * initial {
+            return .converged
+        }
+        if Task.isCancelled { return .cancelled }
+        return nil
+    }
+
+    func summary(_ reason: StopReason) -> TrainingSummary {
+        TrainingSummary(records: records, stopReason: reason, seconds: clock.seconds)
+    }
+}
 
 /// A wall clock for elapsed times and per-phase timings.
 struct Stopwatch {

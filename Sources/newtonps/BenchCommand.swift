@@ -82,6 +82,8 @@ struct BenchCommand: AsyncParsableCommand {
                 for (phase, t) in record.phaseSeconds { result["newton_\(phase)_seconds"] = t }
             }
         }
+        for (key, value) in try await measureWire() { result[key] = value }
+
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         var json = String(decoding: try encoder.encode(result), as: UTF8.self)
@@ -150,6 +152,44 @@ struct BenchCommand: AsyncParsableCommand {
         result["gn_product_jacobian_gflops"] = jacobianFlops / jacobianSeconds / 1e9
         result["gn_product_jacobian_vs_sgemm"] = (jacobianFlops / jacobianSeconds) / (ropFlops / sgemmSeconds)
         return result
+    }
+
+    /// The gRPC transport on loopback: 1 MiB tensor reads and writes against
+    /// a parameter server in this process, and the latency of an empty call.
+    private func measureWire() async throws -> [String: Double] {
+        let service = GRPCServerService(listen: Endpoint(host: "127.0.0.1", port: 0), services: [ParameterServerService(core: ServerCore())])
+        let serving = Task { try await service.run() }
+        defer { serving.cancel() }
+        let connection = try GRPCConnection(to: Endpoint(host: "127.0.0.1", port: try await service.boundPort))
+        defer { connection.close() }
+        let server = RemoteParameterServer(connection: connection, role: "bench")
+        // One block of 512 × 512 weights + 512 biases: 1 MiB of float32.
+        let spec = try NetworkSpec(layerSizes: [512, 512], activations: [], loss: .squared)
+        let grid = PartitionGrid(unpartitioned: spec)
+        let block = [Float](repeating: 0.5, count: grid.parameterCount(grid.blocks[0]))
+        try await server.assign(BlockAssignment(jobID: "wire", grid: grid, blocks: [0], weights: [block]))
+        let mebibytes = Double(block.count * 4) / 1_048_576
+        var read = Double.infinity, write = Double.infinity
+        var tiny = [Double]()
+        for _ in 0..<max(repeats, 3) * 4 {
+            var clock = ContinuousClock.now
+            _ = try await server.read(.weights, blocks: [0])
+            read = min(read, seconds(since: clock))
+            clock = ContinuousClock.now
+            try await server.write(.trial, blocks: [0], values: [block])
+            write = min(write, seconds(since: clock))
+        }
+        for _ in 0..<200 {
+            let clock = ContinuousClock.now
+            _ = try await server.run([])
+            tiny.append(seconds(since: clock))
+        }
+        tiny.sort()
+        return [
+            "wire_read_mib_per_s": mebibytes / read,
+            "wire_write_mib_per_s": mebibytes / write,
+            "wire_empty_call_median_ms": tiny[tiny.count / 2] * 1000,
+        ]
     }
 
     private func loadData(spec: NetworkSpec) throws -> (TrainingData, DataDescriptor, String) {

@@ -3,6 +3,7 @@ import Foundation
 import NewtonCluster
 import NewtonCore
 import NewtonTraining
+import Synchronization
 
 /// Reads a default from the environment, so containers can be configured by
 /// flags or by `NEWTONPS_*` variables.
@@ -18,6 +19,13 @@ extension Endpoint: ExpressibleByArgument {
 struct DriverAddress: ParsableArguments {
     @Option(help: "The driver's gRPC address (env NEWTONPS_DRIVER).")
     var driver = Endpoint(argument: environment("NEWTONPS_DRIVER", "127.0.0.1:7070"))!
+
+    /// Runs `body` with a client connected to the driver, then disconnects.
+    func withClient<T>(_ body: (DriverClient) async throws -> T) async throws -> T {
+        let client = try DriverClient(driver: driver)
+        defer { client.close() }
+        return try await body(client)
+    }
 }
 
 struct DriverCommand: AsyncParsableCommand {
@@ -40,7 +48,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "gRPC listen address (env NEWTONPS_LISTEN).")
     var listen = Endpoint(argument: environment("NEWTONPS_LISTEN", "0.0.0.0:7071"))!
     @Option(help: "Address others use to reach this server (env NEWTONPS_ADVERTISE; default: the listen address, or this host's name when listening on 0.0.0.0).")
-    var advertise: Endpoint? = Endpoint(argument: environment("NEWTONPS_ADVERTISE", ""))
+    var advertise: Endpoint?
     @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP).")
     var http = Endpoint(argument: environment("NEWTONPS_HTTP", "0.0.0.0:9091"))!
     @OptionGroup var driver: DriverAddress
@@ -49,7 +57,7 @@ struct ServerCommand: AsyncParsableCommand {
 
     func run() async throws {
         BLAS.threads = 1
-        var advertised = advertise
+        var advertised = advertise ?? Endpoint(argument: environment("NEWTONPS_ADVERTISE", ""))
         if advertised == nil && listen.host == "0.0.0.0" && listen.port != 0 {
             advertised = Endpoint(host: ProcessInfo.processInfo.hostName, port: listen.port)
         }
@@ -84,11 +92,11 @@ struct SubmitCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let data = FileManager.default.contents(atPath: spec) else { throw ValidationError("cannot read the job spec \(spec)") }
-        let client = try DriverClient(driver: driver.driver)
-        defer { client.close() }
-        let job = try await client.submit(yaml: String(decoding: data, as: UTF8.self))
-        print("submitted \(job.id) (\(job.state))")
-        if follow { try await followJob(job.id, client: client, logJson: logJson) }
+        try await driver.withClient { client in
+            let job = try await client.submit(yaml: String(decoding: data, as: UTF8.self))
+            print("submitted \(job.id) (\(job.state))")
+            if follow { try await followJob(job.id, client: client, logJson: logJson) }
+        }
     }
 }
 
@@ -97,10 +105,9 @@ struct JobsCommand: AsyncParsableCommand {
     @OptionGroup var driver: DriverAddress
 
     func run() async throws {
-        let client = try DriverClient(driver: driver.driver)
-        defer { client.close() }
+        let jobs = try await driver.withClient { try await $0.jobs() }
         print("ID          STATE      ITER  OBJECTIVE     TEST ACC  NAME")
-        for job in try await client.jobs() {
+        for job in jobs {
             print(String(format: "%-11@ %-10@ %4d  %-12@  %-8@  %@", job.id, job.state, job.iterations,
                          job.objective.map { String(format: "%.6e", $0) } ?? "-",
                          job.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "-", job.name))
@@ -114,9 +121,7 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var driver: DriverAddress
 
     func run() async throws {
-        let client = try DriverClient(driver: driver.driver)
-        defer { client.close() }
-        let (job, spec, records) = try await client.job(id)
+        let (job, spec, records) = try await driver.withClient { try await $0.job(id) }
         print("job \(job.id) \(job.name.isEmpty ? "" : "(\(job.name)) ")is \(job.state); \(job.iterations) iterations; created \(job.createdAt), updated \(job.updatedAt)")
         if !job.stopReason.isEmpty { print("stop: \(job.stopReason)") }
         if !job.error.isEmpty { print("error: \(job.error)") }
@@ -133,9 +138,7 @@ struct WatchCommand: AsyncParsableCommand {
     @OptionGroup var driver: DriverAddress
 
     func run() async throws {
-        let client = try DriverClient(driver: driver.driver)
-        defer { client.close() }
-        try await followJob(id, client: client, logJson: logJson)
+        try await driver.withClient { try await followJob(id, client: $0, logJson: logJson) }
     }
 }
 
@@ -145,9 +148,7 @@ struct CancelCommand: AsyncParsableCommand {
     @OptionGroup var driver: DriverAddress
 
     func run() async throws {
-        let client = try DriverClient(driver: driver.driver)
-        defer { client.close() }
-        let job = try await client.cancel(id)
+        let job = try await driver.withClient { try await $0.cancel(id) }
         print("\(job.id) is \(job.state)")
     }
 }
@@ -160,9 +161,7 @@ struct ExportCommand: AsyncParsableCommand {
     @OptionGroup var driver: DriverAddress
 
     func run() async throws {
-        let client = try DriverClient(driver: driver.driver)
-        defer { client.close() }
-        let bytes = try await client.export(id)
+        let bytes = try await driver.withClient { try await $0.export(id) }
         // Decode first: never write something `evaluate` could not read.
         let model = try SavedModel.decode(Array(bytes), source: "job \(id)")
         try model.save(to: out)
@@ -189,11 +188,10 @@ func followJob(_ id: String, client: DriverClient, logJson: String?) async throw
 }
 
 /// The last job summary seen by a watch callback.
-final class EndBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var job: JobInfo?
-    func set(_ j: JobInfo) { lock.withLock { job = j } }
-    var value: JobInfo? { lock.withLock { job } }
+final class EndBox: Sendable {
+    private let job = Mutex<JobInfo?>(nil)
+    func set(_ j: JobInfo) { job.withLock { $0 = j } }
+    var value: JobInfo? { job.withLock { $0 } }
 }
 
 struct LocalClusterCommand: AsyncParsableCommand {

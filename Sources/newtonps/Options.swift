@@ -9,6 +9,7 @@ extension Activation: ExpressibleByArgument {}
 extension Loss: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension ProductsMode: ExpressibleByArgument {}
+extension CurvatureSolver: ExpressibleByArgument {}
 
 /// Where the data comes from.
 struct DataOptions: ParsableArguments {
@@ -64,7 +65,7 @@ struct ModelOptions: ParsableArguments {
 
 /// The optimiser and every knob of it.
 struct OptimizerOptions: ParsableArguments {
-    @Option(help: "newton, sgd or adam.")
+    @Option(help: "newton, hf (Hessian-free), sgd or adam.")
     var optimizer: OptimizerKind = .newton
     @Option(name: .customLong("C"), help: "Regularisation constant C in ‖θ‖²/(2·C·l).")
     var regularization = 0.01
@@ -92,6 +93,20 @@ struct OptimizerOptions: ParsableArguments {
     var blockDiagonal = false
     @Option(help: "Newton, block-diagonal: stop the direction search once this fraction of blocks has finished.")
     var stragglerCutoff = 1.0
+    @Option(help: "HF: gn-cg (CG on Gauss-Newton), hessian-cg (CG on the Hessian, keeps negative curvature) or bicgstab.")
+    var solver: CurvatureSolver = .hessianCG
+    @Option(help: "HF, SGD/Adam: rows per gradient minibatch, or 'full' (HF default: full; SGD/Adam: --batch-size).")
+    var gradientBatch: BatchSize?
+    @Option(help: "HF: rows per curvature minibatch.")
+    var curvatureBatch = 3000
+    @Option(help: "HF: start each solve from this fraction of the previous solution (0: from zero).")
+    var warmStart = 0.95
+    @Flag(help: "HF: no CG-iterate backtracking.")
+    var noBacktracking = false
+    @Flag(help: "HF: no Martens relative-progress stop.")
+    var noRelativeProgress = false
+    @Option(help: "HF, hessian-cg: negative curvature when pᵀ(H+λI)p ≤ ε‖p‖².")
+    var negativeCurvatureTolerance = 1e-10
     @Option(help: "SGD/Adam: learning rate.")
     var learningRate: Double?
     @Option(help: "SGD: momentum.")
@@ -104,6 +119,15 @@ struct OptimizerOptions: ParsableArguments {
     var adamBeta2 = 0.999
     @Option(help: "Adam: ε.")
     var adamEpsilon = 1e-8
+
+    /// One line naming the optimiser and its main mode.
+    var summary: String {
+        switch optimizer {
+        case .newton: return "newton (\(products.rawValue) products\(blockDiagonal ? ", block-diagonal" : ""))"
+        case .hessianFree: return "hf (\(solver.rawValue), gradient batch \(gradientBatch?.rows.map(String.init) ?? "full"), curvature batch \(curvatureBatch))"
+        case .sgd, .adam: return "\(optimizer.rawValue) (batch \(gradientBatch.map { $0.rows.map(String.init) ?? "full" } ?? String(batchSize)))"
+        }
+    }
 
     func job(network: NetworkSpec, budget: TrainingBudget, seed: UInt64) -> TrainingJob {
         var newton = NewtonOptions()
@@ -120,15 +144,32 @@ struct OptimizerOptions: ParsableArguments {
         newton.products = products
         newton.blockDiagonal = blockDiagonal
         newton.stragglerCutoff = stragglerCutoff
+        var hf = HessianFreeOptions()
+        hf.regularization = regularization
+        hf.solver = solver
+        hf.gradientBatch = gradientBatch?.rows
+        hf.curvatureBatch = curvatureBatch
+        hf.cgTolerance = cgTolerance
+        hf.cgMaxIterations = cgMaxIterations
+        hf.initialLambda = lambda
+        hf.lambdaIncrease = lambdaIncrease
+        hf.lambdaDecrease = lambdaDecrease
+        hf.armijo = armijo
+        hf.maxLineSearchSteps = lineSearchSteps
+        hf.maxLineSearchFailures = lineSearchFailures
+        hf.negativeCurvatureTolerance = negativeCurvatureTolerance
+        hf.warmStart = warmStart
+        hf.iterateBacktracking = !noBacktracking
+        hf.relativeProgressStop = !noRelativeProgress
         var first = FirstOrderOptions()
         first.regularization = regularization
         first.learningRate = learningRate ?? (optimizer == .adam ? 0.001 : 0.01)
         first.momentum = momentum
-        first.batchSize = batchSize
+        first.batchSize = gradientBatch.map { $0.rows ?? Int(Int32.max) } ?? batchSize
         first.beta1 = adamBeta1
         first.beta2 = adamBeta2
         first.epsilon = adamEpsilon
-        return TrainingJob(network: network, optimizer: optimizer, newton: newton, firstOrder: first, budget: budget, seed: seed)
+        return TrainingJob(network: network, optimizer: optimizer, newton: newton, hessianFree: hf, firstOrder: first, budget: budget, seed: seed)
     }
 }
 
@@ -166,6 +207,22 @@ func parseIntegerList(_ text: String) throws -> [Int] {
         throw ValidationError("'\(text)' is not a comma-separated list of integers")
     }
     return values
+}
+
+/// A minibatch size: a row count, or every row.
+enum BatchSize: ExpressibleByArgument {
+    case full
+    case count(Int)
+
+    init?(argument: String) {
+        if argument == "full" { self = .full } else if let n = Int(argument), n > 0 { self = .count(n) } else { return nil }
+    }
+
+    /// The row count, or nil for every row.
+    var rows: Int? {
+        if case .count(let n) = self { return n }
+        return nil
+    }
 }
 
 func parseActivations(_ text: String) throws -> [Activation] {

@@ -42,7 +42,7 @@ struct TrainCommand: AsyncParsableCommand {
         let job = optimizer.job(network: network, budget: TrainingBudget(maxIterations: maxIterations, timeLimit: timeLimit, gradientTolerance: gradientTolerance), seed: seed)
         let problems = job.problems
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "\n")) }
-        print("network: \(network.layerSizes.map(String.init).joined(separator: "-")) \(network.hiddenActivations.map(\.rawValue).joined(separator: ",")) \(network.loss.rawValue); grid \(grid.partitionCounts) (\(grid.blocks.count) blocks); \(cluster.servers) server(s), \(cluster.workers) worker(s), \(BLAS.threads) BLAS thread(s) each; optimizer \(optimizer.optimizer.rawValue)\(optimizer.optimizer == .newton ? " (\(optimizer.products.rawValue) products\(optimizer.blockDiagonal ? ", block-diagonal" : ""))" : "")")
+        print("network: \(network.layerSizes.map(String.init).joined(separator: "-")) \(network.hiddenActivations.map(\.rawValue).joined(separator: ",")) \(network.loss.rawValue); grid \(grid.partitionCounts) (\(grid.blocks.count) blocks); \(cluster.servers) server(s), \(cluster.workers) worker(s), \(BLAS.threads) BLAS thread(s) each; optimizer \(optimizer.summary)")
 
         let embedded = try await EmbeddedCluster(grid: grid, data: loaded, descriptor: descriptor, servers: cluster.servers,
                                                  workers: cluster.workers, shardRows: cluster.shardRows)

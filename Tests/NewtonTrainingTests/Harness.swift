@@ -36,11 +36,13 @@ struct Harness {
     /// Runs a job. C defaults to 1 here: the authors' C = 0.01 scaled by a
     /// few hundred rows would let the regulariser dominate the loss.
     func run(_ optimizer: OptimizerKind = .newton, iterations: Int, seed: UInt64 = 3,
-             newton: NewtonOptions = .init(), firstOrder: FirstOrderOptions = .init(), regularization: Double = 1) async throws -> TrainingSummary {
-        var newton = newton, firstOrder = firstOrder
+             newton: NewtonOptions = .init(), hessianFree: HessianFreeOptions = .init(), firstOrder: FirstOrderOptions = .init(),
+             regularization: Double = 1) async throws -> TrainingSummary {
+        var newton = newton, hessianFree = hessianFree, firstOrder = firstOrder
         newton.regularization = regularization
+        hessianFree.regularization = regularization
         firstOrder.regularization = regularization
-        let job = TrainingJob(network: try network(), optimizer: optimizer, newton: newton, firstOrder: firstOrder,
+        let job = TrainingJob(network: try network(), optimizer: optimizer, newton: newton, hessianFree: hessianFree, firstOrder: firstOrder,
                               budget: TrainingBudget(maxIterations: iterations), seed: seed)
         return try await job.run(on: try await cluster().coordinator, jobID: "test", data: descriptor)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NewtonCore
 import NewtonProto
 import NewtonTraining
@@ -13,6 +14,7 @@ public actor JobRunner {
     public let metrics: TrainingMetrics
     /// How long a job waits for the servers and workers it asks for.
     public let clusterWait: Duration
+    private let logger = Logger(label: "newtonps.driver.jobs")
     private var queue: [String] = []
     private var running: (id: String, task: Task<Void, Never>)?
 
@@ -77,9 +79,11 @@ public actor JobRunner {
             let remoteWorkers: [any Worker] = workers.map { RemoteWorker(session: $0.session, serverEndpoints: endpoints) }
             let coordinator = try ClusterCoordinator(grid: grid, servers: remoteServers, workers: remoteWorkers, shardRows: spec.shardRows,
                                                      trainRows: data.train.rows, testRows: data.test?.rows ?? 0)
-            let store = self.store, events = self.events, metrics = self.metrics
+            let store = self.store, events = self.events, metrics = self.metrics, logger = self.logger
             let summary = try await spec.trainingJob(network: network).run(on: coordinator, jobID: id, data: spec.data) { record in
-                try? store.append(record, job: id)
+                do { try store.append(record, job: id) } catch {
+                    logger.error("job \(id): iteration \(record.iteration) could not be stored: \(error)")
+                }
                 metrics.record(record)
                 events.publish(record, job: id)
             }
@@ -89,9 +93,13 @@ public actor JobRunner {
             try store.setState(id: id, state: state, stopReason: summary.stopReason.rawValue, error: nil)
         } catch {
             let cancelled = Task.isCancelled
-            try? store.setState(id: id, state: cancelled ? .cancelled : .failed,
-                                stopReason: cancelled ? StopReason.cancelled.rawValue : nil,
-                                error: cancelled ? nil : "\(error)")
+            do {
+                try store.setState(id: id, state: cancelled ? .cancelled : .failed,
+                                   stopReason: cancelled ? StopReason.cancelled.rawValue : nil,
+                                   error: cancelled ? nil : "\(error)")
+            } catch let storeError {
+                logger.error("job \(id) ended (\(error)) but its state could not be stored: \(storeError)")
+            }
         }
         if let row = try? store.job(id: id) { events.finish(row.wire) }
         finished(id)

@@ -23,6 +23,8 @@ public struct JobSpec: Sendable, Equatable {
     public var newton: NewtonOptions
     /// SGD / Adam knobs, with the learning rate resolved (unless given, 0.01
     /// for sgd and 0.001 for adam, as the CLI).
+    /// Hessian-free knobs, with the shared ones equal to `newton`'s.
+    public var hessianFree: HessianFreeOptions
     public var firstOrder: FirstOrderOptions
     public var budget: TrainingBudget
     /// Groups of neurons per layer, input first; nil for one group per layer.
@@ -99,23 +101,14 @@ public struct JobSpec: Sendable, Equatable {
 
     /// The run this spec describes on `network` (see `network(for:)`).
     public func trainingJob(network: NetworkSpec) -> TrainingJob {
-        TrainingJob(network: network, optimizer: optimizer, newton: newton, firstOrder: firstOrder, budget: budget, seed: seed)
+        TrainingJob(network: network, optimizer: optimizer, newton: newton, hessianFree: hessianFree, firstOrder: firstOrder,
+                    budget: budget, seed: seed)
     }
 
     /// The canonical YAML form: every key, sorted, one per line; it parses
     /// back to an equal spec.
     public var yaml: String {
         jobKnobs.sorted { $0.key < $1.key }.map { "\($0.key): \($0.write(self))\n" }.joined()
-    }
-
-    public static func == (a: JobSpec, b: JobSpec) -> Bool {
-        // Written out because `TrainingBudget` is not `Equatable`.
-        let sameModel = a.data == b.data && a.layers == b.layers && a.activations == b.activations && a.loss == b.loss
-        let sameOptimizer = a.optimizer == b.optimizer && a.newton == b.newton && a.firstOrder == b.firstOrder
-        let sameBudget = a.budget.maxIterations == b.budget.maxIterations && a.budget.timeLimit == b.budget.timeLimit
-            && a.budget.gradientTolerance == b.budget.gradientTolerance
-        let sameCluster = a.partitions == b.partitions && a.servers == b.servers && a.workers == b.workers && a.shardRows == b.shardRows
-        return sameModel && sameOptimizer && sameBudget && sameCluster && a.seed == b.seed && a.name == b.name
     }
 
     /// The spec of a draft that has data (nil when it has none).
@@ -136,6 +129,7 @@ public struct JobSpec: Sendable, Equatable {
         loss = draft.loss
         optimizer = draft.optimizer
         newton = draft.newton
+        hessianFree = draft.resolvedHessianFree
         firstOrder = draft.resolvedFirstOrder
         budget = draft.budget
         partitions = draft.partitions
@@ -180,6 +174,9 @@ private struct SpecDraft {
     var loss = Loss.crossEntropy
     var optimizer = OptimizerKind.newton
     var newton = NewtonOptions()
+    /// Hessian-free's own knobs; the ones it shares with Newton (C, CG, λ,
+    /// line search) are read from `newton`.
+    var hessianFree = HessianFreeOptions()
     var firstOrder = FirstOrderOptions()
     /// nil for the CLI's default, which depends on the optimiser.
     var learningRate: Double?
@@ -190,6 +187,20 @@ private struct SpecDraft {
     var budget = TrainingBudget(maxIterations: 100)
     var seed: UInt64 = 1
     var name: String?
+
+    var resolvedHessianFree: HessianFreeOptions {
+        var options = hessianFree
+        options.regularization = newton.regularization
+        options.cgTolerance = newton.cgTolerance
+        options.cgMaxIterations = newton.cgMaxIterations
+        options.initialLambda = newton.initialLambda
+        options.lambdaIncrease = newton.lambdaIncrease
+        options.lambdaDecrease = newton.lambdaDecrease
+        options.armijo = newton.armijo
+        options.maxLineSearchSteps = newton.maxLineSearchSteps
+        options.maxLineSearchFailures = newton.maxLineSearchFailures
+        return options
+    }
 
     var resolvedFirstOrder: FirstOrderOptions {
         var options = firstOrder
@@ -312,6 +323,14 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
     SpecKnob("products", { $0.newton.products = $1 }, { $0.newton.products }),
     SpecKnob("block_diagonal", { $0.newton.blockDiagonal = $1 }, { $0.newton.blockDiagonal }),
     SpecKnob("straggler_cutoff", { $0.newton.stragglerCutoff = $1 }, { $0.newton.stragglerCutoff }),
+    SpecKnob("solver", { $0.hessianFree.solver = $1 }, { $0.hessianFree.solver }),
+    SpecKnob("gradient_batch", { $0.hessianFree.gradientBatch = $1 }, { $0.hessianFree.gradientBatch }),
+    SpecKnob("curvature_batch", { $0.hessianFree.curvatureBatch = $1 }, { $0.hessianFree.curvatureBatch }),
+    SpecKnob("warm_start", { $0.hessianFree.warmStart = $1 }, { $0.hessianFree.warmStart }),
+    SpecKnob("iterate_backtracking", { $0.hessianFree.iterateBacktracking = $1 }, { $0.hessianFree.iterateBacktracking }),
+    SpecKnob("relative_progress_stop", { $0.hessianFree.relativeProgressStop = $1 }, { $0.hessianFree.relativeProgressStop }),
+    SpecKnob("negative_curvature_tolerance", { $0.hessianFree.negativeCurvatureTolerance = $1 },
+             { $0.hessianFree.negativeCurvatureTolerance }),
     SpecKnob("learning_rate", { $0.learningRate = $1 }, { $0.firstOrder.learningRate }),
     SpecKnob("momentum", { $0.firstOrder.momentum = $1 }, { $0.firstOrder.momentum }),
     SpecKnob("batch_size", { $0.firstOrder.batchSize = $1 }, { $0.firstOrder.batchSize }),
@@ -445,6 +464,7 @@ extension FeatureScaling: SpecChoice {}
 extension Loss: SpecChoice {}
 extension OptimizerKind: SpecChoice {}
 extension ProductsMode: SpecChoice {}
+extension CurvatureSolver: SpecChoice {}
 extension Activation: SpecChoice {
     /// Linear is reserved for the output layer.
     static var choices: [Activation] { [.sigmoid, .tanh, .relu] }
@@ -560,7 +580,8 @@ private func fileProblem(_ path: String, split: DataSplit, _ draft: SpecDraft) -
 /// the budget's, the cluster's, and the network and grid when `layers` is
 /// given.
 private func valueProblems(_ draft: SpecDraft) -> [String] {
-    var p = draft.newton.problems + draft.resolvedFirstOrder.problems
+    var p = draft.newton.problems + draft.resolvedHessianFree.problems.filter { !draft.newton.problems.contains($0) }
+        + draft.resolvedFirstOrder.problems
     let budget = draft.budget
     if budget.maxIterations < 0 { p.append("max iterations must be non-negative, got \(budget.maxIterations)") }
     if let t = budget.timeLimit, !(t > 0) { p.append("time limit must be positive, got \(t)") }

@@ -10,17 +10,21 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
         self.port = port
     }
 
-    /// Parses `host:port` (IPv6 hosts in brackets: `[::1]:7070`).
+    /// Parses `host:port`: IPv6 hosts go in brackets (`[::1]:7070`), an
+    /// empty host means every interface (`:9090` is `0.0.0.0:9090`).
     public init(parsing text: String) throws {
+        let bad = ClusterError(.invalidRequest, "'\(text)' is not a host:port address (e.g. 127.0.0.1:7070)")
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard let colon = trimmed.lastIndex(of: ":"), let port = Int(trimmed[trimmed.index(after: colon)...]),
-              (0...65535).contains(port) else {
-            throw ClusterError(.invalidRequest, "'\(text)' is not a host:port address")
-        }
+              (0...65535).contains(port) else { throw bad }
         var host = String(trimmed[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { throw ClusterError(.invalidRequest, "'\(text)' has no host") }
-        self.init(host: host, port: port)
+        if host.hasPrefix("[") {
+            guard host.hasSuffix("]"), host.count > 2 else { throw bad }
+            host = String(host.dropFirst().dropLast())
+        } else if host.contains(":") {
+            throw bad
+        }
+        self.init(host: host.isEmpty ? "0.0.0.0" : host, port: port)
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }

@@ -316,6 +316,12 @@ extension WorkerTask {
             var j = Newtonps_V1_WorkerTask.Jacobian()
             j.point = point.rawValue
             t.jacobian = j
+        case let .hessian(point, direction, into):
+            var h = Newtonps_V1_WorkerTask.Hessian()
+            h.point = point.rawValue
+            h.direction = direction.rawValue
+            h.into = into.rawValue
+            t.hessian = h
         }
         return t
     }
@@ -328,6 +334,8 @@ extension WorkerTask {
         case .gaussNewton(let g):
             kind = .gaussNewton(point: VectorName(rawValue: g.point), direction: VectorName(rawValue: g.direction), into: VectorName(rawValue: g.into))
         case .jacobian(let j): kind = .jacobian(point: VectorName(rawValue: j.point))
+        case .hessian(let h):
+            kind = .hessian(point: VectorName(rawValue: h.point), direction: VectorName(rawValue: h.direction), into: VectorName(rawValue: h.into))
         case nil: throw ClusterError(.invalidRequest, "a worker task with no kind")
         }
         self.init(kind: kind, shards: try t.shards.map(RowShard.init(wire:)))

@@ -76,20 +76,6 @@ public struct HealthServer: Service, Sendable {
         self.onServerRunning = onServerRunning
     }
 
-    /// The same, from a `host:port` string such as `0.0.0.0:9090` or `[::1]:9090`.
-    public init(
-        address: String,
-        registry: PrometheusCollectorRegistry = MetricsBootstrap.registry(),
-        logger: Logger = Logger(label: "newtonps.http"),
-        readiness: @escaping @Sendable () async -> Readiness = { .ready },
-        onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
-    ) throws {
-        let (host, port) = try Self.parseAddress(address)
-        self.init(
-            host: host, port: port, registry: registry, logger: logger,
-            readiness: readiness, onServerRunning: onServerRunning)
-    }
-
     /// The port actually bound, once the server listens. Throws if `run()`
     /// ended before binding (e.g. the port was taken) or the caller is cancelled.
     public var boundPort: Int {
@@ -123,23 +109,6 @@ public struct HealthServer: Service, Sendable {
                 .invalidRequest, "HTTP server for \(host):\(port) failed", cause: error))
             throw error
         }
-    }
-
-    /// Splits `host:port` (IPv6 hosts in brackets; an empty host means 0.0.0.0).
-    public static func parseAddress(_ address: String) throws -> (host: String, port: Int) {
-        let bad = ClusterError(
-            .invalidRequest, "HTTP address '\(address)' is not host:port (e.g. 0.0.0.0:9090)")
-        guard let colon = address.lastIndex(of: ":") else { throw bad }
-        var host = String(address[..<colon])
-        let portText = address[address.index(after: colon)...]
-        guard let port = Int(portText), (0...65535).contains(port) else { throw bad }
-        if host.hasPrefix("[") {
-            guard host.hasSuffix("]"), host.count > 2 else { throw bad }
-            host = String(host.dropFirst().dropLast())
-        } else if host.contains(":") {
-            throw bad
-        }
-        return (host.isEmpty ? "0.0.0.0" : host, port)
     }
 
     static func router(

@@ -59,17 +59,13 @@ public actor WorkerCore: Worker {
             }
             return results
         case let .gaussNewton(point, direction, target):
-            async let pulledDirection = pull(direction, job)
-            let kernels = RowKernels(parameters: try await pull(point, job))
-            let v = try await pulledDirection
-            var results = [ShardResult]()
-            for shard in task.shards {
-                let (inputs, labels) = try rows(of: shard, in: data)
-                let pass = kernels.forward(inputs: inputs, rows: labels.count)
-                try await pushBlocks(kernels.gaussNewtonProduct(pass, direction: v), into: target, shard: shard.index, job)
-                results.append(ShardResult(shard: shard.index, loss: 0, correct: 0))
+            return try await pushProducts(at: point, along: direction, into: target, task.shards, job, data) { kernels, pass, _, v in
+                kernels.gaussNewtonProduct(pass, direction: v)
             }
-            return results
+        case let .hessian(point, direction, target):
+            return try await pushProducts(at: point, along: direction, into: target, task.shards, job, data) { kernels, pass, labels, v in
+                kernels.hessianProduct(pass, labels: labels, direction: v)
+            }
         case .jacobian(let point):
             let kernels = RowKernels(parameters: try await pull(point, job))
             var results = [ShardResult]()
@@ -82,6 +78,25 @@ public actor WorkerCore: Worker {
             }
             return results
         }
+    }
+
+    /// Computes a curvature product along `direction` on each shard and
+    /// pushes it into `target` on the block owners.
+    private func pushProducts(
+        at point: VectorName, along direction: VectorName, into target: VectorName, _ shards: [RowShard], _ job: WorkerJob,
+        _ data: TrainingData, _ product: (RowKernels, ForwardPass, [Int32], DenseParameters) -> DenseParameters
+    ) async throws -> [ShardResult] {
+        async let pulledDirection = pull(direction, job)
+        let kernels = RowKernels(parameters: try await pull(point, job))
+        let v = try await pulledDirection
+        var results = [ShardResult]()
+        for shard in shards {
+            let (inputs, labels) = try rows(of: shard, in: data)
+            let pass = kernels.forward(inputs: inputs, rows: labels.count)
+            try await pushBlocks(product(kernels, pass, labels, v), into: target, shard: shard.index, job)
+            results.append(ShardResult(shard: shard.index, loss: 0, correct: 0))
+        }
+        return results
     }
 
     // MARK: Pull and push

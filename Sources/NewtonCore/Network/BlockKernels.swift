@@ -115,20 +115,15 @@ public struct BlockJacobian: Sendable {
     /// `Z V + 1 v_biasᵀ` (`|S| × |J|`): the block's contribution to `R{S^m}`.
     private func layerInputProduct(_ v: [Float]) -> [Float] {
         let width = outputWidth
-        var t = [Float](repeating: 0, count: rows * width)
-        inputs.withUnsafeBufferPointer { z in
-            v.withUnsafeBufferPointer { vp in
+        return v.withUnsafeBufferPointer { vp in
+            var t = hasBias ? repeatedRows(vp.baseAddress! + inputWidth * width, width: width, rows: rows) : uninitialized(rows * width)
+            inputs.withUnsafeBufferPointer { z in
                 t.withUnsafeMutableBufferPointer { tp in
-                    if hasBias {
-                        for s in 0..<rows {
-                            (tp.baseAddress! + s * width).update(from: vp.baseAddress! + inputWidth * width, count: width)
-                        }
-                    }
                     BLAS.gemm(m: rows, n: width, k: inputWidth, z.baseAddress!, lda: inputWidth,
                               vp.baseAddress!, ldb: width, beta: hasBias ? 1 : 0, tp.baseAddress!, ldc: width)
                 }
             }
+            return t
         }
-        return t
     }
 }

@@ -8,6 +8,17 @@ public struct ForwardPass: Sendable {
     public var outputs: [Float] { activations[activations.count - 1] }
 }
 
+/// The R-operator forward pass along a direction v: `R{S^m}` (when kept)
+/// and `R{Z^m} = σ'(S^m) ⊙ R{S^m}` for `m = 1…L` (index 0 is empty: the
+/// inputs do not depend on θ).
+public struct RForwardPass: Sendable {
+    public var rPreactivations: [[Float]]
+    public var rActivations: [[Float]]
+
+    /// `Jv = R{z^L}`, `rows × n_L`.
+    public var product: [Float] { rActivations[rActivations.count - 1] }
+}
+
 /// The math a **worker** does on its rows, with the full (pulled) weights:
 /// forward pass, loss and gradient, the R-operator forward pass `Jv`, the
 /// transpose `Jᵀu`, the Gauss-Newton product `JᵀBJv`, and the per-sample
@@ -32,11 +43,7 @@ public struct RowKernels: Sendable {
         parameters.values.withUnsafeBufferPointer { theta in
             for m in 1...spec.depth {
                 let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
-                var s = [Float](unsafeUninitializedCapacity: rows * nOut) { buffer, count in
-                    let bias = theta.baseAddress! + parameters.biasOffsets[m - 1]
-                    for r in 0..<rows { (buffer.baseAddress! + r * nOut).update(from: bias, count: nOut) }
-                    count = rows * nOut
-                }
+                var s = repeatedRows(theta.baseAddress! + parameters.biasOffsets[m - 1], width: nOut, rows: rows)
                 activations[m - 1].withUnsafeBufferPointer { z in
                     s.withUnsafeMutableBufferPointer { sp in
                         BLAS.gemm(m: rows, n: nOut, k: nIn,
@@ -110,21 +117,19 @@ public struct RowKernels: Sendable {
     }
 
     /// The R-operator forward pass: `Jv` (`rows × n_L`), the change of the
-    /// outputs along direction `v`. Also returns `R{Z^m}` for every layer.
-    public func jacobianProduct(_ pass: ForwardPass, direction v: DenseParameters) -> (product: [Float], rActivations: [[Float]]) {
+    /// outputs along direction `v`, with `R{Z^m}` of every layer and, when
+    /// asked (the Hessian needs them), `R{S^m}`.
+    public func jacobianProduct(_ pass: ForwardPass, direction v: DenseParameters, keepingPreactivations: Bool = false) -> RForwardPass {
         let rows = pass.rows
         // R{Z^0} = 0: the inputs do not depend on θ, so layer 1 skips that term.
         var rActivations: [[Float]] = [[]]
+        var rPreactivations: [[Float]] = [[]]
         parameters.values.withUnsafeBufferPointer { theta in
             v.values.withUnsafeBufferPointer { vp in
                 for m in 1...spec.depth {
                     let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
                     // R{S^m} = R{Z^{m−1}} W^m + Z^{m−1} V^m + 1 v_b^mᵀ
-                    var rs = [Float](unsafeUninitializedCapacity: rows * nOut) { buffer, count in
-                        let bias = vp.baseAddress! + v.biasOffsets[m - 1]
-                        for r in 0..<rows { (buffer.baseAddress! + r * nOut).update(from: bias, count: nOut) }
-                        count = rows * nOut
-                    }
+                    var rs = repeatedRows(vp.baseAddress! + v.biasOffsets[m - 1], width: nOut, rows: rows)
                     rs.withUnsafeMutableBufferPointer { out in
                         pass.activations[m - 1].withUnsafeBufferPointer { z in
                             BLAS.gemm(m: rows, n: nOut, k: nIn, z.baseAddress!, lda: nIn,
@@ -138,16 +143,17 @@ public struct RowKernels: Sendable {
                                           beta: 1, out.baseAddress!, ldc: nOut)
                             }
                         }
-                        // R{Z^m} = σ'(S^m) ⊙ R{S^m}
-                        pass.activations[m].withUnsafeBufferPointer { z in
-                            spec.activation(ofLayer: m).multiplyByDerivative(out, output: z)
-                        }
+                    }
+                    rPreactivations.append(keepingPreactivations ? rs : [])
+                    // R{Z^m} = σ'(S^m) ⊙ R{S^m}
+                    pass.activations[m].withUnsafeBufferPointer { z in
+                        rs.withUnsafeMutableBufferPointer { spec.activation(ofLayer: m).multiplyByDerivative($0, output: z) }
                     }
                     rActivations.append(rs)
                 }
             }
         }
-        return (rActivations[spec.depth], rActivations)
+        return RForwardPass(rPreactivations: rPreactivations, rActivations: rActivations)
     }
 
     /// The Gauss-Newton product `Σ_r J_rᵀ B_r J_r v` over the rows.
@@ -162,6 +168,90 @@ public struct RowKernels: Sendable {
             }
         }
         return backward(pass, outputGradient: u)
+    }
+
+    /// The Hessian product `Σ_r ∇²ξ_r v` over the rows, by Pearlmutter's
+    /// R-operator: the R-forward pass gives `R{S^m}` and `R{Z^m}`; the
+    /// R-backward pass is
+    /// `R{Δ^L} = B R{z^L}`,
+    /// `R{Δ^{m−1}} = (R{Δ^m} W^mᵀ + Δ^m V^mᵀ) ⊙ σ'(S^{m−1}) + (Δ^m W^mᵀ) ⊙ σ''(S^{m−1}) ⊙ R{S^{m−1}}`,
+    /// and `R{∂W^m} = Z^{m−1}ᵀ R{Δ^m} + R{Z^{m−1}}ᵀ Δ^m`, `R{∂b^m} = 1ᵀ R{Δ^m}`.
+    /// Unlike the Gauss-Newton product this is the true, indefinite Hessian.
+    public func hessianProduct(_ pass: ForwardPass, labels: [Int32], direction v: DenseParameters) -> DenseParameters {
+        let rows = pass.rows, classes = spec.classes
+        let r = jacobianProduct(pass, direction: v, keepingPreactivations: true)
+        var delta = [Float](repeating: 0, count: rows * classes)
+        var rDelta = [Float](repeating: 0, count: rows * classes)
+        pass.outputs.withUnsafeBufferPointer { z in
+            labels.withUnsafeBufferPointer { y in
+                delta.withUnsafeMutableBufferPointer { spec.loss.gradient(outputs: z, labels: y, classes: classes, into: $0) }
+            }
+            r.product.withUnsafeBufferPointer { jv in
+                rDelta.withUnsafeMutableBufferPointer { spec.loss.curvatureProduct(outputs: z, jv, classes: classes, into: $0) }
+            }
+        }
+        var product = DenseParameters(zeros: spec)
+        for m in stride(from: spec.depth, through: 1, by: -1) {
+            let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
+            let weights = parameters.weightRange(layer: m), bias = parameters.biasRange(layer: m)
+            // R{∂W^m} = Z^{m−1}ᵀ R{Δ^m} + R{Z^{m−1}}ᵀ Δ^m,  R{∂b^m} = 1ᵀ R{Δ^m}
+            product.values.withUnsafeMutableBufferPointer { h in
+                rDelta.withUnsafeBufferPointer { rd in
+                    pass.activations[m - 1].withUnsafeBufferPointer { z in
+                        BLAS.gemm(transposeA: true, m: nIn, n: nOut, k: rows, z.baseAddress!, lda: nIn, rd.baseAddress!, ldb: nOut,
+                                  h.baseAddress! + weights.lowerBound, ldc: nOut)
+                    }
+                    columnSums(rd, rows: rows, columns: nOut, into: h.baseAddress! + bias.lowerBound)
+                }
+                if m > 1 {
+                    r.rActivations[m - 1].withUnsafeBufferPointer { rz in
+                        delta.withUnsafeBufferPointer { d in
+                            BLAS.gemm(transposeA: true, m: nIn, n: nOut, k: rows, rz.baseAddress!, lda: nIn, d.baseAddress!, ldb: nOut,
+                                      beta: 1, h.baseAddress! + weights.lowerBound, ldc: nOut)
+                        }
+                    }
+                }
+            }
+            guard m > 1 else { break }
+            // back = Δ^m W^mᵀ,  rBack = R{Δ^m} W^mᵀ + Δ^m V^mᵀ
+            var back = uninitialized(rows * nIn)
+            var rBack = uninitialized(rows * nIn)
+            parameters.values.withUnsafeBufferPointer { theta in
+                v.values.withUnsafeBufferPointer { vp in
+                    delta.withUnsafeBufferPointer { d in
+                        rDelta.withUnsafeBufferPointer { rd in
+                            back.withUnsafeMutableBufferPointer { b in
+                                rBack.withUnsafeMutableBufferPointer { rb in
+                                    let w = theta.baseAddress! + weights.lowerBound, vw = vp.baseAddress! + weights.lowerBound
+                                    BLAS.gemm(transposeB: true, m: rows, n: nIn, k: nOut, d.baseAddress!, lda: nOut, w, ldb: nOut, b.baseAddress!, ldc: nIn)
+                                    BLAS.gemm(transposeB: true, m: rows, n: nIn, k: nOut, rd.baseAddress!, lda: nOut, w, ldb: nOut, rb.baseAddress!, ldc: nIn)
+                                    BLAS.gemm(transposeB: true, m: rows, n: nIn, k: nOut, d.baseAddress!, lda: nOut, vw, ldb: nOut,
+                                              beta: 1, rb.baseAddress!, ldc: nIn)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let activation = spec.activation(ofLayer: m - 1)
+            var curvatureTerm = back
+            pass.activations[m - 1].withUnsafeBufferPointer { z in
+                curvatureTerm.withUnsafeMutableBufferPointer { c in
+                    activation.multiplyBySecondDerivative(c, output: z)
+                    r.rPreactivations[m - 1].withUnsafeBufferPointer { rs in
+                        for i in c.indices { c[i] *= rs[i] }
+                    }
+                }
+                rBack.withUnsafeMutableBufferPointer { rb in
+                    activation.multiplyByDerivative(rb, output: z)
+                    curvatureTerm.withUnsafeBufferPointer { c in for i in rb.indices { rb[i] += c[i] } }
+                }
+                back.withUnsafeMutableBufferPointer { activation.multiplyByDerivative($0, output: z) }
+            }
+            delta = back
+            rDelta = rBack
+        }
+        return product
     }
 
     /// The per-sample Jacobian slices `D^m = ∂z^L/∂S^m` for `m = 1…L`, each
@@ -217,6 +307,16 @@ public struct RowKernels: Sendable {
         pass.outputs.withUnsafeBufferPointer { z in
             labels.withUnsafeBufferPointer { y in spec.loss.value(outputs: z, labels: y, classes: spec.classes) }
         }
+    }
+}
+
+/// `rows` copies of the `width` values at `row`, one after another (a bias
+/// broadcast over a batch, ready for a GEMM with β = 1).
+@inlinable
+func repeatedRows(_ row: UnsafePointer<Float>, width: Int, rows: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: rows * width) { buffer, count in
+        for r in 0..<rows { (buffer.baseAddress! + r * width).update(from: row, count: width) }
+        count = rows * width
     }
 }
 

@@ -173,7 +173,7 @@ final class JobSpecTests: XCTestCase {
         func line(_ key: String) -> String? { lines.first { $0.contains(key) } }
         XCTAssertEqual(line("lamda"), "lamda (line 4): unknown key; did you mean lambda?")
         XCTAssertEqual(line("cg_tolerance"), "cg_tolerance (line 5): CG tolerance must be in (0, 1), got 3.0")
-        XCTAssertEqual(line("optimizer"), "optimizer (line 6): expected one of newton, sgd, adam, got 'lbfgs'")
+        XCTAssertEqual(line("optimizer"), "optimizer (line 6): expected one of newton, hf, sgd, adam, got 'lbfgs'")
         XCTAssertEqual(line("train (line 1)"), "train (line 1): \(directory)/missing.svm does not exist")
         let grid = try? XCTUnwrap(line("partitions"))
         XCTAssertTrue(grid?.hasPrefix("layers (line 3), partitions (line 7): partitions [2, 2] give 2 layers of groups") ?? false, grid ?? "")

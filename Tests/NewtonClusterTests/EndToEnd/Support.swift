@@ -1,15 +1,15 @@
 import Foundation
 import NewtonCluster
+import Synchronization
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
 
 /// A value set from a `@Sendable` callback and read afterwards.
-final class Box<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: T?
-    func set(_ value: T) { lock.withLock { stored = value } }
-    var value: T? { lock.withLock { stored } }
+final class Box<T: Sendable>: Sendable {
+    private let stored = Mutex<T?>(nil)
+    func set(_ value: T) { stored.withLock { $0 = value } }
+    var value: T? { stored.withLock { $0 } }
 }
 
 /// A plain HTTP GET on loopback.

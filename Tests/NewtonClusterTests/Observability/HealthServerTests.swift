@@ -137,16 +137,6 @@ final class HealthServerTests: XCTestCase {
         XCTAssertTrue(error is CancellationError, "\(error)")
     }
 
-    func testParseAddress() throws {
-        XCTAssertTrue(try HealthServer.parseAddress("0.0.0.0:9090") == ("0.0.0.0", 9090))
-        XCTAssertTrue(try HealthServer.parseAddress("[::1]:9091") == ("::1", 9091))
-        XCTAssertTrue(try HealthServer.parseAddress(":0") == ("0.0.0.0", 0))
-        XCTAssertTrue(try HealthServer.parseAddress("driver:7070") == ("driver", 7070))
-        for bad in ["9090", "host:", "host:x", "host:70000", "::1:9090", "[::1:9090", "[]:1"] {
-            XCTAssertThrowsError(try HealthServer.parseAddress(bad), bad)
-        }
-    }
-
     // MARK: - Helpers
 
     /// Runs `server` in a `ServiceGroup`, hands `body` the bound port and

@@ -97,3 +97,48 @@ final class RowKernelsTests: XCTestCase {
         XCTAssertLessThan(maxRelativeDifference(whole.gradient.values, zip(a.gradient.values, b.gradient.values).map(+)), 1e-5)
     }
 }
+
+final class HessianProductTests: XCTestCase {
+    /// Hv against the central difference of the gradient along v.
+    func testHessianProductMatchesDifferencesOfTheGradient() throws {
+        for (activation, loss) in [(Activation.tanh, Loss.crossEntropy), (.sigmoid, .squared), (.relu, .crossEntropy)] {
+            let f = try KernelFixture(activation: activation, loss: loss)
+            let v = f.randomDirection(seed: 41)
+            let hv = f.kernels.hessianProduct(f.kernels.forward(inputs: f.inputs, rows: f.rows), labels: f.labels, direction: v)
+            let h: Float = 1e-2
+            func gradient(_ step: Float) -> [Float] {
+                var shifted = f.parameters
+                for i in shifted.values.indices { shifted.values[i] += step * v.values[i] }
+                let k = RowKernels(parameters: shifted)
+                return k.lossAndGradient(k.forward(inputs: f.inputs, rows: f.rows), labels: f.labels).gradient.values
+            }
+            let fd = zip(gradient(h), gradient(-h)).map { ($0 - $1) / (2 * h) }
+            XCTAssertLessThan(maxRelativeDifference(fd, hv.values), 5e-3, "\(activation)/\(loss)")
+        }
+    }
+
+    /// H is symmetric, and (unlike G) indefinite at a generic point.
+    func testHessianIsSymmetricAndCanBeIndefinite() throws {
+        let f = try KernelFixture(activation: .tanh, loss: .crossEntropy)
+        let pass = f.kernels.forward(inputs: f.inputs, rows: f.rows)
+        let v = f.randomDirection(seed: 51), w = f.randomDirection(seed: 52)
+        let hv = f.kernels.hessianProduct(pass, labels: f.labels, direction: v)
+        let hw = f.kernels.hessianProduct(pass, labels: f.labels, direction: w)
+        XCTAssertLessThan(relativeError(dot(hv.values, w.values), dot(v.values, hw.values)), 1e-4)
+        let curvatures = (60..<100 as Range<UInt64>).map { seed -> Double in
+            let x = f.randomDirection(seed: seed)
+            return dot(x.values, f.kernels.hessianProduct(pass, labels: f.labels, direction: x).values)
+        }
+        XCTAssertTrue(curvatures.contains { $0 < 0 }, "no direction of negative curvature among \(curvatures.count)")
+    }
+
+    /// H = G + (the second-order terms); for a linear model (no hidden layer)
+    /// the terms vanish and H equals the Gauss-Newton matrix.
+    func testHessianEqualsGaussNewtonForALinearModel() throws {
+        let f = try KernelFixture(layers: [5, 4], activation: .tanh, loss: .crossEntropy)
+        let pass = f.kernels.forward(inputs: f.inputs, rows: f.rows)
+        let v = f.randomDirection(seed: 7)
+        XCTAssertLessThan(maxRelativeDifference(f.kernels.gaussNewtonProduct(pass, direction: v).values,
+                                                f.kernels.hessianProduct(pass, labels: f.labels, direction: v).values), 1e-5)
+    }
+}

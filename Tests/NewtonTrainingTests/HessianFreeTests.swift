@@ -1,0 +1,62 @@
+import NewtonCluster
+import NewtonCore
+import NewtonTraining
+import XCTest
+
+final class HessianFreeTests: XCTestCase {
+    /// Two classes split by the sign of the first feature, exactly balanced:
+    /// at θ = 0 a tanh network sits on a saddle. Every gradient is exactly
+    /// zero (tanh(0) = 0 and the outputs are ½, ½), so Gauss-Newton's
+    /// direction is zero; the Hessian's coupling of the two layers is
+    /// indefinite, and only a negative-curvature direction leaves.
+    private func saddle(_ solver: CurvatureSolver) async throws -> [Double] {
+        var features = [Float](), labels = [Int32]()
+        var rng = SeededGenerator(seed: 5)
+        for i in 0..<200 {
+            let label = Int32(i % 2)
+            let x0 = Float(abs(rng.nextGaussian()) + 0.5) * (label == 1 ? 1 : -1)
+            features += [x0, Float(rng.nextGaussian())]
+            labels.append(label)
+        }
+        let data = TrainingData(train: try Dataset(features: features, labels: labels, columns: 2, classNames: ["0", "1"]),
+                                test: nil, scaler: try FeatureScaler.fit(.none, on: try Dataset(features: features, labels: labels, columns: 2, classNames: ["0", "1"])))
+        let descriptor = DataDescriptor(source: .synthetic(trainRows: 200, testRows: 0, features: 2, classes: 2, seed: 999), scaling: .none)
+        let network = try NetworkSpec(layerSizes: [2, 4, 2], activations: [.tanh], loss: .crossEntropy)
+        let cluster = try await EmbeddedCluster(grid: PartitionGrid(unpartitioned: network), data: data, descriptor: descriptor,
+                                                servers: 1, workers: 1, shardRows: 50).coordinator
+        try await cluster.start(jobID: "saddle", data: descriptor, weights: DenseParameters(zeros: network))
+        var options = HessianFreeOptions()
+        options.solver = solver
+        options.regularization = 100
+        options.initialLambda = 1e-3
+        options.curvatureBatch = 200
+        let hf = try HessianFree(options: options, objective: try Objective(cluster: cluster, regularization: options.regularization))
+        return try await hf.train(budget: TrainingBudget(maxIterations: 6)).records.map(\.objective)
+    }
+
+    func testNegativeCurvatureLeavesASaddleWhereGaussNewtonStalls() async throws {
+        let gaussNewton = try await saddle(.gaussNewtonCG)
+        let negativeCurvature = try await saddle(.hessianCG)
+        XCTAssertEqual(gaussNewton.first!, log(2), accuracy: 1e-6, "the start is the saddle value log 2")
+        XCTAssertEqual(gaussNewton.last!, gaussNewton.first!, "Gauss-Newton CG should stall at the saddle: \(gaussNewton)")
+        XCTAssertLessThan(negativeCurvature.last!, 0.5, "negative curvature should leave the saddle: \(negativeCurvature)")
+    }
+
+    func testHessianFreeTrainsAndIsIdenticalForOneAndFourWorkers() async throws {
+        for solver in CurvatureSolver.allCases {
+            var options = HessianFreeOptions()
+            options.solver = solver
+            options.curvatureBatch = 200
+            options.gradientBatch = 300
+            var one = Harness()
+            one.partitions = [2, 2, 2, 1]
+            var four = one
+            four.workers = 4
+            four.servers = 2
+            let a = try await one.run(.hessianFree, iterations: 6, hessianFree: options)
+            let b = try await four.run(.hessianFree, iterations: 6, hessianFree: options)
+            XCTAssertEqual(a.objectives, b.objectives, "\(solver)")
+            XCTAssertLessThan(a.objectives.last!, a.objectives.first! * 0.9, "\(solver): \(a.objectives)")
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import NewtonCluster
+import NewtonCore
+import NewtonTraining
+import XCTest
+
+/// `y = M x` for a fixed dense matrix, applied to server-side vectors: lets
+/// the distributed solvers be checked against linear algebra done here.
+private struct MatrixOperator: LinearOperator {
+    let cluster: ClusterCoordinator
+    let matrix: [[Double]]
+
+    func apply(_ x: VectorName, into y: VectorName) async throws {
+        let v = try await cluster.read(x)
+        var out = v
+        for i in matrix.indices { out.values[i] = Float(zip(matrix[i], v.values).reduce(0) { $0 + $1.0 * Double($1.1) }) }
+        try await cluster.write(y, out)
+    }
+}
+
+final class KrylovSolverTests: XCTestCase {
+    /// A cluster whose parameter vector has 8 entries (a 3-2 network), to hold
+    /// vectors for the solvers.
+    private func cluster() async throws -> ClusterCoordinator {
+        var h = Harness()
+        h.layers = [3, 2]
+        h.features = 3
+        h.classes = 2
+        h.partitions = [2, 1]
+        h.servers = 2
+        let c = try await h.cluster().coordinator
+        try await c.start(jobID: "solver", data: h.descriptor, weights: DenseParameters(zeros: try h.network()))
+        return c
+    }
+
+    /// Symmetric, indefinite (eigenvalues of both signs), well conditioned.
+    private let matrix: [[Double]] = {
+        let n = 8
+        var rng = SeededGenerator(seed: 9)
+        let q = (0..<n).map { _ in (0..<n).map { _ in rng.nextGaussian() } }
+        var m = [[Double]](repeating: [Double](repeating: 0, count: n), count: n)
+        let eigen: [Double] = [3, -2, 1.5, -1, 2.5, 1, -3, 4]
+        // M = Σ_k e_k u_k u_kᵀ with u_k the rows of q orthonormalised.
+        var basis = [[Double]]()
+        for row in q {
+            var u = row
+            for b in basis { let d = zip(u, b).reduce(0) { $0 + $1.0 * $1.1 }; for i in 0..<n { u[i] -= d * b[i] } }
+            let norm = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            basis.append(u.map { $0 / norm })
+        }
+        for (e, u) in zip(eigen, basis) { for i in 0..<n { for j in 0..<n { m[i][j] += e * u[i] * u[j] } } }
+        return m
+    }()
+
+    private func solveExactly(_ b: [Double]) -> [Double] {
+        var a = matrix.enumerated().map { $1 + [b[$0]] }
+        let n = b.count
+        for c in 0..<n {
+            let p = (c..<n).max { abs(a[$0][c]) < abs(a[$1][c]) }!
+            a.swapAt(c, p)
+            for r in 0..<n where r != c {
+                let f = a[r][c] / a[c][c]
+                for k in c...n { a[r][k] -= f * a[c][k] }
+            }
+        }
+        return (0..<n).map { a[$0][n] / a[$0][$0] }
+    }
+
+    func testBiCGSTABSolvesAnIndefiniteSystem() async throws {
+        let cluster = try await cluster()
+        let b: [Double] = [1, -2, 0.5, 3, -1, 0.25, 2, -0.5]
+        var g = try await cluster.read(.weights)
+        for i in b.indices { g.values[i] = Float(-b[i]) }  // the solver solves A x = −g
+        try await cluster.write(.gradient, g)
+        let norm = b.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let report = try await KrylovSolver(cluster: cluster).bicgstab(
+            MatrixOperator(cluster: cluster, matrix: matrix), gradient: .gradient, gradientNorm: norm, tolerance: 1e-6, maxIterations: 100)
+        XCTAssertEqual(report.outcome, .converged)
+        let x = try await cluster.read(.direction).values
+        for (got, want) in zip(x, solveExactly(b)) { XCTAssertEqual(Double(got), want, accuracy: 1e-4) }
+    }
+
+    func testConjugateGradientStopsAtNegativeCurvatureAndKeepsIt() async throws {
+        let cluster = try await cluster()
+        var g = try await cluster.read(.weights)
+        for i in g.values.indices { g.values[i] = Float(i % 3) - 1 }
+        try await cluster.write(.gradient, g)
+        let A = MatrixOperator(cluster: cluster, matrix: matrix)
+        let report = try await KrylovSolver(cluster: cluster).conjugateGradient(
+            A, gradient: .gradient, gradientNorm: 1, options: .init(tolerance: 1e-8, maxIterations: 50, negativeCurvatureTolerance: 0))
+        XCTAssertEqual(report.outcome, .negativeCurvature)
+        let p = try await cluster.read(.negativeCurvature).values.map(Double.init)
+        let mp = matrix.map { row in zip(row, p).reduce(0) { $0 + $1.0 * $1.1 } }
+        let pMp = zip(p, mp).reduce(0) { $0 + $1.0 * $1.1 }
+        XCTAssertLessThan(pMp, 0)
+        XCTAssertEqual(report.negativeCurvature!, pMp / p.reduce(0) { $0 + $1 * $1 }, accuracy: 1e-4)
+
+        // Without detection on an indefinite operator, CG refuses to go on.
+        do {
+            _ = try await KrylovSolver(cluster: cluster).conjugateGradient(
+                A, gradient: .gradient, gradientNorm: 1, options: .init(tolerance: 1e-8, maxIterations: 50))
+            XCTFail("CG went on through negative curvature")
+        } catch let error as TrainingError {
+            XCTAssertEqual(error.code, .nonFinite)
+        }
+    }
+}
