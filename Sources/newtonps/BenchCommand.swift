@@ -27,11 +27,21 @@ struct BenchCommand: AsyncParsableCommand {
     var blasThreads: Int?
     @Flag(help: "Skip the full gradient and the Newton iteration.")
     var kernelsOnly = false
+    @Flag(help: "Data-parallel scaling of the Hessian-vector product instead: 1, 2, 4, 8 workers and a projection to N machines.")
+    var scaling = false
+    @Option(help: "With --scaling: rows of the curvature batch.")
+    var curvatureBatch = 8192
 
     func run() async throws {
         BLAS.threads = blasThreads ?? ProcessInfoCores.count
         let spec = try NetworkSpec(layerSizes: layers, activations: [.relu], loss: .crossEntropy)
         let (trainingData, descriptor, source) = try loadData(spec: spec)
+        if scaling {
+            BLAS.threads = 1
+            print(try await ScalingBench(spec: spec, data: trainingData, descriptor: descriptor, rows: curvatureBatch,
+                                         repeats: repeats, wire: try await measureWire()).json(source: source))
+            return
+        }
         let parameters = DenseParameters(heNormal: spec, seed: 1)
         let kernels = RowKernels(parameters: parameters)
         let sample = trainingData.train.subset(0..<min(subsample, trainingData.train.rows))
@@ -156,7 +166,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     /// The gRPC transport on loopback: 1 MiB tensor reads and writes against
     /// a parameter server in this process, and the latency of an empty call.
-    private func measureWire() async throws -> [String: Double] {
+    func measureWire() async throws -> [String: Double] {
         let service = GRPCServerService(listen: Endpoint(host: "127.0.0.1", port: 0), services: [ParameterServerService(core: ServerCore())])
         let serving = Task { try await service.run() }
         defer { serving.cancel() }

@@ -204,10 +204,13 @@ struct LocalClusterCommand: AsyncParsableCommand {
     var host = "127.0.0.1"
     @Option(help: "The driver's SQLite job store.")
     var store = "newtonps-jobs.sqlite"
+    @Option(help: "The driver's gRPC port (0: any free port); the other processes take free ports.")
+    var driverPort = 7070
 
     func run() async throws {
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        let cluster = try await LocalCluster.start(binary: binary, host: host, store: store, servers: servers, workers: workers)
+        let cluster = try await LocalCluster.start(binary: binary, host: host, driverPort: driverPort, store: store,
+                                                   servers: servers, workers: workers)
         for member in cluster.members {
             print("\(member.role) pid \(member.process.pid): \(member.grpc.map { "grpc \($0), " } ?? "")http \(member.http)")
         }

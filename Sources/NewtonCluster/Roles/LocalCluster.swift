@@ -23,11 +23,12 @@ public final class LocalCluster: Sendable {
     public var servers: [Member] { members.filter { $0.role == "server" } }
     public var workers: [Member] { members.filter { $0.role == "worker" } }
 
-    /// Starts a driver (with its job store at `store`), then the servers and workers.
-    public static func start(binary: URL, host: String = "127.0.0.1", store: String, servers: Int, workers: Int,
+    /// Starts a driver (with its job store at `store`, on `driverPort`, 0 for
+    /// any free port), then the servers and workers on free ports.
+    public static func start(binary: URL, host: String = "127.0.0.1", driverPort: Int = 0, store: String, servers: Int, workers: Int,
                              serverArguments: [String] = [], environment: [String: String] = [:]) async throws -> LocalCluster {
         let driver = try await launch(binary, role: "driver",
-                                      ["driver", "--listen", "\(host):0", "--http", "\(host):0", "--store", store], environment)
+                                      ["driver", "--listen", "\(host):\(driverPort)", "--http", "\(host):0", "--store", store], environment)
         let cluster = LocalCluster(driver: driver, binary: binary, host: host)
         do {
             for _ in 0..<servers { try await cluster.addServer(arguments: serverArguments, environment: environment) }

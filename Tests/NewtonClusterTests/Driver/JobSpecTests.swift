@@ -77,6 +77,37 @@ final class JobSpecTests: XCTestCase {
         """
     }
 
+    func testHessianFreeKnobsAndTheSharedOnes() throws {
+        let spec = try JobSpec.parse(yaml: """
+            synthetic: {train_rows: 100, test_rows: 0, features: 4, classes: 2, seed: 1}
+            optimizer: hf
+            solver: bicgstab
+            gradient_batch: 1024
+            curvature_batch: 512
+            warm_start: 0.5
+            iterate_backtracking: false
+            relative_progress_stop: false
+            negative_curvature_tolerance: 0.001
+            cg_tolerance: 0.2
+            lambda: 3
+            C: 0.5
+            """)
+        var expected = HessianFreeOptions()
+        expected.solver = .bicgstab
+        expected.gradientBatch = 1024
+        expected.curvatureBatch = 512
+        expected.warmStart = 0.5
+        expected.iterateBacktracking = false
+        expected.relativeProgressStop = false
+        expected.negativeCurvatureTolerance = 0.001
+        expected.cgTolerance = 0.2
+        expected.initialLambda = 3
+        expected.regularization = 0.5
+        XCTAssertEqual(spec.optimizer, .hessianFree)
+        XCTAssertEqual(spec.hessianFree, expected)
+        XCTAssertEqual(try JobSpec.parse(yaml: spec.yaml), spec)
+    }
+
     func testFullSpecParsesEveryKnob() throws {
         let spec = try JobSpec.parse(yaml: fullSpec)
         XCTAssertEqual(spec.name, "nightly: fashion #3")
