@@ -11,13 +11,6 @@ public enum RowSelection: Sendable, Equatable {
         case .indices(let i): return i.count
         }
     }
-
-    public var rowIndices: [Int] {
-        switch self {
-        case .range(let r): return Array(r)
-        case .indices(let i): return i
-        }
-    }
 }
 
 /// A fixed piece of work: rows that are always processed together, so that
@@ -119,13 +112,15 @@ public protocol ParameterServer: Sendable {
 
     /// Starts summing `shards` contributions into `vector` (zeroed first).
     func beginSum(into vector: VectorName, shards: Int) async throws
-    /// One shard's contribution to owned blocks; pushing the same shard again
-    /// replaces the earlier contribution until the sum is finished.
+    /// One shard's contribution to owned blocks. A shard pushed again before
+    /// its turn replaces the waiting copy; once added, repeats are ignored
+    /// (they come from the same rows at the same point, so they are equal).
     func push(into vector: VectorName, shard: Int, blocks: [Int], values: [[Float]]) async throws
     /// Adds the contributions in shard order; fails if any shard is missing.
     func finishSum(into vector: VectorName) async throws
 
-    /// Drops any cached Jacobian and prepares one for a subsample of `rows` rows.
+    /// Prepares the Jacobian cache for a subsample of `rows` rows (reusing the
+    /// buffers when the size is unchanged); every row is then pushed.
     func beginJacobian(rows: Int) async throws
     /// Caches rows `rowOffset…` of the subsample: per owned block, the layer
     /// inputs of its input group and the Jacobian slice of its output group;
@@ -138,7 +133,8 @@ public protocol ParameterServer: Sendable {
 
     /// Solves one owned diagonal block with the cached Jacobian.
     func solveDiagonalBlock(_ request: BlockSolveRequest) async throws -> BlockSolveReport
-    /// Makes every running or queued solve of `generation` return its current iterate.
+    /// Makes every running or queued solve of `generation` (or an earlier one)
+    /// return its current iterate; a new assignment clears it.
     func stopDiagonalSolves(generation: Int) async throws
 }
 

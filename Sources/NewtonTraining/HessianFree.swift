@@ -60,6 +60,9 @@ public struct HessianFreeOptions: Sendable, Equatable {
         if !(lambdaDecrease > 0 && lambdaDecrease < 1) { p.append("lambda decrease must be in (0, 1), got \(lambdaDecrease)") }
         if !(armijo > 0 && armijo < 0.5) { p.append("Armijo constant must be in (0, 0.5), got \(armijo)") }
         if maxLineSearchSteps < 1 { p.append("line search steps must be at least 1, got \(maxLineSearchSteps)") }
+        if maxLineSearchFailures < 1 { p.append("line search failures must be at least 1, got \(maxLineSearchFailures)") }
+        if !(lowRatio < highRatio) { p.append("low ratio \(lowRatio) must be below high ratio \(highRatio)") }
+        if !(saddleGradientNorm >= 0) { p.append("saddle gradient norm must be non-negative, got \(saddleGradientNorm)") }
         if !(negativeCurvatureTolerance >= 0) { p.append("negative-curvature tolerance must be non-negative, got \(negativeCurvatureTolerance)") }
         if !(warmStart >= 0 && warmStart <= 1) { p.append("warm start must be in [0, 1], got \(warmStart)") }
         return p
@@ -159,6 +162,7 @@ public struct HessianFree: Sendable {
             var gd = try checked(dots[0], "∇fᵀd")
             if gd > 0 {
                 // An ascent direction (possible on an indefinite H): use −g.
+                negativeCurvature = nil
                 try await cluster.run([.combine(target: .direction, terms: [VectorTerm(-1 / damping, .gradient)])])
                 gd = -gradientNorm * gradientNorm / damping
             }
@@ -168,33 +172,19 @@ public struct HessianFree: Sendable {
                 return d[0] - lambda * d[1]
             }
 
-            // Line search on the gradient batch.
-            var step = 1.0
-            var accepted: Double?
-            var steps = 0
-            try await timed("line_search", into: &phases) {
-                while steps < options.maxLineSearchSteps {
-                    steps += 1
-                    try await cluster.run([.combine(target: .trial, terms: [VectorTerm(1, .weights), VectorTerm(step, .direction)])])
-                    let trial = try await objective.value(at: .trial, on: batch)
-                    if trial <= f + options.armijo * step * gd { accepted = trial; break }
-                    step /= 2
-                }
+            // Line search on the gradient batch, then damping.
+            let search = try await timed("line_search", into: &phases) {
+                try await options.dampedStep.search(objective, on: batch, from: f, slope: gd)
             }
             let usedLambda = lambda
+            lambda = options.dampedStep.nextLambda(lambda, after: search, from: f, slope: gd, curvature: dAd)
             let outcome: IterationRecord.Outcome
-            if let fNew = accepted {
-                let predicted = step * gd + 0.5 * step * step * dAd
-                let ratio = predicted < 0 ? (fNew - f) / predicted : 0
-                if ratio < options.lowRatio { lambda *= options.lambdaIncrease }
-                else if ratio >= options.highRatio { lambda *= options.lambdaDecrease }
+            if search.value != nil {
                 try await cluster.run([.combine(target: .weights, terms: [VectorTerm(1, .trial)])])
                 failures = 0
                 outcome = .accepted
             } else {
-                lambda *= options.lambdaIncrease
                 failures += 1
-                step = 0
                 outcome = .lineSearchFailed
             }
             batch = gradientBatch(iteration: iteration)
@@ -203,7 +193,7 @@ public struct HessianFree: Sendable {
             }
             let accuracy = try await timed("evaluate", into: &phases) { try await objective.testAccuracy(at: .weights) }
             runLog.emit(IterationRecord(iteration: iteration, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                                        cgIterations: report.iterations, lambda: usedLambda, step: step, lineSearchSteps: steps,
+                                        cgIterations: report.iterations, lambda: usedLambda, step: search.step, lineSearchSteps: search.steps,
                                         testAccuracy: accuracy, outcome: negativeCurvature != nil && outcome == .accepted ? .negativeCurvature : outcome,
                                         phaseSeconds: phases))
             if failures >= options.maxLineSearchFailures { return runLog.summary(.stalled) }
@@ -242,12 +232,12 @@ public struct HessianFree: Sendable {
         for i in probe.values.indices { probe.values[i] = Float(rng.nextGaussian()) }
         try await cluster.write(.probe, probe)
         let norm = try await cluster.run([.dot(.probe, .probe)])[0].squareRoot()
-        // The probe's own solution is not a step; keep the Newton part.
-        try await cluster.run([.combine(target: .previousDirection, terms: [VectorTerm(1, .direction)])])
+        // The probe's own solution is not a step; keep the Newton part aside.
+        try await cluster.run([.combine(target: .probeKept, terms: [VectorTerm(1, .direction)])])
         let report = try await solver.conjugateGradient(A, gradient: .probe, gradientNorm: norm, options: .init(
             tolerance: options.cgTolerance, maxIterations: options.cgMaxIterations,
             negativeCurvatureTolerance: options.negativeCurvatureTolerance))
-        try await cluster.run([.combine(target: .direction, terms: [VectorTerm(1, .previousDirection)])])
+        try await cluster.run([.combine(target: .direction, terms: [VectorTerm(1, .probeKept)])])
         return report.negativeCurvature
     }
 

@@ -11,6 +11,8 @@ extension VectorName {
     public static let previousDirection: VectorName = "previous-direction"
     /// A random vector for probing curvature.
     public static let probe: VectorName = "probe"
+    /// Where the Newton part waits while a probe runs.
+    static let probeKept: VectorName = "probe-kept-direction"
     static let shadowResidual: VectorName = "bicgstab-shadow"
     static let bicgstabV: VectorName = "bicgstab-v"
     static let bicgstabS: VectorName = "bicgstab-s"

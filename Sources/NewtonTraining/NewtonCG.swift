@@ -130,28 +130,14 @@ public struct NewtonCG: Sendable {
             let gd = try checked(dots[0], "∇fᵀd")
             let dGd = -gd - dots[1] - lambda * dots[2]
 
-            // 3. Line search.
-            var step = 1.0
-            var accepted: Double?
-            var steps = 0
-            try await timed("line_search", into: &phases) {
-                while steps < options.maxLineSearchSteps {
-                    steps += 1
-                    try await cluster.run([.combine(target: .trial, terms: [VectorTerm(1, .weights), VectorTerm(step, .direction)])])
-                    let trial = try await objective.value(at: .trial)
-                    if trial <= f + options.armijo * step * gd { accepted = trial; break }
-                    step /= 2
-                }
+            // 3. Line search, 4. damping and the new point.
+            let search = try await timed("line_search", into: &phases) {
+                try await options.dampedStep.search(objective, from: f, slope: gd)
             }
-
-            // 4. Damping and the new point.
             let usedLambda = lambda
+            lambda = options.dampedStep.nextLambda(lambda, after: search, from: f, slope: gd, curvature: dGd)
             let outcome: IterationRecord.Outcome
-            if let fNew = accepted {
-                let predicted = step * gd + 0.5 * step * step * dGd
-                let ratio = (fNew - f) / predicted
-                if ratio < options.lowRatio { lambda *= options.lambdaIncrease }
-                else if ratio >= options.highRatio { lambda *= options.lambdaDecrease }
+            if search.value != nil {
                 try await cluster.run([.combine(target: .weights, terms: [VectorTerm(1, .trial)])])
                 (f, gradientNorm) = try await timed("gradient", into: &phases) {
                     try await objective.valueAndGradient(at: .weights, into: .gradient)
@@ -159,14 +145,12 @@ public struct NewtonCG: Sendable {
                 failures = 0
                 outcome = .accepted
             } else {
-                lambda *= options.lambdaIncrease
                 failures += 1
-                step = 0
                 outcome = .lineSearchFailed
             }
             let accuracy = try await timed("evaluate", into: &phases) { try await objective.testAccuracy(at: .weights) }
             runLog.emit(IterationRecord(iteration: iteration, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                                 cgIterations: solve, lambda: usedLambda, step: step, lineSearchSteps: steps,
+                                 cgIterations: solve, lambda: usedLambda, step: search.step, lineSearchSteps: search.steps,
                                  testAccuracy: accuracy, outcome: outcome, phaseSeconds: phases))
             if failures >= options.maxLineSearchFailures { return runLog.summary(.stalled) }
         }

@@ -32,6 +32,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "With --scaling: rows of the curvature batch.")
     var curvatureBatch = 8192
 
+    func validate() throws {
+        guard subsample > 0, rows > 0, repeats > 0, curvatureBatch > 0, workers > 0, blasThreads.map({ $0 > 0 }) ?? true else {
+            throw ValidationError("--subsample, --rows, --repeats, --curvature-batch, --workers and --blas-threads must be positive")
+        }
+    }
+
     func run() async throws {
         BLAS.threads = blasThreads ?? ProcessInfoCores.count
         let spec = try NetworkSpec(layerSizes: layers, activations: [.relu], loss: .crossEntropy)

@@ -11,18 +11,24 @@ func environment(_ name: String, _ fallback: String) -> String {
     ProcessInfo.processInfo.environment[name] ?? fallback
 }
 
-extension Endpoint: ExpressibleByArgument {
-    public init?(argument: String) { try? self.init(parsing: argument) }
+/// A `host:port` option, checked when the command runs so that a bad
+/// environment variable is an error message, not a crash.
+func parseEndpoint(_ text: String, option: String) throws -> Endpoint {
+    do { return try Endpoint(parsing: text) } catch {
+        throw ValidationError("--\(option) (or its NEWTONPS_ variable): \(error)")
+    }
 }
 
 /// `--driver`, shared by every command that talks to a driver.
 struct DriverAddress: ParsableArguments {
     @Option(help: "The driver's gRPC address (env NEWTONPS_DRIVER).")
-    var driver = Endpoint(argument: environment("NEWTONPS_DRIVER", "127.0.0.1:7070"))!
+    var driver = environment("NEWTONPS_DRIVER", "127.0.0.1:7070")
+
+    var endpoint: Endpoint { get throws { try parseEndpoint(driver, option: "driver") } }
 
     /// Runs `body` with a client connected to the driver, then disconnects.
     func withClient<T>(_ body: (DriverClient) async throws -> T) async throws -> T {
-        let client = try DriverClient(driver: driver)
+        let client = try DriverClient(driver: try endpoint)
         defer { client.close() }
         return try await body(client)
     }
@@ -31,37 +37,40 @@ struct DriverAddress: ParsableArguments {
 struct DriverCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "driver", abstract: "Run the driver: membership, job store, job runner.")
     @Option(help: "gRPC listen address (env NEWTONPS_LISTEN).")
-    var listen = Endpoint(argument: environment("NEWTONPS_LISTEN", "0.0.0.0:7070"))!
+    var listen = environment("NEWTONPS_LISTEN", "0.0.0.0:7070")
     @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP).")
-    var http = Endpoint(argument: environment("NEWTONPS_HTTP", "0.0.0.0:9090"))!
+    var http = environment("NEWTONPS_HTTP", "0.0.0.0:9090")
     @Option(help: "SQLite job store (env NEWTONPS_STORE).")
     var store = environment("NEWTONPS_STORE", "newtonps-jobs.sqlite")
 
     func run() async throws {
         BLAS.threads = 1
-        try await DriverProcess.run(RoleAddresses(listen: listen, advertise: nil, http: http, driver: nil), storePath: store)
+        try await DriverProcess.run(RoleAddresses(listen: try parseEndpoint(listen, option: "listen"), advertise: nil,
+                                                  http: try parseEndpoint(http, option: "http"), driver: nil), storePath: store)
     }
 }
 
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "server", abstract: "Run a parameter server.")
     @Option(help: "gRPC listen address (env NEWTONPS_LISTEN).")
-    var listen = Endpoint(argument: environment("NEWTONPS_LISTEN", "0.0.0.0:7071"))!
+    var listen = environment("NEWTONPS_LISTEN", "0.0.0.0:7071")
     @Option(help: "Address others use to reach this server (env NEWTONPS_ADVERTISE; default: the listen address, or this host's name when listening on 0.0.0.0).")
-    var advertise: Endpoint?
+    var advertise = environment("NEWTONPS_ADVERTISE", "")
     @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP).")
-    var http = Endpoint(argument: environment("NEWTONPS_HTTP", "0.0.0.0:9091"))!
+    var http = environment("NEWTONPS_HTTP", "0.0.0.0:9091")
     @OptionGroup var driver: DriverAddress
     @Option(help: "Straggler simulation: extra milliseconds per local CG iteration of block-diagonal solves.")
     var solveDelayMs = 0
 
     func run() async throws {
         BLAS.threads = 1
-        var advertised = advertise ?? Endpoint(argument: environment("NEWTONPS_ADVERTISE", ""))
+        let listen = try parseEndpoint(self.listen, option: "listen")
+        var advertised = advertise.isEmpty ? nil : try parseEndpoint(advertise, option: "advertise")
         if advertised == nil && listen.host == "0.0.0.0" && listen.port != 0 {
             advertised = Endpoint(host: ProcessInfo.processInfo.hostName, port: listen.port)
         }
-        try await ServerProcess.run(RoleAddresses(listen: listen, advertise: advertised, http: http, driver: driver.driver),
+        try await ServerProcess.run(RoleAddresses(listen: listen, advertise: advertised, http: try parseEndpoint(http, option: "http"),
+                                                  driver: try driver.endpoint),
                                     options: .init(solveIterationDelay: .milliseconds(solveDelayMs)))
     }
 }
@@ -69,14 +78,15 @@ struct ServerCommand: AsyncParsableCommand {
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "worker", abstract: "Run a stateless worker.")
     @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP).")
-    var http = Endpoint(argument: environment("NEWTONPS_HTTP", "0.0.0.0:9092"))!
+    var http = environment("NEWTONPS_HTTP", "0.0.0.0:9092")
     @OptionGroup var driver: DriverAddress
     @Option(help: "OpenBLAS threads (keep equal across workers for bit-identical results).")
     var blasThreads = 1
 
     func run() async throws {
         BLAS.threads = blasThreads
-        try await WorkerProcess.run(RoleAddresses(listen: nil, advertise: nil, http: http, driver: driver.driver))
+        try await WorkerProcess.run(RoleAddresses(listen: nil, advertise: nil, http: try parseEndpoint(http, option: "http"),
+                                                  driver: try driver.endpoint))
     }
 }
 

@@ -75,11 +75,11 @@ struct OptimizerOptions: ParsableArguments {
     var cgTolerance = 0.1
     @Option(help: "Newton: CG iteration cap.")
     var cgMaxIterations = 250
-    @Option(help: "Newton: initial Levenberg–Marquardt λ.")
+    @Option(help: "Newton, HF: initial Levenberg–Marquardt λ.")
     var lambda = 1.0
-    @Option(help: "Newton: λ factor when ρ < 0.25.")
+    @Option(help: "Newton, HF: λ factor when ρ < 0.25.")
     var lambdaIncrease = 1.5
-    @Option(help: "Newton: λ factor when ρ ≥ 0.75.")
+    @Option(help: "Newton, HF: λ factor when ρ ≥ 0.75.")
     var lambdaDecrease = 2.0 / 3.0
     @Option(help: "Newton: Armijo constant η.")
     var armijo = 1e-4
@@ -105,7 +105,7 @@ struct OptimizerOptions: ParsableArguments {
     var noBacktracking = false
     @Flag(help: "HF: no Martens relative-progress stop.")
     var noRelativeProgress = false
-    @Option(help: "HF, hessian-cg: negative curvature when pᵀ(H+λI)p ≤ ε‖p‖².")
+    @Option(help: "HF, hessian-cg: negative curvature when pᵀ(H+μI)p ≤ ε‖p‖², μ = λ + 1/(C·l).")
     var negativeCurvatureTolerance = 1e-10
     @Option(help: "SGD/Adam: learning rate.")
     var learningRate: Double?

@@ -81,13 +81,19 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
             let data = try await catalog.data(for: spec.data)
             let network = try spec.network(for: data.train)
             _ = try spec.grid(for: network)
+            // A caller that gave up while the data loaded must not get a job.
+            try Task.checkCancellation()
             let row = try store.create(specYAML: request.specYaml, name: spec.name ?? "")
             await runner.enqueue(row.id)
             var response = Newtonps_V1_SubmitJobResponse()
             response.job = row.wire
             return response
-        } catch {
+        } catch let error as ClusterError where error.code == .invalidJob || error.code == .data || error.code == .invalidRequest {
             throw RPCError(code: .invalidArgument, message: "\(error)")
+        } catch let error as CoreError {
+            throw RPCError(code: .invalidArgument, message: "\(error)")
+        } catch {
+            throw RPCError(serverFailure: error)
         }
     }
 

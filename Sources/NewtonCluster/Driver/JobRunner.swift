@@ -45,9 +45,6 @@ public actor JobRunner {
         }
     }
 
-    /// The id of the job running now, if any.
-    public var runningJob: String? { running?.id }
-
     private func startNextIfIdle() {
         guard running == nil, !queue.isEmpty else { return }
         let id = queue.removeFirst()

@@ -21,10 +21,10 @@ public struct JobSpec: Sendable, Equatable {
     public var optimizer: OptimizerKind
     /// Newton-CG knobs; `C` sets `regularization` here and in `firstOrder`.
     public var newton: NewtonOptions
-    /// SGD / Adam knobs, with the learning rate resolved (unless given, 0.01
-    /// for sgd and 0.001 for adam, as the CLI).
     /// Hessian-free knobs, with the shared ones equal to `newton`'s.
     public var hessianFree: HessianFreeOptions
+    /// SGD / Adam knobs, with the learning rate resolved (unless given, 0.01
+    /// for sgd and 0.001 for adam, as the CLI).
     public var firstOrder: FirstOrderOptions
     public var budget: TrainingBudget
     /// Groups of neurons per layer, input first; nil for one group per layer.
@@ -233,6 +233,12 @@ private struct SyntheticSpec {
         if testRows < 0 { p.append("synthetic test_rows must be non-negative, got \(testRows)") }
         if features < 1 { p.append("synthetic features must be at least 1, got \(features)") }
         if classes < 2 { p.append("synthetic classes must be at least 2, got \(classes)") }
+        if classes > 100_000 { p.append("synthetic classes must be at most 100000, got \(classes)") }
+        let (rows, overflow) = trainRows.addingReportingOverflow(testRows)
+        if overflow || rows > 100_000_000 { p.append("synthetic data must have at most 100000000 rows") }
+        else if features > 0, rows.multipliedReportingOverflow(by: features).overflow || rows * features > 1 << 30 {
+            p.append("synthetic data of \(rows) rows × \(features) features is too large (at most 2^30 values)")
+        }
         return p
     }
 }
@@ -593,6 +599,10 @@ private func valueProblems(_ draft: SpecDraft) -> [String] {
     if let workers = draft.workers, workers < 1 { p.append("workers must be at least 1 (leave it out for all), got \(workers)") }
     p += draft.synthetic?.problems ?? []
     if let layers = draft.layers {
+        let weights = zip(layers, layers.dropFirst()).reduce(0.0) { $0 + Double($1.0) * Double($1.1 + 1) }
+        if layers.contains(where: { $0 > 1_000_000 }) || weights > 1e9 {
+            p.append("layers \(layers) are too large (at most 10^6 neurons per layer and 10^9 weights)")
+        }
         do {
             let network = try NetworkSpec(layerSizes: layers, activations: draft.activations, loss: draft.loss)
             if let partitions = draft.partitions { _ = try PartitionGrid(spec: network, partitions: partitions) }

@@ -85,6 +85,16 @@ public actor Membership {
         }
     }
 
+    /// Ends the sessions of workers that stopped heartbeating, failing their
+    /// pending requests so the coordinator moves the work elsewhere.
+    func closeSilentSessions() {
+        for (id, session) in sessions {
+            guard let peer = peers[id], !isLive(peer) else { continue }
+            session.close(ClusterError(.unreachable, "worker \(id) stopped heartbeating"))
+            sessions[id] = nil
+        }
+    }
+
     /// Counts of live servers and workers (for readiness and metrics).
     public func counts() -> (servers: Int, workers: Int) {
         (liveServers().count, liveWorkers().count)

@@ -39,13 +39,18 @@ public final class WorkerSession: Sendable {
         let outgoingMessage = message
         return try await withThrowingTaskGroup(of: Newtonps_V1_TaskResult.self) { group in
             group.addTask {
-                try await withCheckedThrowingContinuation { continuation in
-                    let failure: ClusterError? = self.state.withLock { s in
-                        if let closed = s.closed { return closed }
-                        s.pending[id] = continuation
-                        return nil
+                try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { continuation in
+                        let failure: (any Error)? = self.state.withLock { s in
+                            if let closed = s.closed { return closed }
+                            if Task.isCancelled { return CancellationError() }
+                            s.pending[id] = continuation
+                            return nil
+                        }
+                        if let failure { continuation.resume(throwing: failure) } else { self.outgoing.yield(outgoingMessage) }
                     }
-                    if let failure { continuation.resume(throwing: failure) } else { self.outgoing.yield(outgoingMessage) }
+                } onCancel: {
+                    self.state.withLock { $0.pending.removeValue(forKey: id) }?.resume(throwing: CancellationError())
                 }
             }
             group.addTask {

@@ -30,7 +30,6 @@ public struct JobInfo: Sendable, Equatable {
         error = s.error
     }
 
-    public var isFinished: Bool { ["succeeded", "failed", "cancelled"].contains(state) }
 }
 
 /// What `watch` yields: each iteration as it is recorded, then the end.
@@ -105,9 +104,7 @@ public final class DriverClient: Sendable {
                     }
                 }
             }
-        } catch let error as ClusterError {
-            throw error
-        } catch {
+        } catch let error as RPCError {
             throw ClusterError(remoteFailure: error, peer: connection.endpoint, method: "WatchJob", timeout: .zero)
         }
     }

@@ -55,9 +55,10 @@ public final class DriverLink: Sendable {
         }
     }
 
-    /// Heartbeats until cancelled; registers again when the driver does not
-    /// know this peer and then calls `onReregistered`.
-    public func heartbeat(onReregistered: @Sendable () async -> Void = {}) async throws {
+    /// Heartbeats until cancelled. When the driver no longer knows this peer
+    /// (it restarted), a server registers again; a worker's heartbeat throws,
+    /// so that its session ends and registers afresh with a new session.
+    public func heartbeat() async throws {
         while !Task.isCancelled {
             let (id, interval) = state.withLock { ($0.peerID, $0.interval) }
             try await Task.sleep(for: interval)
@@ -67,10 +68,11 @@ public final class DriverLink: Sendable {
             let known = try? await remoteCall(role: info.role, peer: driver, method: "Heartbeat", requestBytes: 0, timeout: timeout) {
                 try await client.heartbeat(request, options: $0)
             }.known
-            if known == false {
-                try await register()
-                await onReregistered()
+            guard known == false, state.withLock({ $0.peerID == id }) else { continue }
+            if info.role == "worker" {
+                throw ClusterError(.unreachable, "the driver at \(driver) no longer knows worker \(id)")
             }
+            try await register()
         }
     }
 }

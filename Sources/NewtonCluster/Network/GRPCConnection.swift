@@ -16,6 +16,8 @@ enum WireSettings {
             config.http2.targetWindowSize = windowSize
             config.http2.maxFrameSize = maxFrameSize
             config.connection.flushCoalescing = nil
+            // Pings find a dead peer on long-lived streams (worker sessions, watch).
+            config.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: true)
             config.backoff.initial = .milliseconds(100)
             config.backoff.max = .seconds(2)
         }
@@ -26,6 +28,8 @@ enum WireSettings {
             config.http2.targetWindowSize = windowSize
             config.http2.maxFrameSize = maxFrameSize
             config.connection.flushCoalescing = nil
+            config.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5),
+                                                clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(5), allowWithoutCalls: true))
             config.rpc.maxRequestPayloadSize = maxMessageBytes
         }
     }
@@ -101,6 +105,8 @@ extension ClusterError {
             self.init(.unreachable, "\(method) on \(peer): peer unavailable (\(rpc.message))")
         case .invalidArgument:
             self.init(.invalidRequest, "\(method) on \(peer) rejected the request: \(rpc.message)")
+        case .failedPrecondition where method == "Register":
+            self.init(.incompatible, "\(peer) refused registration: \(rpc.message)")
         default:
             self.init(.remote, "\(method) on \(peer) failed (\(rpc.code)): \(rpc.message)")
         }

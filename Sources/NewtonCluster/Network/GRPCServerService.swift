@@ -9,18 +9,19 @@ public struct GRPCServerService: Service {
     let transport: HTTP2ServerTransport.Posix
 
     public init(listen: Endpoint, services: [any RegistrableRPCService]) {
-        transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: WireSettings.server)
+        transport = listen.host.contains(":")
+            ? HTTP2ServerTransport.Posix(address: .ipv6(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: WireSettings.server)
+            : HTTP2ServerTransport.Posix(address: .ipv4(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: WireSettings.server)
         server = GRPCServer(transport: transport, services: services)
     }
 
     /// The port the server listens on (waits until it does).
     public var boundPort: Int {
         get async throws {
-            guard let address = try await transport.listeningAddress.ipv4 else {
-                throw ClusterError(.invalidRequest, "gRPC server is not listening on an IPv4 address")
-            }
-            return address.port
+            let address = try await transport.listeningAddress
+            if let v4 = address.ipv4 { return v4.port }
+            if let v6 = address.ipv6 { return v6.port }
+            throw ClusterError(.invalidRequest, "gRPC server is not listening on an IP address")
         }
     }
 

@@ -33,8 +33,8 @@ extension Newtonps_V1_Tensor {
             guard !overflow else { throw ClusterError(.invalidRequest, "\(what()): tensor shape \(shape) is too large") }
             count = product
         }
-        guard data.count == count * MemoryLayout<Float>.size else {
-            throw ClusterError(.invalidRequest, "\(what()): shape \(shape) needs \(count * 4) bytes of float32, got \(data.count)")
+        guard count <= data.count / MemoryLayout<Float>.size, data.count == count * MemoryLayout<Float>.size else {
+            throw ClusterError(.invalidRequest, "\(what()): shape \(shape) does not match \(data.count) bytes of float32")
         }
         return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             data.withUnsafeBytes { raw in
@@ -142,8 +142,8 @@ extension DataDescriptor {
                                      csvLabelColumn: Int(f.csvLabelColumn), csvHeader: f.hasCsvHeader ? f.csvHeader : nil),
                       scaling: scaling)
         case .synthetic(let s):
-            guard s.trainRows > 0, s.testRows >= 0, s.features > 0, s.classes > 1,
-                  s.trainRows + s.testRows <= 100_000_000 else {
+            guard s.trainRows > 0, s.testRows >= 0, s.features > 0, s.classes > 1, s.classes <= 100_000,
+                  s.trainRows + s.testRows <= 100_000_000, (s.trainRows + s.testRows) * Int64(s.features) <= 1 << 30 else {
                 throw ClusterError(.invalidRequest, "synthetic data of \(s.trainRows)+\(s.testRows) rows, \(s.features) features, \(s.classes) classes is out of range")
             }
             self.init(source: .synthetic(trainRows: Int(s.trainRows), testRows: Int(s.testRows), features: Int(s.features),
@@ -204,6 +204,9 @@ extension VectorOp {
             self = .dot(VectorName(rawValue: d.a), VectorName(rawValue: d.b))
         case .adam(let a):
             guard a.step >= 1, a.step <= Int64(Int32.max) else { throw ClusterError(.invalidRequest, "Adam step \(a.step) is out of range") }
+            guard a.beta1 >= 0, a.beta1 < 1, a.beta2 >= 0, a.beta2 < 1, a.epsilon > 0, a.learningRate.isFinite else {
+                throw ClusterError(.invalidRequest, "Adam needs 0 ≤ β₁, β₂ < 1, ε > 0 and a finite rate; got β₁ \(a.beta1), β₂ \(a.beta2), ε \(a.epsilon), rate \(a.learningRate)")
+            }
             self = .adam(AdamUpdate(learningRate: a.learningRate, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, step: Int(a.step)),
                          weights: VectorName(rawValue: a.weights), gradient: VectorName(rawValue: a.gradient),
                          firstMoment: VectorName(rawValue: a.firstMoment), secondMoment: VectorName(rawValue: a.secondMoment))

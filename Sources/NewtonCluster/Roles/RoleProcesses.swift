@@ -27,11 +27,13 @@ public struct RoleAddresses: Sendable {
 }
 
 /// Runs a role's services until SIGTERM or SIGINT, then shuts them down
-/// gracefully. `announce` receives one line per bound address.
+/// gracefully; streams that would outlive that (worker sessions, watches)
+/// are cut after 10 seconds.
 func runServices(_ services: [any Service], label: String) async throws {
     let logger = Logger(label: "newtonps.\(label)")
-    let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-    try await group.run()
+    var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    configuration.maximumGracefulShutdownDuration = .seconds(10)
+    try await ServiceGroup(configuration: configuration).run()
 }
 
 /// Prints a line and flushes it at once, so supervisors and tests see
@@ -63,6 +65,9 @@ public enum ServerProcess {
         let membership = TaskService {
             let port = try await grpc.boundPort
             let advertised = addresses.advertise ?? Endpoint(host: listen.host, port: port)
+            guard !["0.0.0.0", "::"].contains(advertised.host) else {
+                throw ClusterError(.invalidRequest, "server listens on \(listen.host) and would advertise \(advertised), which other hosts cannot reach; give --advertise HOST:PORT")
+            }
             announce("server listening on \(listen.host):\(port), advertised as \(advertised)")
             let link = try DriverLink(driver: driver, role: "server", endpoint: advertised, httpEndpoint: addresses.http.description)
             let id = try await link.register()
@@ -117,6 +122,10 @@ public enum DriverProcess {
                 let (servers, workers) = await membership.counts()
                 metrics.setLiveServers(servers)
                 metrics.setLiveWorkers(workers)
+                if let jobs = try? store.list() {
+                    metrics.setJobCounts(Dictionary(jobs.map { ($0.state.rawValue, 1) }, uniquingKeysWith: +))
+                }
+                await membership.closeSilentSessions()
                 try await Task.sleep(for: .seconds(1))
             }
         }

@@ -81,6 +81,8 @@ public actor ServerCore: ParameterServer {
         self.position = Dictionary(uniqueKeysWithValues: owned.enumerated().map { ($1.index, $0) })
         self.sums = [:]
         self.outputs = []
+        // Solve generations restart with every job.
+        stoppedGeneration.withLock { $0 = Int.min }
     }
 
     public func read(_ vector: VectorName, blocks requested: [Int]) throws -> [[Float]] {
@@ -140,7 +142,9 @@ public actor ServerCore: ParameterServer {
 
     public func beginJacobian(rows: Int) throws {
         let grid = try requireGrid()
-        guard rows > 0 else { throw ClusterError(.invalidRequest, "a Jacobian cache for \(rows) rows") }
+        guard rows > 0, rows * grid.spec.classes <= 1 << 26 else {
+            throw ClusterError(.invalidRequest, "a Jacobian cache for \(rows) rows of \(grid.spec.classes) outputs is out of range")
+        }
         for block in blocks {
             if let cache = block.jacobian, cache.rows == rows { continue }
             block.jacobian = BlockJacobian(rows: rows, classes: grid.spec.classes,
@@ -199,6 +203,7 @@ public actor ServerCore: ParameterServer {
             if rr.squareRoot() <= stop { outcome = .converged; break }
             if iterations >= request.maxIterations { break }
             if stoppedGeneration.withLock({ $0 >= request.generation }) { outcome = .stopped; break }
+            try Task.checkCancellation()
             if options.solveIterationDelay > .zero { try await Task.sleep(for: options.solveIterationDelay) }
             iterations += 1
             var q = cache.gaussNewtonProduct(p, loss: loss, outputs: outputs, scale: Float(request.curvatureScale))

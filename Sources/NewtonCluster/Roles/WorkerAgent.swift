@@ -3,6 +3,7 @@ import GRPCNIOTransportHTTP2Posix
 import NewtonCore
 import NewtonProto
 import NewtonTraining
+import Logging
 import Synchronization
 
 /// The worker process's loop: registers with the driver, opens a task
@@ -13,6 +14,7 @@ public final class WorkerAgent: Sendable {
     private let catalog = DataCatalog()
     private let job = Mutex<(core: WorkerCore, connections: [GRPCConnection])?>(nil)
     private let sessionOpen = Mutex(false)
+    private let logger = Logger(label: "newtonps.worker")
 
     public init(link: DriverLink) {
         self.link = link
@@ -21,29 +23,31 @@ public final class WorkerAgent: Sendable {
     /// True while a task session with the driver is open.
     public var isConnected: Bool { sessionOpen.withLock { $0 } }
 
-    /// Serves the driver until cancelled.
+    /// Serves the driver until cancelled: register, open a session, and
+    /// heartbeat while it lasts; when either ends, start over. A driver that
+    /// refuses this worker's version ends the loop with that error.
     public func run() async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.link.heartbeat() }
-            group.addTask {
-                while !Task.isCancelled {
-                    do {
-                        try await self.session()
-                    } catch where !Task.isCancelled {
-                        // The driver went away or the stream broke: try again shortly.
-                    }
-                    self.sessionOpen.withLock { $0 = false }
-                    try await Task.sleep(for: .milliseconds(500))
+        defer { releaseJob() }
+        while !Task.isCancelled {
+            do {
+                let peerID = try await link.register()
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await self.link.heartbeat() }
+                    group.addTask { try await self.session(peerID) }
+                    try await group.next()
+                    group.cancelAll()
                 }
+            } catch let error as ClusterError where error.code == .incompatible {
+                throw error
+            } catch where !Task.isCancelled {
+                logger.warning("session with the driver at \(link.driver) ended: \(error); reconnecting")
             }
-            try await group.next()
-            group.cancelAll()
+            sessionOpen.withLock { $0 = false }
+            try await Task.sleep(for: .milliseconds(500))
         }
-        releaseJob()
     }
 
-    private func session() async throws {
-        let peerID = try await link.register()
+    private func session(_ peerID: String) async throws {
         let (outgoing, out) = AsyncStream.makeStream(of: Newtonps_V1_WorkerMessage.self)
         var hello = Newtonps_V1_WorkerMessage()
         hello.hello.peerID = peerID

@@ -78,12 +78,4 @@ public enum VectorMath {
         precondition(x.count == y.count, "axpy of vectors of length \(x.count) and \(y.count)")
         for i in 0..<x.count { y[i] += a * x[i] }
     }
-
-    /// True when every value is finite.
-    @inlinable
-    public static func allFinite(_ x: UnsafeBufferPointer<Float>) -> Bool {
-        var acc: Float = 0
-        for v in x { acc += v * 0 }  // NaN or ±inf turns the sum into NaN
-        return acc == 0
-    }
 }

@@ -11,9 +11,12 @@ public struct SavedModel: Sendable, Equatable {
     public var classNames: [String]
     public var scaler: FeatureScaler
 
+    /// A model; outputs beyond the named classes (a network may have more
+    /// outputs than its training data has classes) are named `class-k`.
     public init(parameters: DenseParameters, classNames: [String], scaler: FeatureScaler) {
         self.parameters = parameters
-        self.classNames = classNames
+        let outputs = parameters.spec.classes
+        self.classNames = Array(classNames.prefix(outputs)) + (min(classNames.count, outputs)..<outputs).map { "class-\($0)" }
         self.scaler = scaler
     }
 
@@ -52,8 +55,14 @@ public struct SavedModel: Sendable, Equatable {
               let scalingText = metadata["scaling"], let scaling = FeatureScaling(rawValue: scalingText) else {
             throw fail("metadata needs 'layers', a known 'loss' and a known 'scaling'")
         }
-        let layers = layerText.split(separator: ",").compactMap { Int($0) }
-        let activations = (metadata["activations"] ?? "").split(separator: ",").compactMap { Activation(rawValue: String($0)) }
+        let layerParts = layerText.split(separator: ",")
+        let activationParts = (metadata["activations"] ?? "").split(separator: ",")
+        let layers = layerParts.compactMap { Int($0) }
+        let activations = activationParts.compactMap { Activation(rawValue: String($0)) }
+        guard layers.count == layerParts.count, activations.count == activationParts.count,
+              activations.count == max(0, layers.count - 2) else {
+            throw fail("metadata layers '\(layerText)' and activations '\(metadata["activations"] ?? "")' do not describe a network")
+        }
         let spec: NetworkSpec
         do { spec = try NetworkSpec(layerSizes: layers, activations: activations, loss: loss) } catch {
             throw CoreError(.malformedData, "\(path): metadata describes no valid network", cause: error)

@@ -45,8 +45,4 @@ public struct NetworkSpec: Sendable, Equatable, Codable {
         m == depth ? .linear : hiddenActivations[m - 1]
     }
 
-    /// Σ_m n_{m−1} · n_m, the multiply-adds of one forward pass per row.
-    public var multiplyAddsPerRow: Int {
-        (1...depth).reduce(0) { $0 + layerSizes[$1 - 1] * layerSizes[$1] }
-    }
 }

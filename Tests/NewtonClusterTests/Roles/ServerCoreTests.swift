@@ -96,6 +96,16 @@ final class ServerCoreTests: XCTestCase {
         XCTAssertLessThan(finished.iterations, 10)
         let direction = try await server.read(.direction, blocks: [0])[0]
         XCTAssertTrue(direction.contains { $0 != 0 }, "the stopped solve keeps its current iterate")
+
+        // A new job starts its generations afresh: the old stop does not apply.
+        try await server.assign(BlockAssignment(jobID: "next", grid: grid, blocks: [0], weights: [grid.split(DenseParameters(heNormal: spec, seed: 2))[0]]))
+        try await server.beginJacobian(rows: 2)
+        try await server.pushJacobian(rowOffset: 0, blocks: [0], inputs: [noise(8)], slices: [noise(18)], outputs: noise(6))
+        try await server.write(.gradient, blocks: [0], values: [noise(15)])
+        var quick = request
+        quick.maxIterations = 2
+        let next = try await server.solveDiagonalBlock(quick)
+        XCTAssertEqual(next.iterations, 2, "a stop from the previous job leaked into this one")
     }
 }
 
