@@ -116,11 +116,12 @@ struct JobsCommand: AsyncParsableCommand {
 
     func run() async throws {
         let jobs = try await driver.withClient { try await $0.jobs() }
-        print("ID          STATE      ITER  OBJECTIVE     TEST ACC  NAME")
+        func column(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+        print(column("ID", 10), column("STATE", 10), column("ITER", 5), column("OBJECTIVE", 13), column("TEST ACC", 9), "NAME")
         for job in jobs {
-            print(String(format: "%-11@ %-10@ %4d  %-12@  %-8@  %@", job.id, job.state, job.iterations,
-                         job.objective.map { String(format: "%.6e", $0) } ?? "-",
-                         job.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "-", job.name))
+            print(column(job.id, 10), column(job.state, 10), column(String(job.iterations), 5),
+                  column(job.objective.map { String(format: "%.6e", $0) } ?? "-", 13),
+                  column(job.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "-", 9), job.name)
         }
     }
 }
