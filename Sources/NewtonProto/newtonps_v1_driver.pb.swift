@@ -266,6 +266,14 @@ public nonisolated struct Newtonps_V1_WorkerTask: Sendable {
     set {kind = .hessian(newValue)}
   }
 
+  public var squaredGradient: Newtonps_V1_WorkerTask.SquaredGradient {
+    get {
+      if case .squaredGradient(let v)? = kind {return v}
+      return Newtonps_V1_WorkerTask.SquaredGradient()
+    }
+    set {kind = .squaredGradient(newValue)}
+  }
+
   public var shards: [Newtonps_V1_RowShard] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -276,6 +284,7 @@ public nonisolated struct Newtonps_V1_WorkerTask: Sendable {
     case gaussNewton(Newtonps_V1_WorkerTask.GaussNewton)
     case jacobian(Newtonps_V1_WorkerTask.Jacobian)
     case hessian(Newtonps_V1_WorkerTask.Hessian)
+    case squaredGradient(Newtonps_V1_WorkerTask.SquaredGradient)
 
   }
 
@@ -342,6 +351,21 @@ public nonisolated struct Newtonps_V1_WorkerTask: Sendable {
     public var point: String = String()
 
     public var direction: String = String()
+
+    public var into: String = String()
+
+    public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+    public init() {}
+  }
+
+  /// Σ over rows of the element-wise squared per-row gradients, into `into`.
+  public nonisolated struct SquaredGradient: Sendable {
+    // SwiftProtobuf.Message conformance is added in an extension below. See the
+    // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+    // methods supported on all messages.
+
+    public var point: String = String()
 
     public var into: String = String()
 
@@ -1099,7 +1123,7 @@ nonisolated extension Newtonps_V1_WorkerJob: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Newtonps_V1_WorkerTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerTask"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}evaluate\0\u{1}gradient\0\u{3}gauss_newton\0\u{1}jacobian\0\u{1}shards\0\u{1}hessian\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}evaluate\0\u{1}gradient\0\u{3}gauss_newton\0\u{1}jacobian\0\u{1}shards\0\u{1}hessian\0\u{3}squared_gradient\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1173,6 +1197,19 @@ nonisolated extension Newtonps_V1_WorkerTask: SwiftProtobuf.Message, SwiftProtob
           self.kind = .hessian(v)
         }
       }()
+      case 7: try {
+        var v: Newtonps_V1_WorkerTask.SquaredGradient?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .squaredGradient(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .squaredGradient(v)
+        }
+      }()
       default: break
       }
     }
@@ -1205,9 +1242,17 @@ nonisolated extension Newtonps_V1_WorkerTask: SwiftProtobuf.Message, SwiftProtob
     if !self.shards.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.shards, fieldNumber: 5)
     }
-    try { if case .hessian(let v)? = self.kind {
+    switch self.kind {
+    case .hessian?: try {
+      guard case .hessian(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    } }()
+    }()
+    case .squaredGradient?: try {
+      guard case .squaredGradient(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    default: break
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1388,6 +1433,41 @@ nonisolated extension Newtonps_V1_WorkerTask.Hessian: SwiftProtobuf.Message, Swi
   public static func ==(lhs: Newtonps_V1_WorkerTask.Hessian, rhs: Newtonps_V1_WorkerTask.Hessian) -> Bool {
     if lhs.point != rhs.point {return false}
     if lhs.direction != rhs.direction {return false}
+    if lhs.into != rhs.into {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Newtonps_V1_WorkerTask.SquaredGradient: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = Newtonps_V1_WorkerTask.protoMessageName + ".SquaredGradient"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}point\0\u{1}into\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.point) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.into) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.point.isEmpty {
+      try visitor.visitSingularStringField(value: self.point, fieldNumber: 1)
+    }
+    if !self.into.isEmpty {
+      try visitor.visitSingularStringField(value: self.into, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Newtonps_V1_WorkerTask.SquaredGradient, rhs: Newtonps_V1_WorkerTask.SquaredGradient) -> Bool {
+    if lhs.point != rhs.point {return false}
     if lhs.into != rhs.into {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

@@ -156,6 +156,22 @@ public nonisolated struct Newtonps_V1_VectorOp: Sendable {
     set {op = .adam(newValue)}
   }
 
+  public var multiply: Newtonps_V1_VectorOp.Multiply {
+    get {
+      if case .multiply(let v)? = op {return v}
+      return Newtonps_V1_VectorOp.Multiply()
+    }
+    set {op = .multiply(newValue)}
+  }
+
+  public var power: Newtonps_V1_VectorOp.Power {
+    get {
+      if case .power(let v)? = op {return v}
+      return Newtonps_V1_VectorOp.Power()
+    }
+    set {op = .power(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Op: Equatable, Sendable {
@@ -163,6 +179,8 @@ public nonisolated struct Newtonps_V1_VectorOp: Sendable {
     case fill(Newtonps_V1_VectorOp.Fill)
     case dot(Newtonps_V1_VectorOp.Dot)
     case adam(Newtonps_V1_VectorOp.Adam)
+    case multiply(Newtonps_V1_VectorOp.Multiply)
+    case power(Newtonps_V1_VectorOp.Power)
 
   }
 
@@ -230,6 +248,44 @@ public nonisolated struct Newtonps_V1_VectorOp: Sendable {
     public var firstMoment: String = String()
 
     public var secondMoment: String = String()
+
+    public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+    public init() {}
+  }
+
+  /// target = a ⊙ b (element-wise).
+  public nonisolated struct Multiply: Sendable {
+    // SwiftProtobuf.Message conformance is added in an extension below. See the
+    // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+    // methods supported on all messages.
+
+    public var target: String = String()
+
+    public var a: String = String()
+
+    public var b: String = String()
+
+    public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+    public init() {}
+  }
+
+  /// target = (scale · source + shift) ^ exponent (element-wise).
+  public nonisolated struct Power: Sendable {
+    // SwiftProtobuf.Message conformance is added in an extension below. See the
+    // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+    // methods supported on all messages.
+
+    public var target: String = String()
+
+    public var source: String = String()
+
+    public var scale: Double = 0
+
+    public var shift: Double = 0
+
+    public var exponent: Double = 0
 
     public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -660,7 +716,7 @@ nonisolated extension Newtonps_V1_VectorTerm: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Newtonps_V1_VectorOp: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VectorOp"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}combine\0\u{1}fill\0\u{1}dot\0\u{1}adam\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}combine\0\u{1}fill\0\u{1}dot\0\u{1}adam\0\u{1}multiply\0\u{1}power\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -720,6 +776,32 @@ nonisolated extension Newtonps_V1_VectorOp: SwiftProtobuf.Message, SwiftProtobuf
           self.op = .adam(v)
         }
       }()
+      case 5: try {
+        var v: Newtonps_V1_VectorOp.Multiply?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .multiply(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .multiply(v)
+        }
+      }()
+      case 6: try {
+        var v: Newtonps_V1_VectorOp.Power?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .power(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .power(v)
+        }
+      }()
       default: break
       }
     }
@@ -746,6 +828,14 @@ nonisolated extension Newtonps_V1_VectorOp: SwiftProtobuf.Message, SwiftProtobuf
     case .adam?: try {
       guard case .adam(let v)? = self.op else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .multiply?: try {
+      guard case .multiply(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .power?: try {
+      guard case .power(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     }()
     case nil: break
     }
@@ -929,6 +1019,96 @@ nonisolated extension Newtonps_V1_VectorOp.Adam: SwiftProtobuf.Message, SwiftPro
     if lhs.gradient != rhs.gradient {return false}
     if lhs.firstMoment != rhs.firstMoment {return false}
     if lhs.secondMoment != rhs.secondMoment {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Newtonps_V1_VectorOp.Multiply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = Newtonps_V1_VectorOp.protoMessageName + ".Multiply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}target\0\u{1}a\0\u{1}b\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.target) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.a) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.b) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.target.isEmpty {
+      try visitor.visitSingularStringField(value: self.target, fieldNumber: 1)
+    }
+    if !self.a.isEmpty {
+      try visitor.visitSingularStringField(value: self.a, fieldNumber: 2)
+    }
+    if !self.b.isEmpty {
+      try visitor.visitSingularStringField(value: self.b, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Newtonps_V1_VectorOp.Multiply, rhs: Newtonps_V1_VectorOp.Multiply) -> Bool {
+    if lhs.target != rhs.target {return false}
+    if lhs.a != rhs.a {return false}
+    if lhs.b != rhs.b {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Newtonps_V1_VectorOp.Power: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = Newtonps_V1_VectorOp.protoMessageName + ".Power"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}target\0\u{1}source\0\u{1}scale\0\u{1}shift\0\u{1}exponent\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.target) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.source) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.scale) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.shift) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.exponent) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.target.isEmpty {
+      try visitor.visitSingularStringField(value: self.target, fieldNumber: 1)
+    }
+    if !self.source.isEmpty {
+      try visitor.visitSingularStringField(value: self.source, fieldNumber: 2)
+    }
+    if self.scale.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.scale, fieldNumber: 3)
+    }
+    if self.shift.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.shift, fieldNumber: 4)
+    }
+    if self.exponent.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.exponent, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Newtonps_V1_VectorOp.Power, rhs: Newtonps_V1_VectorOp.Power) -> Bool {
+    if lhs.target != rhs.target {return false}
+    if lhs.source != rhs.source {return false}
+    if lhs.scale != rhs.scale {return false}
+    if lhs.shift != rhs.shift {return false}
+    if lhs.exponent != rhs.exponent {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

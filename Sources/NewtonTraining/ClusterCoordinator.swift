@@ -160,6 +160,14 @@ public final class ClusterCoordinator: Sendable {
         try await forEachServer { _, server in try await server.finishSum(into: target) }
     }
 
+    /// Sums `Σ_r (∇ξ_r)²` (element-wise squared per-row gradients) over
+    /// `shards` into `into`: the empirical Fisher diagonal.
+    public func squaredGradientSum(at point: VectorName, into target: VectorName, shards: [RowShard]) async throws {
+        try await forEachServer { _, server in try await server.beginSum(into: target, shards: shards.count) }
+        _ = try await dispatch(.squaredGradient(point: point, into: target), shards: shards)
+        try await forEachServer { _, server in try await server.finishSum(into: target) }
+    }
+
     /// Has the workers compute the subsample's Jacobian slices at `point` and
     /// push them to the block owners; returns the subsample's outputs
     /// (`|S| × n_L`), which define the loss curvature B.

@@ -170,6 +170,8 @@ public struct WorkerTask: Sendable {
         /// Each shard's Hessian product `Σ ∇²ξ v` (v = `direction`) at
         /// `point`, by the R-operator, pushed into `into`.
         case hessian(point: VectorName, direction: VectorName, into: VectorName)
+        /// Each shard's `Σ_r (∇ξ_r)²` (element-wise) at `point`, pushed into `into`.
+        case squaredGradient(point: VectorName, into: VectorName)
     }
 
     public var kind: Kind

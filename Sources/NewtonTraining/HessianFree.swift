@@ -40,6 +40,9 @@ public struct HessianFreeOptions: Sendable, Equatable {
     public var iterateBacktracking = true
     /// Martens' relative-progress stopping rule for CG.
     public var relativeProgressStop = true
+    /// CG (not BiCG-STAB) preconditioned by Martens' diagonal
+    /// `M = (diag(Σ_r ∇ξ_r²)/|batch| + μ)^0.75`, from the curvature batch.
+    public var diagonalPreconditioner = false
     /// hessian-cg: at ‖∇f‖ below this, CG from −∇f cannot see the curvature,
     /// so a CG run from a random right-hand side probes for negative
     /// curvature (a first-order stationary point may be a saddle).
@@ -76,6 +79,8 @@ public struct HessianFreeOptions: Sendable, Equatable {
 ///    μ = λ + 1/(C·l): CG warm-started from 0.95·x_prev, stopped by the
 ///    tolerance, Martens' relative progress rule or — on H — at a direction
 ///    p with pᵀ(H+μI)p ≤ ε‖p‖²; or BiCG-STAB;
+///    optionally preconditioned by Martens' diagonal (empirical Fisher on the
+///    curvature batch, damped, to the power 0.75);
 /// 3. CG-iterate backtracking: of the iterates kept at ⌈1.3^j⌉, walk back
 ///    from the last while f on the curvature batch improves;
 /// 4. **negative curvature**: when CG found such a p, the step is
@@ -132,6 +137,15 @@ public struct HessianFree: Sendable {
                 try await cluster.run([.combine(target: .previousDirection, terms: [VectorTerm(options.warmStart, .previousDirection)])])
                 start = .previousDirection
             }
+            var inversePreconditioner: VectorName?
+            if options.diagonalPreconditioner && options.solver != .bicgstab {
+                try await timed("preconditioner", into: &phases) {
+                    try await cluster.squaredGradientSum(at: .weights, into: .squaredGradient, shards: curvatureBatch.shards)
+                    try await cluster.run([.power(target: .inversePreconditioner, source: .squaredGradient,
+                                                  scale: 1 / Double(curvatureRows.count), shift: damping, exponent: -0.75)])
+                }
+                inversePreconditioner = .inversePreconditioner
+            }
             let report = try await timed("solve", into: &phases) {
                 switch options.solver {
                 case .bicgstab:
@@ -141,7 +155,8 @@ public struct HessianFree: Sendable {
                     return try await solver.conjugateGradient(A, gradient: .gradient, gradientNorm: gradientNorm, options: .init(
                         tolerance: options.cgTolerance, maxIterations: options.cgMaxIterations, start: start,
                         negativeCurvatureTolerance: options.solver == .hessianCG ? options.negativeCurvatureTolerance : nil,
-                        relativeProgress: options.relativeProgressStop, keepIterates: options.iterateBacktracking))
+                        relativeProgress: options.relativeProgressStop, keepIterates: options.iterateBacktracking,
+                        inversePreconditioner: inversePreconditioner))
                 }
             }
             try await cluster.run([.combine(target: .previousDirection, terms: [VectorTerm(1, .direction)])])

@@ -9,8 +9,14 @@ extension VectorName {
     public static let negativeCurvature: VectorName = "negative-curvature"
     /// The previous solve's solution (warm starts).
     public static let previousDirection: VectorName = "previous-direction"
+    /// The preconditioned residual `M⁻¹ r` of preconditioned CG.
+    static let preconditionedResidual: VectorName = "preconditioned-residual"
     /// A random vector for probing curvature.
     public static let probe: VectorName = "probe"
+    /// `Σ_r ∇ξ_r²`, the empirical Fisher diagonal of a batch.
+    static let squaredGradient: VectorName = "squared-gradient"
+    /// The inverse diagonal preconditioner `M⁻¹`.
+    static let inversePreconditioner: VectorName = "inverse-preconditioner"
     /// Where the Newton part waits while a probe runs.
     static let probeKept: VectorName = "probe-kept-direction"
     static let shadowResidual: VectorName = "bicgstab-shadow"
@@ -67,9 +73,13 @@ public struct KrylovSolver: Sendable {
         public var relativeProgress: Bool
         /// Keep the iterates at iterations ⌈1.3^j⌉ (and the last) for backtracking.
         public var keepIterates: Bool
+        /// The inverse of a diagonal preconditioner M, element-wise: CG then
+        /// runs on `M⁻¹A` (preconditioned CG).
+        public var inversePreconditioner: VectorName?
 
         public init(tolerance: Double, maxIterations: Int, start: VectorName? = nil, negativeCurvatureTolerance: Double? = nil,
-                    relativeProgress: Bool = false, keepIterates: Bool = false) {
+                    relativeProgress: Bool = false, keepIterates: Bool = false, inversePreconditioner: VectorName? = nil) {
+            self.inversePreconditioner = inversePreconditioner
             self.tolerance = tolerance
             self.maxIterations = maxIterations
             self.start = start
@@ -88,11 +98,17 @@ public struct KrylovSolver: Sendable {
         } else {
             try await cluster.run([.fill(target: .direction, value: 0), .fill(target: .product, value: 0)])
         }
-        var rr = try await cluster.run([
-            .combine(target: .residual, terms: [VectorTerm(-1, g), VectorTerm(-1, .product)]),
-            .combine(target: .conjugate, terms: [VectorTerm(1, .residual)]),
-            .dot(.residual, .residual),
-        ])[0]
+        // z = M⁻¹r (z is r itself without a preconditioner).
+        let z: VectorName = options.inversePreconditioner == nil ? .residual : .preconditionedResidual
+        func precondition() -> [VectorOp] {
+            options.inversePreconditioner.map { [.multiply(target: z, a: $0, b: .residual)] } ?? []
+        }
+        let start = try await cluster.run(
+            [.combine(target: .residual, terms: [VectorTerm(-1, g), VectorTerm(-1, .product)])] + precondition() + [
+                .combine(target: .conjugate, terms: [VectorTerm(1, z)]),
+                .dot(.residual, .residual), .dot(.residual, z),
+            ])
+        var (rr, rz) = (start[0], start[1])
         let stop = options.tolerance * gradientNorm
         let keepAt = Set((0..<40).map { Int(pow13($0).rounded(.up)) })
         var kept = [VectorName]()
@@ -117,15 +133,16 @@ public struct KrylovSolver: Sendable {
                 throw TrainingError(.nonFinite, "CG met pᵀAp = \(pAp) at iteration \(iterations + 1); the operator should be positive definite")
             }
             iterations += 1
-            let alpha = rr / pAp
+            let alpha = rz / pAp
             let step = try await cluster.run([
                 .combine(target: .direction, terms: [VectorTerm(1, .direction), VectorTerm(alpha, .conjugate)]),
                 .combine(target: .residual, terms: [VectorTerm(1, .residual), VectorTerm(-alpha, .product)]),
-                .dot(.residual, .residual), .dot(g, .direction), .dot(.residual, .direction),
+            ] + precondition() + [
+                .dot(.residual, .residual), .dot(g, .direction), .dot(.residual, .direction), .dot(.residual, z),
             ])
-            let beta = try checked(step[0] / rr, "CG β")
-            rr = step[0]
-            try await cluster.run([.combine(target: .conjugate, terms: [VectorTerm(1, .residual), VectorTerm(beta, .conjugate)])])
+            let beta = try checked(step[3] / rz, "CG β")
+            (rr, rz) = (step[0], step[3])
+            try await cluster.run([.combine(target: .conjugate, terms: [VectorTerm(1, z), VectorTerm(beta, .conjugate)])])
             // φ(x) = ½xᵀAx + gᵀx = ½gᵀx − ½rᵀx, since Ax = −g − r.
             models.append(0.5 * step[1] - 0.5 * step[2])
             if options.keepIterates && keepAt.contains(iterations) {

@@ -61,6 +61,11 @@ public enum VectorOp: Sendable, Equatable {
     case dot(VectorName, VectorName)
     /// Adam's moment and weight update.
     case adam(AdamUpdate, weights: VectorName, gradient: VectorName, firstMoment: VectorName, secondMoment: VectorName)
+    /// `target = a ⊙ b`, element-wise.
+    case multiply(target: VectorName, a: VectorName, b: VectorName)
+    /// `target = (scale · source + shift)^exponent`, element-wise (a
+    /// diagonal preconditioner's inverse, for example).
+    case power(target: VectorName, source: VectorName, scale: Double, shift: Double, exponent: Double)
 }
 
 /// A server's answer to a program for one block: the block's partial value

@@ -105,6 +105,8 @@ struct OptimizerOptions: ParsableArguments {
     var noBacktracking = false
     @Flag(help: "HF: no Martens relative-progress stop.")
     var noRelativeProgress = false
+    @Flag(help: "HF (CG solvers): Martens' diagonal preconditioner from the curvature batch.")
+    var preconditioner = false
     @Option(help: "HF, hessian-cg: negative curvature when pᵀ(H+μI)p ≤ ε‖p‖², μ = λ + 1/(C·l).")
     var negativeCurvatureTolerance = 1e-10
     @Option(help: "SGD/Adam: learning rate.")
@@ -161,6 +163,7 @@ struct OptimizerOptions: ParsableArguments {
         hf.warmStart = warmStart
         hf.iterateBacktracking = !noBacktracking
         hf.relativeProgressStop = !noRelativeProgress
+        hf.diagonalPreconditioner = preconditioner
         var first = FirstOrderOptions()
         first.regularization = regularization
         first.learningRate = learningRate ?? (optimizer == .adam ? 0.001 : 0.01)

@@ -53,10 +53,13 @@ final class HessianFreeTests: XCTestCase {
             var four = one
             four.workers = 4
             four.servers = 2
-            let a = try await one.run(.hessianFree, iterations: 6, hessianFree: options)
-            let b = try await four.run(.hessianFree, iterations: 6, hessianFree: options)
-            XCTAssertEqual(a.objectives, b.objectives, "\(solver)")
-            XCTAssertLessThan(a.objectives.last!, a.objectives.first! * 0.9, "\(solver): \(a.objectives)")
+            for preconditioned in solver == .bicgstab ? [false] : [false, true] {
+                options.diagonalPreconditioner = preconditioned
+                let a = try await one.run(.hessianFree, iterations: 6, hessianFree: options)
+                let b = try await four.run(.hessianFree, iterations: 6, hessianFree: options)
+                XCTAssertEqual(a.objectives, b.objectives, "\(solver), preconditioned \(preconditioned)")
+                XCTAssertLessThan(a.objectives.last!, a.objectives.first! * 0.9, "\(solver), preconditioned \(preconditioned): \(a.objectives)")
+            }
         }
     }
 }

@@ -79,6 +79,41 @@ final class KrylovSolverTests: XCTestCase {
         for (got, want) in zip(x, solveExactly(b)) { XCTAssertEqual(Double(got), want, accuracy: 1e-4) }
     }
 
+    /// Preconditioned CG on a symmetric positive definite system with a
+    /// wildly scaled diagonal reaches the exact solution.
+    func testPreconditionedCGSolvesAPositiveDefiniteSystem() async throws {
+        let cluster = try await cluster()
+        let n = 8
+        var spd = matrix.map { $0.map(abs) }  // diagonally dominant after the shift below
+        for i in 0..<n {
+            spd[i][i] = spd[i].reduce(0, +) + Double(1 << (2 * i))
+            for j in 0..<n where j != i { spd[j][i] = spd[i][j] }
+        }
+        let b: [Double] = [1, -2, 0.5, 3, -1, 0.25, 2, -0.5]
+        var g = try await cluster.read(.weights)
+        var inverseDiagonal = g
+        for i in 0..<n {
+            g.values[i] = Float(-b[i])
+            inverseDiagonal.values[i] = Float(1 / spd[i][i])
+        }
+        try await cluster.write(.gradient, g)
+        try await cluster.write("inverse-diagonal", inverseDiagonal)
+        let norm = b.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let report = try await KrylovSolver(cluster: cluster).conjugateGradient(
+            MatrixOperator(cluster: cluster, matrix: spd), gradient: .gradient, gradientNorm: norm,
+            options: .init(tolerance: 1e-7, maxIterations: 50, inversePreconditioner: "inverse-diagonal"))
+        XCTAssertEqual(report.outcome, .converged)
+        let x = try await cluster.read(.direction).values
+        var a = spd.enumerated().map { $1 + [b[$0]] }
+        for c in 0..<n {
+            for r in 0..<n where r != c {
+                let f = a[r][c] / a[c][c]
+                for k in c...n { a[r][k] -= f * a[c][k] }
+            }
+        }
+        for i in 0..<n { XCTAssertEqual(Double(x[i]), a[i][n] / a[i][i], accuracy: 1e-4 * max(1, abs(a[i][n] / a[i][i]))) }
+    }
+
     func testConjugateGradientStopsAtNegativeCurvatureAndKeepsIt() async throws {
         let cluster = try await cluster()
         var g = try await cluster.read(.weights)

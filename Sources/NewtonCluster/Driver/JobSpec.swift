@@ -335,6 +335,7 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
     SpecKnob("warm_start", { $0.hessianFree.warmStart = $1 }, { $0.hessianFree.warmStart }),
     SpecKnob("iterate_backtracking", { $0.hessianFree.iterateBacktracking = $1 }, { $0.hessianFree.iterateBacktracking }),
     SpecKnob("relative_progress_stop", { $0.hessianFree.relativeProgressStop = $1 }, { $0.hessianFree.relativeProgressStop }),
+    SpecKnob("preconditioner", { $0.hessianFree.diagonalPreconditioner = $1 }, { $0.hessianFree.diagonalPreconditioner }),
     SpecKnob("negative_curvature_tolerance", { $0.hessianFree.negativeCurvatureTolerance = $1 },
              { $0.hessianFree.negativeCurvatureTolerance }),
     SpecKnob("learning_rate", { $0.learningRate = $1 }, { $0.firstOrder.learningRate }),

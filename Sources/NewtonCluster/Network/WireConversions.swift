@@ -190,6 +190,20 @@ extension VectorOp {
             a.firstMoment = firstMoment.rawValue
             a.secondMoment = secondMoment.rawValue
             op.adam = a
+        case let .multiply(target, a, b):
+            var m = Newtonps_V1_VectorOp.Multiply()
+            m.target = target.rawValue
+            m.a = a.rawValue
+            m.b = b.rawValue
+            op.multiply = m
+        case let .power(target, source, scale, shift, exponent):
+            var p = Newtonps_V1_VectorOp.Power()
+            p.target = target.rawValue
+            p.source = source.rawValue
+            p.scale = scale
+            p.shift = shift
+            p.exponent = exponent
+            op.power = p
         }
         return op
     }
@@ -210,6 +224,11 @@ extension VectorOp {
             self = .adam(AdamUpdate(learningRate: a.learningRate, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, step: Int(a.step)),
                          weights: VectorName(rawValue: a.weights), gradient: VectorName(rawValue: a.gradient),
                          firstMoment: VectorName(rawValue: a.firstMoment), secondMoment: VectorName(rawValue: a.secondMoment))
+        case .multiply(let m):
+            self = .multiply(target: VectorName(rawValue: m.target), a: VectorName(rawValue: m.a), b: VectorName(rawValue: m.b))
+        case .power(let p):
+            self = .power(target: VectorName(rawValue: p.target), source: VectorName(rawValue: p.source), scale: p.scale, shift: p.shift,
+                          exponent: p.exponent)
         case nil:
             throw ClusterError(.invalidRequest, "a vector op with no operation")
         }
@@ -325,6 +344,11 @@ extension WorkerTask {
             h.direction = direction.rawValue
             h.into = into.rawValue
             t.hessian = h
+        case let .squaredGradient(point, into):
+            var q = Newtonps_V1_WorkerTask.SquaredGradient()
+            q.point = point.rawValue
+            q.into = into.rawValue
+            t.squaredGradient = q
         }
         return t
     }
@@ -339,6 +363,7 @@ extension WorkerTask {
         case .jacobian(let j): kind = .jacobian(point: VectorName(rawValue: j.point))
         case .hessian(let h):
             kind = .hessian(point: VectorName(rawValue: h.point), direction: VectorName(rawValue: h.direction), into: VectorName(rawValue: h.into))
+        case .squaredGradient(let q): kind = .squaredGradient(point: VectorName(rawValue: q.point), into: VectorName(rawValue: q.into))
         case nil: throw ClusterError(.invalidRequest, "a worker task with no kind")
         }
         self.init(kind: kind, shards: try t.shards.map(RowShard.init(wire:)))

@@ -297,6 +297,16 @@ public actor ServerCore: ParameterServer {
                 block.vectors[weights] = w
                 block.vectors[firstMoment] = m
                 block.vectors[secondMoment] = v
+            case let .multiply(target, a, b):
+                let x = block.vector(a), y = block.vector(b)
+                block.vectors[target] = (0..<block.size).map { x[$0] * y[$0] }
+            case let .power(target, source, scale, shift, exponent):
+                let x = block.vector(source)
+                let values = x.map { Float(pow(scale * Double($0) + shift, exponent)) }
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    throw ClusterError(.numerical, "block \(block.id): (\(scale)·\(x[bad]) + \(shift))^\(exponent) is not finite")
+                }
+                block.vectors[target] = values
             }
         }
         return dots

@@ -66,6 +66,16 @@ public actor WorkerCore: Worker {
             return try await pushProducts(at: point, along: direction, into: target, task.shards, job, data) { kernels, pass, labels, v in
                 kernels.hessianProduct(pass, labels: labels, direction: v)
             }
+        case let .squaredGradient(point, target):
+            let kernels = RowKernels(parameters: try await pull(point, job))
+            var results = [ShardResult]()
+            for shard in task.shards {
+                let (inputs, labels) = try rows(of: shard, in: data)
+                let pass = kernels.forward(inputs: inputs, rows: labels.count)
+                try await pushBlocks(kernels.squaredGradientSum(pass, labels: labels), into: target, shard: shard.index, job)
+                results.append(ShardResult(shard: shard.index, loss: 0, correct: 0))
+            }
+            return results
         case .jacobian(let point):
             let kernels = RowKernels(parameters: try await pull(point, job))
             var results = [ShardResult]()

@@ -77,43 +77,70 @@ public struct RowKernels: Sendable {
     /// `Jᵀu` summed over rows: back-propagates `u` (`rows × n_L`, the
     /// gradient with respect to `z^L`) to every weight and bias.
     public func backward(_ pass: ForwardPass, outputGradient u: [Float]) -> DenseParameters {
-        precondition(u.count == pass.rows * spec.classes)
         var gradient = DenseParameters(zeros: spec)
+        forEachDelta(pass, outputGradient: u) { m, delta in
+            writeOuterProducts(layer: m, inputs: pass.activations[m - 1], deltas: delta, rows: pass.rows, into: &gradient)
+        }
+        return gradient
+    }
+
+    /// `Σ_r (∇ξ_r)²`, element-wise squares of the per-row gradients, summed:
+    /// for a dense layer `Σ_r (z_r δ_rᵀ)² = (Z ⊙ Z)ᵀ (Δ ⊙ Δ)` — one GEMM per
+    /// layer. The diagonal of the empirical Fisher (Martens' preconditioner).
+    public func squaredGradientSum(_ pass: ForwardPass, labels: [Int32]) -> DenseParameters {
+        var outputGradient = [Float](repeating: 0, count: pass.rows * spec.classes)
+        pass.outputs.withUnsafeBufferPointer { z in
+            labels.withUnsafeBufferPointer { y in
+                outputGradient.withUnsafeMutableBufferPointer { spec.loss.gradient(outputs: z, labels: y, classes: spec.classes, into: $0) }
+            }
+        }
+        var sum = DenseParameters(zeros: spec)
+        forEachDelta(pass, outputGradient: outputGradient) { m, delta in
+            writeOuterProducts(layer: m, inputs: pass.activations[m - 1].map { $0 * $0 }, deltas: delta.map { $0 * $0 },
+                             rows: pass.rows, into: &sum)
+        }
+        return sum
+    }
+
+    /// Back-propagates `u` (the gradient with respect to `z^L`): calls
+    /// `visit(m, Δ^m)` for m = L … 1, with `Δ^{m−1} = (Δ^m W^mᵀ) ⊙ σ'(S^{m−1})`.
+    private func forEachDelta(_ pass: ForwardPass, outputGradient u: [Float], _ visit: (Int, [Float]) -> Void) {
+        precondition(u.count == pass.rows * spec.classes)
         var delta = u
         let rows = pass.rows
-        parameters.values.withUnsafeBufferPointer { theta in
-            gradient.values.withUnsafeMutableBufferPointer { g in
-                for m in stride(from: spec.depth, through: 1, by: -1) {
-                    let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
-                    pass.activations[m - 1].withUnsafeBufferPointer { z in
-                        delta.withUnsafeBufferPointer { d in
-                            // ∂/∂W^m = Z^{m−1}ᵀ Δ^m,  ∂/∂b^m = 1ᵀ Δ^m
-                            BLAS.gemm(transposeA: true, m: nIn, n: nOut, k: rows,
-                                      z.baseAddress!, lda: nIn, d.baseAddress!, ldb: nOut,
-                                      g.baseAddress! + parameters.weightOffsets[m - 1], ldc: nOut)
-                            columnSums(d, rows: rows, columns: nOut, into: g.baseAddress! + parameters.biasOffsets[m - 1])
+        for m in stride(from: spec.depth, through: 1, by: -1) {
+            visit(m, delta)
+            guard m > 1 else { break }
+            let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
+            var previous = uninitialized(rows * nIn)
+            parameters.values.withUnsafeBufferPointer { theta in
+                delta.withUnsafeBufferPointer { d in
+                    previous.withUnsafeMutableBufferPointer { p in
+                        BLAS.gemm(transposeB: true, m: rows, n: nIn, k: nOut, d.baseAddress!, lda: nOut,
+                                  theta.baseAddress! + parameters.weightOffsets[m - 1], ldb: nOut, p.baseAddress!, ldc: nIn)
+                        pass.activations[m - 1].withUnsafeBufferPointer { z in
+                            spec.activation(ofLayer: m - 1).multiplyByDerivative(p, output: z)
                         }
-                    }
-                    if m > 1 {
-                        // Δ^{m−1} = (Δ^m W^mᵀ) ⊙ σ'(S^{m−1})
-                        var previous = uninitialized(rows * nIn)
-                        delta.withUnsafeBufferPointer { d in
-                            previous.withUnsafeMutableBufferPointer { p in
-                                BLAS.gemm(transposeB: true, m: rows, n: nIn, k: nOut,
-                                          d.baseAddress!, lda: nOut,
-                                          theta.baseAddress! + parameters.weightOffsets[m - 1], ldb: nOut,
-                                          p.baseAddress!, ldc: nIn)
-                                pass.activations[m - 1].withUnsafeBufferPointer { z in
-                                    spec.activation(ofLayer: m - 1).multiplyByDerivative(p, output: z)
-                                }
-                            }
-                        }
-                        delta = previous
                     }
                 }
             }
+            delta = previous
         }
-        return gradient
+    }
+
+    /// Overwrites layer m of `target` with `Zᵀ Δ` (weights) and `1ᵀ Δ` (bias).
+    private func writeOuterProducts(layer m: Int, inputs z: [Float], deltas d: [Float], rows: Int, into target: inout DenseParameters) {
+        let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
+        let weights = target.weightOffsets[m - 1], bias = target.biasOffsets[m - 1]
+        target.values.withUnsafeMutableBufferPointer { g in
+            z.withUnsafeBufferPointer { zp in
+                d.withUnsafeBufferPointer { dp in
+                    BLAS.gemm(transposeA: true, m: nIn, n: nOut, k: rows, zp.baseAddress!, lda: nIn, dp.baseAddress!, ldb: nOut,
+                              g.baseAddress! + weights, ldc: nOut)
+                    columnSums(dp, rows: rows, columns: nOut, into: g.baseAddress! + bias)
+                }
+            }
+        }
     }
 
     /// The R-operator forward pass: `Jv` (`rows × n_L`), the change of the

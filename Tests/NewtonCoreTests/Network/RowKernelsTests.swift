@@ -142,3 +142,19 @@ final class HessianProductTests: XCTestCase {
                                                 f.kernels.hessianProduct(pass, labels: f.labels, direction: v).values), 1e-5)
     }
 }
+
+final class SquaredGradientTests: XCTestCase {
+    /// Σ_r (∇ξ_r)² from one pass equals the sum of each row's own gradient, squared.
+    func testSquaredGradientSumMatchesRowByRowGradients() throws {
+        let f = try KernelFixture(activation: .tanh, loss: .crossEntropy)
+        let sum = f.kernels.squaredGradientSum(f.kernels.forward(inputs: f.inputs, rows: f.rows), labels: f.labels)
+        var reference = [Float](repeating: 0, count: f.parameters.count)
+        let n0 = f.spec.inputs
+        for r in 0..<f.rows {
+            let row = f.kernels.lossAndGradient(f.kernels.forward(inputs: Array(f.inputs[(r * n0)..<((r + 1) * n0)]), rows: 1),
+                                                labels: [f.labels[r]]).gradient
+            for i in reference.indices { reference[i] += row.values[i] * row.values[i] }
+        }
+        XCTAssertLessThan(maxRelativeDifference(reference, sum.values), 1e-5)
+    }
+}
