@@ -61,7 +61,7 @@ public enum RPCMetrics {
     static var bytesName: MetricNameDescriptor {
         MetricNameDescriptor(
             namespace: "newtonps", metricName: "rpc_bytes", unitName: "total",
-            helpText: "RPC payload bytes, by role, method, side and direction (sent or received).")
+            helpText: "Tensor payload bytes of RPCs (float32 data; framing not counted), by role, method, side and direction (sent or received).")
     }
 
     /// Records one finished RPC.
