@@ -24,14 +24,8 @@ public struct HessianFreeOptions: Sendable, Equatable {
     /// The solver stops at ‖r‖ ≤ ξ‖∇f‖.
     public var cgTolerance = 0.1
     public var cgMaxIterations = 250
-    public var initialLambda = 1.0
-    public var lambdaIncrease = 1.5
-    public var lambdaDecrease = 2.0 / 3.0
-    public var lowRatio = 0.25
-    public var highRatio = 0.75
-    public var armijo = 1e-4
-    public var maxLineSearchSteps = 20
-    public var maxLineSearchFailures = 5
+    /// Levenberg–Marquardt damping and the Armijo line search (as Newton-CG).
+    public var step = StepControl()
     /// CG stops at pᵀ(H+λI)p ≤ ε‖p‖² (hessian-cg only).
     public var negativeCurvatureTolerance = 1e-10
     /// Start each solve from this fraction of the previous solution (0: from 0).
@@ -58,13 +52,7 @@ public struct HessianFreeOptions: Sendable, Equatable {
         if curvatureBatch < 1 { p.append("curvature batch must be at least 1 row, got \(curvatureBatch)") }
         if !(cgTolerance > 0 && cgTolerance < 1) { p.append("CG tolerance must be in (0, 1), got \(cgTolerance)") }
         if cgMaxIterations < 1 { p.append("CG max iterations must be at least 1, got \(cgMaxIterations)") }
-        if !(initialLambda >= 0) { p.append("initial lambda must be non-negative, got \(initialLambda)") }
-        if !(lambdaIncrease > 1) { p.append("lambda increase must exceed 1, got \(lambdaIncrease)") }
-        if !(lambdaDecrease > 0 && lambdaDecrease < 1) { p.append("lambda decrease must be in (0, 1), got \(lambdaDecrease)") }
-        if !(armijo > 0 && armijo < 0.5) { p.append("Armijo constant must be in (0, 0.5), got \(armijo)") }
-        if maxLineSearchSteps < 1 { p.append("line search steps must be at least 1, got \(maxLineSearchSteps)") }
-        if maxLineSearchFailures < 1 { p.append("line search failures must be at least 1, got \(maxLineSearchFailures)") }
-        if !(lowRatio < highRatio) { p.append("low ratio \(lowRatio) must be below high ratio \(highRatio)") }
+        p += step.problems
         if !(saddleGradientNorm >= 0) { p.append("saddle gradient norm must be non-negative, got \(saddleGradientNorm)") }
         if !(negativeCurvatureTolerance >= 0) { p.append("negative-curvature tolerance must be non-negative, got \(negativeCurvatureTolerance)") }
         if !(warmStart >= 0 && warmStart <= 1) { p.append("warm start must be in [0, 1], got \(warmStart)") }
@@ -113,9 +101,9 @@ public struct HessianFree: Sendable {
             try await objective.valueAndGradient(at: .weights, into: .gradient, on: batch)
         }
         runLog.emit(IterationRecord(iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                                    cgIterations: 0, lambda: options.initialLambda, step: 0, lineSearchSteps: 0,
+                                    cgIterations: 0, lambda: options.step.initialLambda, step: 0, lineSearchSteps: 0,
                                     testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
-        var lambda = options.initialLambda
+        var lambda = options.step.initialLambda
         var failures = 0
         var iteration = 0
         var havePrevious = false
@@ -189,10 +177,10 @@ public struct HessianFree: Sendable {
 
             // Line search on the gradient batch, then damping.
             let search = try await timed("line_search", into: &phases) {
-                try await options.dampedStep.search(objective, on: batch, from: f, slope: gd)
+                try await options.step.search(objective, on: batch, from: f, slope: gd)
             }
             let usedLambda = lambda
-            lambda = options.dampedStep.nextLambda(lambda, after: search, from: f, slope: gd, curvature: dAd)
+            lambda = options.step.nextLambda(lambda, after: search, from: f, slope: gd, curvature: dAd)
             let outcome: IterationRecord.Outcome
             if search.value != nil {
                 try await cluster.run([.combine(target: .weights, terms: [VectorTerm(1, .trial)])])
@@ -211,7 +199,7 @@ public struct HessianFree: Sendable {
                                         cgIterations: report.iterations, lambda: usedLambda, step: search.step, lineSearchSteps: search.steps,
                                         testAccuracy: accuracy, outcome: negativeCurvature != nil && outcome == .accepted ? .negativeCurvature : outcome,
                                         phaseSeconds: phases))
-            if failures >= options.maxLineSearchFailures { return runLog.summary(.stalled) }
+            if failures >= options.step.maxLineSearchFailures { return runLog.summary(.stalled) }
         }
     }
 

@@ -19,20 +19,8 @@ public struct NewtonOptions: Sendable, Equatable {
     /// CG stops at ‖r‖ ≤ ξ‖∇f‖.
     public var cgTolerance = 0.1
     public var cgMaxIterations = 250
-    /// Levenberg–Marquardt λ₀.
-    public var initialLambda = 1.0
-    /// λ is multiplied by this when ρ < `lowRatio`.
-    public var lambdaIncrease = 1.5
-    /// λ is multiplied by this when ρ ≥ `highRatio`.
-    public var lambdaDecrease = 2.0 / 3.0
-    public var lowRatio = 0.25
-    public var highRatio = 0.75
-    /// Armijo constant η.
-    public var armijo = 1e-4
-    /// Halvings of α before the line search gives up on this direction.
-    public var maxLineSearchSteps = 20
-    /// Give up (stop as `.stalled`) after this many failed line searches in a row.
-    public var maxLineSearchFailures = 5
+    /// Levenberg–Marquardt damping and the Armijo line search.
+    public var step = StepControl()
     public var products = ProductsMode.jacobian
     /// Approximate G by its diagonal blocks; each block solves alone.
     public var blockDiagonal = false
@@ -50,13 +38,7 @@ public struct NewtonOptions: Sendable, Equatable {
         if !(subsampleFraction > 0 && subsampleFraction <= 1) { p.append("subsample fraction must be in (0, 1], got \(subsampleFraction)") }
         if !(cgTolerance > 0 && cgTolerance < 1) { p.append("CG tolerance must be in (0, 1), got \(cgTolerance)") }
         if cgMaxIterations < 1 { p.append("CG max iterations must be at least 1, got \(cgMaxIterations)") }
-        if !(initialLambda >= 0) { p.append("initial lambda must be non-negative, got \(initialLambda)") }
-        if !(lambdaIncrease > 1) { p.append("lambda increase must exceed 1, got \(lambdaIncrease)") }
-        if !(lambdaDecrease > 0 && lambdaDecrease < 1) { p.append("lambda decrease must be in (0, 1), got \(lambdaDecrease)") }
-        if !(lowRatio < highRatio) { p.append("low ratio \(lowRatio) must be below high ratio \(highRatio)") }
-        if !(armijo > 0 && armijo < 0.5) { p.append("Armijo constant must be in (0, 0.5), got \(armijo)") }
-        if maxLineSearchSteps < 1 { p.append("line search steps must be at least 1, got \(maxLineSearchSteps)") }
-        if maxLineSearchFailures < 1 { p.append("line search failures must be at least 1, got \(maxLineSearchFailures)") }
+        p += step.problems
         if blockDiagonal && products != .jacobian { p.append("block-diagonal mode needs the jacobian products mode (blocks solve from their cached slices)") }
         if !(stragglerCutoff > 0 && stragglerCutoff <= 1) { p.append("straggler cut-off must be in (0, 1], got \(stragglerCutoff)") }
         return p
@@ -76,7 +58,7 @@ public struct NewtonOptions: Sendable, Equatable {
 ///    `α∇fᵀd + ½α² dᵀGd` leaves λ out.
 ///
 /// When the line search reaches its cap, θ stays, λ grows and the iteration
-/// is recorded as `lineSearchFailed`; after `maxLineSearchFailures` in a row
+/// is recorded as `lineSearchFailed`; after `step.maxLineSearchFailures` in a row
 /// the run stops as `stalled`.
 public struct NewtonCG: Sendable {
     public let options: NewtonOptions
@@ -98,10 +80,10 @@ public struct NewtonCG: Sendable {
             try await objective.valueAndGradient(at: .weights, into: .gradient)
         }
         runLog.emit(IterationRecord(iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                             cgIterations: 0, lambda: options.initialLambda, step: 0, lineSearchSteps: 0,
+                             cgIterations: 0, lambda: options.step.initialLambda, step: 0, lineSearchSteps: 0,
                              testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
 
-        var lambda = options.initialLambda
+        var lambda = options.step.initialLambda
         var failures = 0
         var iteration = 0
         while true {
@@ -132,10 +114,10 @@ public struct NewtonCG: Sendable {
 
             // 3. Line search, 4. damping and the new point.
             let search = try await timed("line_search", into: &phases) {
-                try await options.dampedStep.search(objective, from: f, slope: gd)
+                try await options.step.search(objective, from: f, slope: gd)
             }
             let usedLambda = lambda
-            lambda = options.dampedStep.nextLambda(lambda, after: search, from: f, slope: gd, curvature: dGd)
+            lambda = options.step.nextLambda(lambda, after: search, from: f, slope: gd, curvature: dGd)
             let outcome: IterationRecord.Outcome
             if search.value != nil {
                 try await cluster.run([.combine(target: .weights, terms: [VectorTerm(1, .trial)])])
@@ -152,7 +134,7 @@ public struct NewtonCG: Sendable {
             runLog.emit(IterationRecord(iteration: iteration, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
                                  cgIterations: solve, lambda: usedLambda, step: search.step, lineSearchSteps: search.steps,
                                  testAccuracy: accuracy, outcome: outcome, phaseSeconds: phases))
-            if failures >= options.maxLineSearchFailures { return runLog.summary(.stalled) }
+            if failures >= options.step.maxLineSearchFailures { return runLog.summary(.stalled) }
         }
     }
 

@@ -28,7 +28,7 @@ final class HessianFreeTests: XCTestCase {
         var options = HessianFreeOptions()
         options.solver = solver
         options.regularization = 100
-        options.initialLambda = 1e-3
+        options.step.initialLambda = 1e-3
         options.curvatureBatch = 200
         let hf = try HessianFree(options: options, objective: try Objective(cluster: cluster, regularization: options.regularization))
         return try await hf.train(budget: TrainingBudget(maxIterations: 6)).records.map(\.objective)

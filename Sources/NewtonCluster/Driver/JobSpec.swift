@@ -193,12 +193,7 @@ private struct SpecDraft {
         options.regularization = newton.regularization
         options.cgTolerance = newton.cgTolerance
         options.cgMaxIterations = newton.cgMaxIterations
-        options.initialLambda = newton.initialLambda
-        options.lambdaIncrease = newton.lambdaIncrease
-        options.lambdaDecrease = newton.lambdaDecrease
-        options.armijo = newton.armijo
-        options.maxLineSearchSteps = newton.maxLineSearchSteps
-        options.maxLineSearchFailures = newton.maxLineSearchFailures
+        options.step = newton.step
         return options
     }
 
@@ -320,12 +315,12 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
     SpecKnob("subsample", { $0.newton.subsampleFraction = $1 }, { $0.newton.subsampleFraction }),
     SpecKnob("cg_tolerance", { $0.newton.cgTolerance = $1 }, { $0.newton.cgTolerance }),
     SpecKnob("cg_max_iterations", { $0.newton.cgMaxIterations = $1 }, { $0.newton.cgMaxIterations }),
-    SpecKnob("lambda", { $0.newton.initialLambda = $1 }, { $0.newton.initialLambda }),
-    SpecKnob("lambda_increase", { $0.newton.lambdaIncrease = $1 }, { $0.newton.lambdaIncrease }),
-    SpecKnob("lambda_decrease", { $0.newton.lambdaDecrease = $1 }, { $0.newton.lambdaDecrease }),
-    SpecKnob("armijo", { $0.newton.armijo = $1 }, { $0.newton.armijo }),
-    SpecKnob("line_search_steps", { $0.newton.maxLineSearchSteps = $1 }, { $0.newton.maxLineSearchSteps }),
-    SpecKnob("line_search_failures", { $0.newton.maxLineSearchFailures = $1 }, { $0.newton.maxLineSearchFailures }),
+    SpecKnob("lambda", { $0.newton.step.initialLambda = $1 }, { $0.newton.step.initialLambda }),
+    SpecKnob("lambda_increase", { $0.newton.step.lambdaIncrease = $1 }, { $0.newton.step.lambdaIncrease }),
+    SpecKnob("lambda_decrease", { $0.newton.step.lambdaDecrease = $1 }, { $0.newton.step.lambdaDecrease }),
+    SpecKnob("armijo", { $0.newton.step.armijo = $1 }, { $0.newton.step.armijo }),
+    SpecKnob("line_search_steps", { $0.newton.step.maxLineSearchSteps = $1 }, { $0.newton.step.maxLineSearchSteps }),
+    SpecKnob("line_search_failures", { $0.newton.step.maxLineSearchFailures = $1 }, { $0.newton.step.maxLineSearchFailures }),
     SpecKnob("products", { $0.newton.products = $1 }, { $0.newton.products }),
     SpecKnob("block_diagonal", { $0.newton.blockDiagonal = $1 }, { $0.newton.blockDiagonal }),
     SpecKnob("straggler_cutoff", { $0.newton.stragglerCutoff = $1 }, { $0.newton.stragglerCutoff }),

@@ -271,9 +271,15 @@ public actor ServerCore: ParameterServer {
         for op in program {
             switch op {
             case let .combine(target, terms):
-                var result = [Float](repeating: 0, count: block.size)
+                // In place: the target's own terms scale its buffer, the
+                // others are added to it (no fresh megabyte per CG step).
+                let own = terms.filter { $0.vector == target }.reduce(0.0) { $0 + $1.coefficient }
+                var result = block.vectors.removeValue(forKey: target) ?? [Float](repeating: 0, count: block.size)
                 result.withUnsafeMutableBufferPointer { out in
-                    for term in terms {
+                    // Overwrite rather than multiply by 0, so stale NaNs cannot survive.
+                    let scale = Float(own)
+                    if scale == 0 { out.update(repeating: 0) } else if scale != 1 { for i in out.indices { out[i] *= scale } }
+                    for term in terms where term.vector != target {
                         block.vector(term.vector).withUnsafeBufferPointer { VectorMath.axpy(Float(term.coefficient), $0, out) }
                     }
                 }

@@ -101,7 +101,7 @@ final class JobSpecTests: XCTestCase {
         expected.relativeProgressStop = false
         expected.negativeCurvatureTolerance = 0.001
         expected.cgTolerance = 0.2
-        expected.initialLambda = 3
+        expected.step.initialLambda = 3
         expected.regularization = 0.5
         XCTAssertEqual(spec.optimizer, .hessianFree)
         XCTAssertEqual(spec.hessianFree, expected)
@@ -124,12 +124,12 @@ final class JobSpecTests: XCTestCase {
         newton.subsampleFraction = 0.1
         newton.cgTolerance = 0.2
         newton.cgMaxIterations = 40
-        newton.initialLambda = 3
-        newton.lambdaIncrease = 2
-        newton.lambdaDecrease = 0.5
-        newton.armijo = 0.001
-        newton.maxLineSearchSteps = 7
-        newton.maxLineSearchFailures = 2
+        newton.step.initialLambda = 3
+        newton.step.lambdaIncrease = 2
+        newton.step.lambdaDecrease = 0.5
+        newton.step.armijo = 0.001
+        newton.step.maxLineSearchSteps = 7
+        newton.step.maxLineSearchFailures = 2
         newton.products = .jacobian
         newton.blockDiagonal = true
         newton.stragglerCutoff = 0.75

@@ -59,6 +59,17 @@ final class ServerCoreTests: XCTestCase {
             .dot(.weights, .residual),  // a vector never written reads as zero
         ])
         XCTAssertEqual(answers, [BlockDots(block: 0, values: [24, 0]), BlockDots(block: 1, values: [8, 0])])
+
+        // A target among its own terms is scaled in place; one that is not
+        // is overwritten, stale NaNs included.
+        try await server.write(.residual, blocks: [0, 1], values: [[Float](repeating: .nan, count: 6), [.nan, .nan]])
+        let again = try await server.run([
+            .combine(target: .trial, terms: [VectorTerm(3, .direction), VectorTerm(0.5, .trial)]),
+            .combine(target: .residual, terms: [VectorTerm(-1, .weights)]),
+            .dot(.trial, .weights), .dot(.residual, .weights),
+        ])
+        // trial was 2 everywhere: 0.5·2 + 3·2 = 7; residual = −1.
+        XCTAssertEqual(again, [BlockDots(block: 0, values: [42, -6]), BlockDots(block: 1, values: [14, -2])])
     }
 
     func testUnassignedServerAndUnknownBlocksGiveClearErrors() async throws {
