@@ -5,7 +5,7 @@ let package = Package(
     name: "newtonps",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "newtonps", targets: ["newtonps"]),
+        .executable(name: "newtonps", targets: ["newtonps"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

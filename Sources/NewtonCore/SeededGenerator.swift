@@ -52,11 +52,11 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
-private func _log(_ x: Double) -> Double { Glibc.log(x) }
-private func _cos(_ x: Double) -> Double { Glibc.cos(x) }
+    import Glibc
+    private func _log(_ x: Double) -> Double { Glibc.log(x) }
+    private func _cos(_ x: Double) -> Double { Glibc.cos(x) }
 #else
-import Foundation
-private func _log(_ x: Double) -> Double { Foundation.log(x) }
-private func _cos(_ x: Double) -> Double { Foundation.cos(x) }
+    import Foundation
+    private func _log(_ x: Double) -> Double { Foundation.log(x) }
+    private func _cos(_ x: Double) -> Double { Foundation.cos(x) }
 #endif

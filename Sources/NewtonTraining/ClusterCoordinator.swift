@@ -16,8 +16,10 @@ public final class ClusterCoordinator: Sendable {
     public let trainRows: Int
     public let testRows: Int
 
-    public init(grid: PartitionGrid, servers: [any ParameterServer], workers: [any Worker],
-                shardRows: Int, trainRows: Int, testRows: Int) throws {
+    public init(
+        grid: PartitionGrid, servers: [any ParameterServer], workers: [any Worker],
+        shardRows: Int, trainRows: Int, testRows: Int
+    ) throws {
         guard !servers.isEmpty else { throw TrainingError(.invalidOptions, "a cluster needs at least one server") }
         guard !workers.isEmpty else { throw TrainingError(.invalidOptions, "a cluster needs at least one worker") }
         guard shardRows > 0 else { throw TrainingError(.invalidOptions, "shard size must be positive, got \(shardRows)") }
@@ -83,7 +85,10 @@ public final class ClusterCoordinator: Sendable {
         let answers = try await mapServers { _, server in try await server.run(program) }
         for answer in answers.joined() {
             guard perBlock.indices.contains(answer.block), answer.values.count == dotCount else {
-                throw TrainingError(.clusterFailure, "a server answered block \(answer.block) with \(answer.values.count) dot values; expected \(dotCount) for one of \(grid.blocks.count) blocks")
+                throw TrainingError(
+                    .clusterFailure,
+                    "a server answered block \(answer.block) with \(answer.values.count) dot values; expected \(dotCount) for one of \(grid.blocks.count) blocks"
+                )
             }
             perBlock[answer.block] = answer.values
         }
@@ -146,7 +151,9 @@ public final class ClusterCoordinator: Sendable {
 
     /// Sums `Σ JᵀBJv` over `shards` into `into` by R-operator passes on the
     /// workers (the "rop" products mode).
-    public func gaussNewtonByROperator(at point: VectorName, direction: VectorName, into target: VectorName, shards: [RowShard]) async throws {
+    public func gaussNewtonByROperator(at point: VectorName, direction: VectorName, into target: VectorName, shards: [RowShard])
+        async throws
+    {
         try await forEachServer { _, server in try await server.beginSum(into: target, shards: shards.count) }
         _ = try await dispatch(.gaussNewton(point: point, direction: direction, into: target), shards: shards)
         try await forEachServer { _, server in try await server.finishSum(into: target) }
@@ -188,7 +195,9 @@ public final class ClusterCoordinator: Sendable {
         for answers in try await mapServers({ _, server in try await server.jacobianProduct(of: direction) }) {
             for answer in answers {
                 guard perBlock.indices.contains(answer.block), answer.values.count == outputs.count else {
-                    throw TrainingError(.clusterFailure, "a server answered J_b v_b for block \(answer.block) with \(answer.values.count) values; expected \(outputs.count)")
+                    throw TrainingError(
+                        .clusterFailure,
+                        "a server answered J_b v_b for block \(answer.block) with \(answer.values.count) values; expected \(outputs.count)")
                 }
                 perBlock[answer.block] = answer.values
             }
@@ -224,7 +233,8 @@ public final class ClusterCoordinator: Sendable {
                 let server = servers[ownership[b]]
                 group.addTask {
                     do { return try await server.solveDiagonalBlock(request) } catch {
-                        throw TrainingError(.clusterFailure, "server \(self.ownership[b]) failed solving block \(self.grid.blocks[b])", cause: error)
+                        throw TrainingError(
+                            .clusterFailure, "server \(self.ownership[b]) failed solving block \(self.grid.blocks[b])", cause: error)
                     }
                 }
             }
@@ -261,7 +271,8 @@ public final class ClusterCoordinator: Sendable {
         }
         let sorted = results.sorted { $0.shard < $1.shard }
         guard sorted.map(\.shard) == shards.map(\.index) else {
-            throw TrainingError(.clusterFailure, "workers reported shards \(sorted.map(\.shard)) for a task over shards \(shards.map(\.index))")
+            throw TrainingError(
+                .clusterFailure, "workers reported shards \(sorted.map(\.shard)) for a task over shards \(shards.map(\.index))")
         }
         return sorted
     }
@@ -277,7 +288,9 @@ public final class ClusterCoordinator: Sendable {
                 failures.append("worker \(w): \(error)")
             }
         }
-        throw TrainingError(.clusterFailure, "every worker failed shards \(task.shards.first!.index)…\(task.shards.last!.index): \(failures.joined(separator: "; "))")
+        throw TrainingError(
+            .clusterFailure,
+            "every worker failed shards \(task.shards.first!.index)…\(task.shards.last!.index): \(failures.joined(separator: "; "))")
     }
 
     private func forEachServer(_ body: @escaping @Sendable (Int, any ParameterServer) async throws -> Void) async throws {

@@ -66,8 +66,10 @@ public struct BlockSolveRequest: Sendable, Equatable {
     public var tolerance: Double
     public var maxIterations: Int
 
-    public init(block: Int, generation: Int, rightHandSide: VectorName, solution: VectorName, residual: VectorName,
-                damping: Double, curvatureScale: Double, tolerance: Double, maxIterations: Int) {
+    public init(
+        block: Int, generation: Int, rightHandSide: VectorName, solution: VectorName, residual: VectorName,
+        damping: Double, curvatureScale: Double, tolerance: Double, maxIterations: Int
+    ) {
         self.block = block
         self.generation = generation
         self.rightHandSide = rightHandSide

@@ -59,9 +59,11 @@ public struct FirstOrderTrainer: Sendable {
         var (f, gradientNorm) = try await timed("gradient", into: &phases) {
             try await objective.valueAndGradient(at: .weights, into: .gradient)
         }
-        runLog.emit(IterationRecord(iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                             cgIterations: 0, lambda: 0, step: options.learningRate, lineSearchSteps: 0,
-                             testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
+        runLog.emit(
+            IterationRecord(
+                iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
+                cgIterations: 0, lambda: 0, step: options.learningRate, lineSearchSteps: 0,
+                testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
         var step = 0
         var epoch = 0
         let rows = objective.rows
@@ -85,17 +87,21 @@ public struct FirstOrderTrainer: Sendable {
                 try await objective.valueAndGradient(at: .weights, into: .gradient)
             }
             let accuracy = try await timed("evaluate", into: &phases) { try await objective.testAccuracy(at: .weights) }
-            runLog.emit(IterationRecord(iteration: epoch, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                                 cgIterations: 0, lambda: 0, step: options.learningRate, lineSearchSteps: 0,
-                                 testAccuracy: accuracy, outcome: .epoch, phaseSeconds: phases))
+            runLog.emit(
+                IterationRecord(
+                    iteration: epoch, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
+                    cgIterations: 0, lambda: 0, step: options.learningRate, lineSearchSteps: 0,
+                    testAccuracy: accuracy, outcome: .epoch, phaseSeconds: phases))
         }
     }
 
     /// The server-side update for one minibatch whose gradient sum is in `.gradient`.
     private func update(batchRows: Int, step: Int) -> [VectorOp] {
-        let average = VectorOp.combine(target: .gradient, terms: [
-            VectorTerm(1 / Double(batchRows), .gradient), VectorTerm(objective.ridge, .weights),
-        ])
+        let average = VectorOp.combine(
+            target: .gradient,
+            terms: [
+                VectorTerm(1 / Double(batchRows), .gradient), VectorTerm(objective.ridge, .weights),
+            ])
         switch options.method {
         case .sgd:
             return [
@@ -104,10 +110,15 @@ public struct FirstOrderTrainer: Sendable {
                 .combine(target: .weights, terms: [VectorTerm(1, .weights), VectorTerm(-options.learningRate, .momentum)]),
             ]
         case .adam:
-            let adam = AdamUpdate(learningRate: options.learningRate, beta1: options.beta1, beta2: options.beta2,
-                                  epsilon: options.epsilon, step: step)
-            return [average, .adam(adam, weights: .weights, gradient: .gradient,
-                                   firstMoment: .adamFirstMoment, secondMoment: .adamSecondMoment)]
+            let adam = AdamUpdate(
+                learningRate: options.learningRate, beta1: options.beta1, beta2: options.beta2,
+                epsilon: options.epsilon, step: step)
+            return [
+                average,
+                .adam(
+                    adam, weights: .weights, gradient: .gradient,
+                    firstMoment: .adamFirstMoment, secondMoment: .adamSecondMoment),
+            ]
         }
     }
 }

@@ -54,7 +54,9 @@ public struct HessianFreeOptions: Sendable, Equatable {
         if cgMaxIterations < 1 { p.append("CG max iterations must be at least 1, got \(cgMaxIterations)") }
         p += step.problems
         if !(saddleGradientNorm >= 0) { p.append("saddle gradient norm must be non-negative, got \(saddleGradientNorm)") }
-        if !(negativeCurvatureTolerance >= 0) { p.append("negative-curvature tolerance must be non-negative, got \(negativeCurvatureTolerance)") }
+        if !(negativeCurvatureTolerance >= 0) {
+            p.append("negative-curvature tolerance must be non-negative, got \(negativeCurvatureTolerance)")
+        }
         if !(warmStart >= 0 && warmStart <= 1) { p.append("warm start must be in [0, 1], got \(warmStart)") }
         return p
     }
@@ -100,9 +102,11 @@ public struct HessianFree: Sendable {
         var (f, gradientNorm) = try await timed("gradient", into: &phases) {
             try await objective.valueAndGradient(at: .weights, into: .gradient, on: batch)
         }
-        runLog.emit(IterationRecord(iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                                    cgIterations: 0, lambda: options.step.initialLambda, step: 0, lineSearchSteps: 0,
-                                    testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
+        runLog.emit(
+            IterationRecord(
+                iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
+                cgIterations: 0, lambda: options.step.initialLambda, step: 0, lineSearchSteps: 0,
+                testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
         var lambda = options.step.initialLambda
         var failures = 0
         var iteration = 0
@@ -116,8 +120,10 @@ public struct HessianFree: Sendable {
             let curvatureBatch = objective.batch(curvatureRows)
             let kind: Curvature.Kind = options.solver == .gaussNewtonCG ? .gaussNewton(.rop) : .hessian
             let damping = lambda + objective.ridge
-            let A = DampedOperator(curvature: Curvature(cluster: cluster, kind: kind, shards: curvatureBatch.shards, outputs: [],
-                                                        scale: 1 / Double(curvatureRows.count)), damping: damping)
+            let A = DampedOperator(
+                curvature: Curvature(
+                    cluster: cluster, kind: kind, shards: curvatureBatch.shards, outputs: [],
+                    scale: 1 / Double(curvatureRows.count)), damping: damping)
 
             // Solve, backtrack over iterates, add negative curvature.
             var start: VectorName?
@@ -129,22 +135,28 @@ public struct HessianFree: Sendable {
             if options.diagonalPreconditioner && options.solver != .bicgstab {
                 try await timed("preconditioner", into: &phases) {
                     try await cluster.squaredGradientSum(at: .weights, into: .squaredGradient, shards: curvatureBatch.shards)
-                    try await cluster.run([.power(target: .inversePreconditioner, source: .squaredGradient,
-                                                  scale: 1 / Double(curvatureRows.count), shift: damping, exponent: -0.75)])
+                    try await cluster.run([
+                        .power(
+                            target: .inversePreconditioner, source: .squaredGradient,
+                            scale: 1 / Double(curvatureRows.count), shift: damping, exponent: -0.75)
+                    ])
                 }
                 inversePreconditioner = .inversePreconditioner
             }
             let report = try await timed("solve", into: &phases) {
                 switch options.solver {
                 case .bicgstab:
-                    return try await solver.bicgstab(A, gradient: .gradient, gradientNorm: gradientNorm, tolerance: options.cgTolerance,
-                                                     maxIterations: options.cgMaxIterations, start: start)
+                    return try await solver.bicgstab(
+                        A, gradient: .gradient, gradientNorm: gradientNorm, tolerance: options.cgTolerance,
+                        maxIterations: options.cgMaxIterations, start: start)
                 case .gaussNewtonCG, .hessianCG:
-                    return try await solver.conjugateGradient(A, gradient: .gradient, gradientNorm: gradientNorm, options: .init(
-                        tolerance: options.cgTolerance, maxIterations: options.cgMaxIterations, start: start,
-                        negativeCurvatureTolerance: options.solver == .hessianCG ? options.negativeCurvatureTolerance : nil,
-                        relativeProgress: options.relativeProgressStop, keepIterates: options.iterateBacktracking,
-                        inversePreconditioner: inversePreconditioner))
+                    return try await solver.conjugateGradient(
+                        A, gradient: .gradient, gradientNorm: gradientNorm,
+                        options: .init(
+                            tolerance: options.cgTolerance, maxIterations: options.cgMaxIterations, start: start,
+                            negativeCurvatureTolerance: options.solver == .hessianCG ? options.negativeCurvatureTolerance : nil,
+                            relativeProgress: options.relativeProgressStop, keepIterates: options.iterateBacktracking,
+                            inversePreconditioner: inversePreconditioner))
                 }
             }
             try await cluster.run([.combine(target: .previousDirection, terms: [VectorTerm(1, .direction)])])
@@ -195,10 +207,12 @@ public struct HessianFree: Sendable {
                 try await objective.valueAndGradient(at: .weights, into: .gradient, on: batch)
             }
             let accuracy = try await timed("evaluate", into: &phases) { try await objective.testAccuracy(at: .weights) }
-            runLog.emit(IterationRecord(iteration: iteration, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                                        cgIterations: report.iterations, lambda: usedLambda, step: search.step, lineSearchSteps: search.steps,
-                                        testAccuracy: accuracy, outcome: negativeCurvature != nil && outcome == .accepted ? .negativeCurvature : outcome,
-                                        phaseSeconds: phases))
+            runLog.emit(
+                IterationRecord(
+                    iteration: iteration, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
+                    cgIterations: report.iterations, lambda: usedLambda, step: search.step, lineSearchSteps: search.steps,
+                    testAccuracy: accuracy, outcome: negativeCurvature != nil && outcome == .accepted ? .negativeCurvature : outcome,
+                    phaseSeconds: phases))
             if failures >= options.step.maxLineSearchFailures { return runLog.summary(.stalled) }
         }
     }
@@ -237,9 +251,11 @@ public struct HessianFree: Sendable {
         let norm = try await cluster.run([.dot(.probe, .probe)])[0].squareRoot()
         // The probe's own solution is not a step; keep the Newton part aside.
         try await cluster.run([.combine(target: .probeKept, terms: [VectorTerm(1, .direction)])])
-        let report = try await solver.conjugateGradient(A, gradient: .probe, gradientNorm: norm, options: .init(
-            tolerance: options.cgTolerance, maxIterations: options.cgMaxIterations,
-            negativeCurvatureTolerance: options.negativeCurvatureTolerance))
+        let report = try await solver.conjugateGradient(
+            A, gradient: .probe, gradientNorm: norm,
+            options: .init(
+                tolerance: options.cgTolerance, maxIterations: options.cgMaxIterations,
+                negativeCurvatureTolerance: options.negativeCurvatureTolerance))
         try await cluster.run([.combine(target: .direction, terms: [VectorTerm(1, .probeKept)])])
         return report.negativeCurvature
     }
@@ -254,8 +270,12 @@ public struct HessianFree: Sendable {
         guard pp > 0 else { return }
         let tau = max(xx.squareRoot(), abs(kappa))
         let sign: Double = gp > 0 ? -1 : 1
-        try await cluster.run([.combine(target: .direction, terms: [
-            VectorTerm(1, .direction), VectorTerm(sign * tau / pp.squareRoot(), .negativeCurvature),
-        ])])
+        try await cluster.run([
+            .combine(
+                target: .direction,
+                terms: [
+                    VectorTerm(1, .direction), VectorTerm(sign * tau / pp.squareRoot(), .negativeCurvature),
+                ])
+        ])
     }
 }

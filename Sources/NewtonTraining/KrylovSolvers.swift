@@ -77,8 +77,10 @@ public struct KrylovSolver: Sendable {
         /// runs on `M⁻¹A` (preconditioned CG).
         public var inversePreconditioner: VectorName?
 
-        public init(tolerance: Double, maxIterations: Int, start: VectorName? = nil, negativeCurvatureTolerance: Double? = nil,
-                    relativeProgress: Bool = false, keepIterates: Bool = false, inversePreconditioner: VectorName? = nil) {
+        public init(
+            tolerance: Double, maxIterations: Int, start: VectorName? = nil, negativeCurvatureTolerance: Double? = nil,
+            relativeProgress: Bool = false, keepIterates: Bool = false, inversePreconditioner: VectorName? = nil
+        ) {
             self.inversePreconditioner = inversePreconditioner
             self.tolerance = tolerance
             self.maxIterations = maxIterations
@@ -90,8 +92,10 @@ public struct KrylovSolver: Sendable {
     }
 
     /// CG on `A x = −g` (`g` in `gradient`, its norm `gradientNorm`).
-    public func conjugateGradient(_ A: some LinearOperator, gradient g: VectorName, gradientNorm: Double,
-                                  options: CGOptions) async throws -> SolveReport {
+    public func conjugateGradient(
+        _ A: some LinearOperator, gradient g: VectorName, gradientNorm: Double,
+        options: CGOptions
+    ) async throws -> SolveReport {
         if let start = options.start {
             try await cluster.run([.combine(target: .direction, terms: [VectorTerm(1, start)])])
             try await A.apply(.direction, into: .product)
@@ -117,7 +121,10 @@ public struct KrylovSolver: Sendable {
         var outcome = SolveReport.Outcome.iterationLimit
         var negativeCurvature: Double?
         while true {
-            if rr.squareRoot() <= stop { outcome = .converged; break }
+            if rr.squareRoot() <= stop {
+                outcome = .converged
+                break
+            }
             if iterations >= options.maxIterations { break }
             try await A.apply(.conjugate, into: .product)
             let dots = try await cluster.run([.dot(.conjugate, .product), .dot(.conjugate, .conjugate)])
@@ -130,16 +137,18 @@ public struct KrylovSolver: Sendable {
                     break
                 }
             } else if !(pAp > 0) {
-                throw TrainingError(.nonFinite, "CG met pᵀAp = \(pAp) at iteration \(iterations + 1); the operator should be positive definite")
+                throw TrainingError(
+                    .nonFinite, "CG met pᵀAp = \(pAp) at iteration \(iterations + 1); the operator should be positive definite")
             }
             iterations += 1
             let alpha = rz / pAp
-            let step = try await cluster.run([
-                .combine(target: .direction, terms: [VectorTerm(1, .direction), VectorTerm(alpha, .conjugate)]),
-                .combine(target: .residual, terms: [VectorTerm(1, .residual), VectorTerm(-alpha, .product)]),
-            ] + precondition() + [
-                .dot(.residual, .residual), .dot(g, .direction), .dot(.residual, .direction), .dot(.residual, z),
-            ])
+            let step = try await cluster.run(
+                [
+                    .combine(target: .direction, terms: [VectorTerm(1, .direction), VectorTerm(alpha, .conjugate)]),
+                    .combine(target: .residual, terms: [VectorTerm(1, .residual), VectorTerm(-alpha, .product)]),
+                ] + precondition() + [
+                    .dot(.residual, .residual), .dot(g, .direction), .dot(.residual, .direction), .dot(.residual, z),
+                ])
             let beta = try checked(step[3] / rz, "CG β")
             (rr, rz) = (step[0], step[3])
             try await cluster.run([.combine(target: .conjugate, terms: [VectorTerm(1, z), VectorTerm(beta, .conjugate)])])
@@ -169,8 +178,10 @@ public struct KrylovSolver: Sendable {
 
     /// BiCG-STAB (van der Vorst) on `A x = −g` from `start` or 0: no
     /// symmetry or definiteness needed, two products per iteration.
-    public func bicgstab(_ A: some LinearOperator, gradient g: VectorName, gradientNorm: Double,
-                         tolerance: Double, maxIterations: Int, start: VectorName? = nil) async throws -> SolveReport {
+    public func bicgstab(
+        _ A: some LinearOperator, gradient g: VectorName, gradientNorm: Double,
+        tolerance: Double, maxIterations: Int, start: VectorName? = nil
+    ) async throws -> SolveReport {
         if let start {
             try await cluster.run([.combine(target: .direction, terms: [VectorTerm(1, start)])])
             try await A.apply(.direction, into: .product)
@@ -187,19 +198,29 @@ public struct KrylovSolver: Sendable {
         var (rho, alpha, omega) = (1.0, 1.0, 1.0)
         var iterations = 0
         while iterations < maxIterations {
-            if rr.squareRoot() <= stop { return SolveReport(iterations: iterations, outcome: .converged, negativeCurvature: nil, keptIterates: []) }
+            if rr.squareRoot() <= stop {
+                return SolveReport(iterations: iterations, outcome: .converged, negativeCurvature: nil, keptIterates: [])
+            }
             iterations += 1
             let rhoNew = try await cluster.run([.dot(.shadowResidual, .residual)])[0]
-            guard rhoNew != 0, omega != 0 else { return SolveReport(iterations: iterations, outcome: .breakdown, negativeCurvature: nil, keptIterates: []) }
+            guard rhoNew != 0, omega != 0 else {
+                return SolveReport(iterations: iterations, outcome: .breakdown, negativeCurvature: nil, keptIterates: [])
+            }
             let beta = (rhoNew / rho) * (alpha / omega)
             rho = rhoNew
             // p = r + β(p − ωv)
-            try await cluster.run([.combine(target: .conjugate, terms: [
-                VectorTerm(1, .residual), VectorTerm(beta, .conjugate), VectorTerm(-beta * omega, .bicgstabV),
-            ])])
+            try await cluster.run([
+                .combine(
+                    target: .conjugate,
+                    terms: [
+                        VectorTerm(1, .residual), VectorTerm(beta, .conjugate), VectorTerm(-beta * omega, .bicgstabV),
+                    ])
+            ])
             try await A.apply(.conjugate, into: .bicgstabV)
             let shadowV = try await cluster.run([.dot(.shadowResidual, .bicgstabV)])[0]
-            guard shadowV != 0 else { return SolveReport(iterations: iterations, outcome: .breakdown, negativeCurvature: nil, keptIterates: []) }
+            guard shadowV != 0 else {
+                return SolveReport(iterations: iterations, outcome: .breakdown, negativeCurvature: nil, keptIterates: [])
+            }
             alpha = rho / shadowV
             let ss = try await cluster.run([
                 .combine(target: .bicgstabS, terms: [VectorTerm(1, .residual), VectorTerm(-alpha, .bicgstabV)]),
@@ -215,10 +236,13 @@ public struct KrylovSolver: Sendable {
             }
             try await A.apply(.bicgstabS, into: .bicgstabT)
             let ts = try await cluster.run([.dot(.bicgstabT, .bicgstabS), .dot(.bicgstabT, .bicgstabT)])
-            guard ts[1] > 0 else { return SolveReport(iterations: iterations, outcome: .breakdown, negativeCurvature: nil, keptIterates: []) }
+            guard ts[1] > 0 else {
+                return SolveReport(iterations: iterations, outcome: .breakdown, negativeCurvature: nil, keptIterates: [])
+            }
             omega = ts[0] / ts[1]
             rr = try await cluster.run([
-                .combine(target: .direction, terms: [VectorTerm(1, .direction), VectorTerm(alpha, .conjugate), VectorTerm(omega, .bicgstabS)]),
+                .combine(
+                    target: .direction, terms: [VectorTerm(1, .direction), VectorTerm(alpha, .conjugate), VectorTerm(omega, .bicgstabS)]),
                 .combine(target: .residual, terms: [VectorTerm(1, .bicgstabS), VectorTerm(-omega, .bicgstabT)]),
                 .dot(.residual, .residual),
             ])[0]
@@ -235,4 +259,3 @@ private func pow13(_ j: Int) -> Double {
     for _ in 0..<j { x *= 1.3 }
     return x
 }
-

@@ -39,7 +39,9 @@ public struct NewtonOptions: Sendable, Equatable {
         if !(cgTolerance > 0 && cgTolerance < 1) { p.append("CG tolerance must be in (0, 1), got \(cgTolerance)") }
         if cgMaxIterations < 1 { p.append("CG max iterations must be at least 1, got \(cgMaxIterations)") }
         p += step.problems
-        if blockDiagonal && products != .jacobian { p.append("block-diagonal mode needs the jacobian products mode (blocks solve from their cached slices)") }
+        if blockDiagonal && products != .jacobian {
+            p.append("block-diagonal mode needs the jacobian products mode (blocks solve from their cached slices)")
+        }
         if !(stragglerCutoff > 0 && stragglerCutoff <= 1) { p.append("straggler cut-off must be in (0, 1], got \(stragglerCutoff)") }
         return p
     }
@@ -79,9 +81,11 @@ public struct NewtonCG: Sendable {
         var (f, gradientNorm) = try await timed("gradient", into: &phases) {
             try await objective.valueAndGradient(at: .weights, into: .gradient)
         }
-        runLog.emit(IterationRecord(iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                             cgIterations: 0, lambda: options.step.initialLambda, step: 0, lineSearchSteps: 0,
-                             testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
+        runLog.emit(
+            IterationRecord(
+                iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
+                cgIterations: 0, lambda: options.step.initialLambda, step: 0, lineSearchSteps: 0,
+                testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
 
         var lambda = options.step.initialLambda
         var failures = 0
@@ -94,17 +98,20 @@ public struct NewtonCG: Sendable {
             // 1. Subsample and curvature.
             let subsample = drawSubsample(iteration: iteration)
             let shards = cluster.shards(.train, rows: subsample)
-            let outputs: [Float] = options.products == .jacobian
+            let outputs: [Float] =
+                options.products == .jacobian
                 ? try await timed("jacobian", into: &phases) { try await cluster.cacheJacobian(at: .weights, shards: shards) }
                 : []
-            let curvature = Curvature(cluster: cluster, kind: .gaussNewton(options.products), shards: shards, outputs: outputs,
-                                      scale: 1 / Double(subsample.count))
+            let curvature = Curvature(
+                cluster: cluster, kind: .gaussNewton(options.products), shards: shards, outputs: outputs,
+                scale: 1 / Double(subsample.count))
 
             // 2. Direction.
             let damping = lambda + objective.ridge
             let solve = try await timed("solve", into: &phases) {
                 options.blockDiagonal
-                    ? try await blockDiagonalDirection(curvature: curvature, damping: damping, gradientNorm: gradientNorm, iteration: iteration)
+                    ? try await blockDiagonalDirection(
+                        curvature: curvature, damping: damping, gradientNorm: gradientNorm, iteration: iteration)
                     : try await conjugateGradientDirection(curvature: curvature, damping: damping, gradientNorm: gradientNorm)
             }
             // dᵀ(G + λI)d = −gᵀd − rᵀd, so dᵀGd = −gᵀd − rᵀd − λ‖d‖².
@@ -131,9 +138,11 @@ public struct NewtonCG: Sendable {
                 outcome = .lineSearchFailed
             }
             let accuracy = try await timed("evaluate", into: &phases) { try await objective.testAccuracy(at: .weights) }
-            runLog.emit(IterationRecord(iteration: iteration, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                                 cgIterations: solve, lambda: usedLambda, step: search.step, lineSearchSteps: search.steps,
-                                 testAccuracy: accuracy, outcome: outcome, phaseSeconds: phases))
+            runLog.emit(
+                IterationRecord(
+                    iteration: iteration, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
+                    cgIterations: solve, lambda: usedLambda, step: search.step, lineSearchSteps: search.steps,
+                    testAccuracy: accuracy, outcome: outcome, phaseSeconds: phases))
             if failures >= options.step.maxLineSearchFailures { return runLog.summary(.stalled) }
         }
     }
@@ -141,8 +150,9 @@ public struct NewtonCG: Sendable {
     /// S for an iteration: `⌈fraction · l⌉` distinct rows, sorted, drawn from
     /// the seed and the iteration number alone.
     func drawSubsample(iteration: Int) -> [Int] {
-        objective.sampleRows(Int((options.subsampleFraction * Double(objective.rows)).rounded(.up)),
-                             seed: options.seed, stream: 1000 + UInt64(iteration))
+        objective.sampleRows(
+            Int((options.subsampleFraction * Double(objective.rows)).rounded(.up)),
+            seed: options.seed, stream: 1000 + UInt64(iteration))
     }
 
     /// CG on `(G + λI) d = −g` from d = 0; leaves d in `.direction` and the
@@ -150,7 +160,8 @@ public struct NewtonCG: Sendable {
     private func conjugateGradientDirection(curvature: Curvature, damping: Double, gradientNorm: Double) async throws -> Int {
         try await KrylovSolver(cluster: cluster).conjugateGradient(
             DampedOperator(curvature: curvature, damping: damping), gradient: .gradient, gradientNorm: gradientNorm,
-            options: .init(tolerance: options.cgTolerance, maxIterations: options.cgMaxIterations)).iterations
+            options: .init(tolerance: options.cgTolerance, maxIterations: options.cgMaxIterations)
+        ).iterations
     }
 
     /// Each diagonal block solves `(G_bb + λI) d_b = −g_b` on its owner;
@@ -169,7 +180,10 @@ public struct NewtonCG: Sendable {
 /// `(1/|S|) Σ JᵀBJ v` in either products mode, or the true Hessian
 /// `(1/|S|) Σ ∇²ξ v` by R-operator passes on the workers.
 struct Curvature: Sendable {
-    enum Kind: Sendable { case gaussNewton(ProductsMode), hessian }
+    enum Kind: Sendable {
+        case gaussNewton(ProductsMode)
+        case hessian
+    }
     let cluster: ClusterCoordinator
     let kind: Kind
     let shards: [RowShard]

@@ -49,7 +49,9 @@ public struct Objective: Sendable {
 
     /// f and ∇f at `point` on a batch; the gradient is left in `into`.
     /// Returns f and ‖∇f‖.
-    public func valueAndGradient(at point: VectorName, into gradient: VectorName, on batch: Batch? = nil) async throws -> (value: Double, gradientNorm: Double) {
+    public func valueAndGradient(at point: VectorName, into gradient: VectorName, on batch: Batch? = nil) async throws -> (
+        value: Double, gradientNorm: Double
+    ) {
         let batch = batch ?? fullBatch
         let loss = try await cluster.gradient(at: point, into: gradient, shards: batch.shards)
         let dots = try await cluster.run([

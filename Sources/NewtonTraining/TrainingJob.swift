@@ -22,8 +22,10 @@ public struct TrainingJob: Sendable {
     /// Seeds the initial weights, the subsamples and the minibatch order.
     public var seed: UInt64
 
-    public init(network: NetworkSpec, optimizer: OptimizerKind, newton: NewtonOptions = .init(),
-                hessianFree: HessianFreeOptions = .init(), firstOrder: FirstOrderOptions = .init(), budget: TrainingBudget, seed: UInt64) {
+    public init(
+        network: NetworkSpec, optimizer: OptimizerKind, newton: NewtonOptions = .init(),
+        hessianFree: HessianFreeOptions = .init(), firstOrder: FirstOrderOptions = .init(), budget: TrainingBudget, seed: UInt64
+    ) {
         self.network = network
         self.optimizer = optimizer
         self.newton = newton
@@ -48,11 +50,14 @@ public struct TrainingJob: Sendable {
 
     /// Initialises the weights (He-normal from the seed), hands them to the
     /// cluster and trains.
-    public func run(on cluster: ClusterCoordinator, jobID: String, data: DataDescriptor,
-                    observe: @escaping IterationObserver = { _ in }) async throws -> TrainingSummary {
+    public func run(
+        on cluster: ClusterCoordinator, jobID: String, data: DataDescriptor,
+        observe: @escaping IterationObserver = { _ in }
+    ) async throws -> TrainingSummary {
         if let problem = problems.first { throw TrainingError(.invalidOptions, problem) }
         guard cluster.grid.spec == network else {
-            throw TrainingError(.invalidOptions, "the cluster's grid is for network \(cluster.grid.spec.layerSizes), the job's is \(network.layerSizes)")
+            throw TrainingError(
+                .invalidOptions, "the cluster's grid is for network \(cluster.grid.spec.layerSizes), the job's is \(network.layerSizes)")
         }
         try await cluster.start(jobID: jobID, data: data, weights: DenseParameters(heNormal: network, seed: seed))
         switch optimizer {

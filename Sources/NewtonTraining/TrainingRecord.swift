@@ -27,9 +27,11 @@ public struct IterationRecord: Sendable, Codable, Equatable {
     /// Seconds spent in each phase of this iteration.
     public var phaseSeconds: [String: Double]
 
-    public init(iteration: Int, elapsedSeconds: Double, objective: Double, gradientNorm: Double, cgIterations: Int,
-                lambda: Double, step: Double, lineSearchSteps: Int, testAccuracy: Double?, outcome: Outcome,
-                phaseSeconds: [String: Double]) {
+    public init(
+        iteration: Int, elapsedSeconds: Double, objective: Double, gradientNorm: Double, cgIterations: Int,
+        lambda: Double, step: Double, lineSearchSteps: Int, testAccuracy: Double?, outcome: Outcome,
+        phaseSeconds: [String: Double]
+    ) {
         self.iteration = iteration
         self.elapsedSeconds = elapsedSeconds
         self.objective = objective

@@ -44,8 +44,11 @@ struct BenchCommand: AsyncParsableCommand {
         let (trainingData, descriptor, source) = try loadData(spec: spec)
         if scaling {
             BLAS.threads = 1
-            print(try await ScalingBench(spec: spec, data: trainingData, descriptor: descriptor, rows: curvatureBatch,
-                                         repeats: repeats, wire: try await measureWire()).json(source: source))
+            print(
+                try await ScalingBench(
+                    spec: spec, data: trainingData, descriptor: descriptor, rows: curvatureBatch,
+                    repeats: repeats, wire: try await measureWire()
+                ).json(source: source))
             return
         }
         let parameters = DenseParameters(heNormal: spec, seed: 1)
@@ -73,8 +76,9 @@ struct BenchCommand: AsyncParsableCommand {
 
         if !kernelsOnly {
             // A full function + gradient and one Newton iteration on the embedded cluster.
-            let cluster = try await EmbeddedCluster(grid: PartitionGrid(unpartitioned: spec), data: trainingData, descriptor: descriptor, servers: 1,
-                                                    workers: workers, shardRows: 1000)
+            let cluster = try await EmbeddedCluster(
+                grid: PartitionGrid(unpartitioned: spec), data: trainingData, descriptor: descriptor, servers: 1,
+                workers: workers, shardRows: 1000)
             try await cluster.coordinator.start(jobID: "bench", data: descriptor, weights: parameters)
             let objective = try Objective(cluster: cluster.coordinator, regularization: 0.01)
             var gradientSeconds = Double.infinity
@@ -109,7 +113,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     /// Times both Gauss-Newton products and sgemm on their GEMM shapes with
     /// the current number of BLAS threads.
-    private func measureProducts(spec: NetworkSpec, kernels: RowKernels, sample: Dataset, direction: DenseParameters) throws -> [String: Double] {
+    private func measureProducts(spec: NetworkSpec, kernels: RowKernels, sample: Dataset, direction: DenseParameters) throws -> [String:
+        Double]
+    {
         let s = sample.rows
         var result = [String: Double]()
         // The R-operator product and sgemm on exactly its GEMM shapes.
@@ -134,17 +140,21 @@ struct BenchCommand: AsyncParsableCommand {
         let slices = kernels.jacobianSlices(pass)
         let outputs = pass.outputs
         let caches = try grid.blocks.map { b in
-            var cache = BlockJacobian(rows: s, classes: spec.classes, inputWidth: grid.inputRange(b).count,
-                                      outputWidth: grid.outputRange(b).count, hasBias: true)
+            var cache = BlockJacobian(
+                rows: s, classes: spec.classes, inputWidth: grid.inputRange(b).count,
+                outputWidth: grid.outputRange(b).count, hasBias: true)
             try cache.store(rowOffset: 0, inputs: pass.activations[b.layer - 1], slices: slices[b.layer - 1])
             return cache
         }
         let cacheSeconds = seconds(since: cacheClock)
         let blockDirections = grid.split(direction)
         let jacobianShapes = grid.blocks.flatMap { b -> [GemmShape] in
-            let i = grid.inputRange(b).count, j = grid.outputRange(b).count
-            return [GemmShape(m: s, n: j, k: i, transposeA: false, transposeB: false),
-                    GemmShape(m: i, n: j, k: s, transposeA: true, transposeB: false)]
+            let i = grid.inputRange(b).count
+            let j = grid.outputRange(b).count
+            return [
+                GemmShape(m: s, n: j, k: i, transposeA: false, transposeB: false),
+                GemmShape(m: i, n: j, k: s, transposeA: true, transposeB: false),
+            ]
         }
         let batchedFlops = grid.blocks.reduce(0.0) { $0 + 4 * Double(s * spec.classes * grid.outputRange($1).count) }
         let jacobianFlops = jacobianShapes.reduce(0) { $0 + $1.flops } + batchedFlops
@@ -155,9 +165,13 @@ struct BenchCommand: AsyncParsableCommand {
                 for (k, x) in cache.jacobianProduct(v).enumerated() { jv[k] += x }
             }
             var u = [Float](repeating: 0, count: jv.count)
-            outputs.withUnsafeBufferPointer { z in jv.withUnsafeBufferPointer { j in u.withUnsafeMutableBufferPointer { o in
-                spec.loss.curvatureProduct(outputs: z, j, classes: spec.classes, into: o)
-            } } }
+            outputs.withUnsafeBufferPointer { z in
+                jv.withUnsafeBufferPointer { j in
+                    u.withUnsafeMutableBufferPointer { o in
+                        spec.loss.curvatureProduct(outputs: z, j, classes: spec.classes, into: o)
+                    }
+                }
+            }
             for cache in caches { _ = cache.jacobianTransposeProduct(u) }
         }
         let jacobianGemmSeconds = best(repeats) { jacobianGemm.run() }
@@ -173,7 +187,8 @@ struct BenchCommand: AsyncParsableCommand {
     /// The gRPC transport on loopback: 1 MiB tensor reads and writes against
     /// a parameter server in this process, and the latency of an empty call.
     func measureWire() async throws -> [String: Double] {
-        let service = GRPCServerService(listen: Endpoint(host: "127.0.0.1", port: 0), services: [ParameterServerService(core: ServerCore())])
+        let service = GRPCServerService(
+            listen: Endpoint(host: "127.0.0.1", port: 0), services: [ParameterServerService(core: ServerCore())])
         let serving = Task { try await service.run() }
         defer { serving.cancel() }
         let connection = try GRPCConnection(to: Endpoint(host: "127.0.0.1", port: try await service.boundPort))
@@ -185,7 +200,8 @@ struct BenchCommand: AsyncParsableCommand {
         let block = [Float](repeating: 0.5, count: grid.parameterCount(grid.blocks[0]))
         try await server.assign(BlockAssignment(jobID: "wire", grid: grid, blocks: [0], weights: [block]))
         let mebibytes = Double(block.count * 4) / 1_048_576
-        var read = Double.infinity, write = Double.infinity
+        var read = Double.infinity
+        var write = Double.infinity
         var tiny = [Double]()
         for _ in 0..<max(repeats, 3) * 4 {
             var clock = ContinuousClock.now
@@ -210,12 +226,14 @@ struct BenchCommand: AsyncParsableCommand {
 
     private func loadData(spec: NetworkSpec) throws -> (TrainingData, DataDescriptor, String) {
         if spec.inputs == 784 && spec.classes == 10 && FileManager.default.fileExists(atPath: data) {
-            let descriptor = DataDescriptor(source: .files(format: .idx, train: data, test: nil, csvLabelColumn: 0, csvHeader: nil), scaling: .unitRange)
+            let descriptor = DataDescriptor(
+                source: .files(format: .idx, train: data, test: nil, csvLabelColumn: 0, csvHeader: nil), scaling: .unitRange)
             var loaded = try descriptor.load()
             if loaded.train.rows > rows { loaded.train = loaded.train.subset(0..<rows) }
             return (loaded, descriptor, "fashion-mnist")
         }
-        let descriptor = DataDescriptor(source: .synthetic(trainRows: rows, testRows: 0, features: spec.inputs, classes: spec.classes, seed: 1), scaling: .none)
+        let descriptor = DataDescriptor(
+            source: .synthetic(trainRows: rows, testRows: 0, features: spec.inputs, classes: spec.classes, seed: 1), scaling: .none)
         return (try descriptor.load(), descriptor, "synthetic")
     }
 
@@ -224,7 +242,8 @@ struct BenchCommand: AsyncParsableCommand {
     static func ropProductShapes(_ spec: NetworkSpec, rows: Int) -> [GemmShape] {
         var shapes = [GemmShape]()
         for m in 1...spec.depth {
-            let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
+            let nIn = spec.layerSizes[m - 1]
+            let nOut = spec.layerSizes[m]
             shapes.append(GemmShape(m: rows, n: nOut, k: nIn, transposeA: false, transposeB: false))  // forward
             shapes.append(GemmShape(m: rows, n: nOut, k: nIn, transposeA: false, transposeB: false))  // Z V
             if m > 1 {
@@ -268,11 +287,16 @@ final class GemmSet {
 
     func run() {
         for (i, s) in shapes.enumerated() {
-            a[i].withUnsafeBufferPointer { ap in b[i].withUnsafeBufferPointer { bp in c[i].withUnsafeMutableBufferPointer { cp in
-                BLAS.gemm(transposeA: s.transposeA, transposeB: s.transposeB, m: s.m, n: s.n, k: s.k,
-                          ap.baseAddress!, lda: s.transposeA ? s.m : s.k, bp.baseAddress!, ldb: s.transposeB ? s.k : s.n,
-                          cp.baseAddress!, ldc: s.n)
-            } } }
+            a[i].withUnsafeBufferPointer { ap in
+                b[i].withUnsafeBufferPointer { bp in
+                    c[i].withUnsafeMutableBufferPointer { cp in
+                        BLAS.gemm(
+                            transposeA: s.transposeA, transposeB: s.transposeB, m: s.m, n: s.n, k: s.k,
+                            ap.baseAddress!, lda: s.transposeA ? s.m : s.k, bp.baseAddress!, ldb: s.transposeB ? s.k : s.n,
+                            cp.baseAddress!, ldc: s.n)
+                    }
+                }
+            }
         }
     }
 }

@@ -45,8 +45,10 @@ struct DriverCommand: AsyncParsableCommand {
 
     func run() async throws {
         BLAS.threads = 1
-        try await DriverProcess.run(RoleAddresses(listen: try parseEndpoint(listen, option: "listen"), advertise: nil,
-                                                  http: try parseEndpoint(http, option: "http"), driver: nil), storePath: store)
+        try await DriverProcess.run(
+            RoleAddresses(
+                listen: try parseEndpoint(listen, option: "listen"), advertise: nil,
+                http: try parseEndpoint(http, option: "http"), driver: nil), storePath: store)
     }
 }
 
@@ -54,7 +56,10 @@ struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "server", abstract: "Run a parameter server.")
     @Option(help: "gRPC listen address (env NEWTONPS_LISTEN).")
     var listen = environment("NEWTONPS_LISTEN", "0.0.0.0:7071")
-    @Option(help: "Address others use to reach this server (env NEWTONPS_ADVERTISE; default: the listen address, or this host's name when listening on 0.0.0.0).")
+    @Option(
+        help:
+            "Address others use to reach this server (env NEWTONPS_ADVERTISE; default: the listen address, or this host's name when listening on 0.0.0.0)."
+    )
     var advertise = environment("NEWTONPS_ADVERTISE", "")
     @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP).")
     var http = environment("NEWTONPS_HTTP", "0.0.0.0:9091")
@@ -69,9 +74,11 @@ struct ServerCommand: AsyncParsableCommand {
         if advertised == nil && listen.host == "0.0.0.0" && listen.port != 0 {
             advertised = Endpoint(host: ProcessInfo.processInfo.hostName, port: listen.port)
         }
-        try await ServerProcess.run(RoleAddresses(listen: listen, advertise: advertised, http: try parseEndpoint(http, option: "http"),
-                                                  driver: try driver.endpoint),
-                                    options: .init(solveIterationDelay: .milliseconds(solveDelayMs)))
+        try await ServerProcess.run(
+            RoleAddresses(
+                listen: listen, advertise: advertised, http: try parseEndpoint(http, option: "http"),
+                driver: try driver.endpoint),
+            options: .init(solveIterationDelay: .milliseconds(solveDelayMs)))
     }
 }
 
@@ -85,8 +92,10 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         BLAS.threads = blasThreads
-        try await WorkerProcess.run(RoleAddresses(listen: nil, advertise: nil, http: try parseEndpoint(http, option: "http"),
-                                                  driver: try driver.endpoint))
+        try await WorkerProcess.run(
+            RoleAddresses(
+                listen: nil, advertise: nil, http: try parseEndpoint(http, option: "http"),
+                driver: try driver.endpoint))
     }
 }
 
@@ -119,9 +128,10 @@ struct JobsCommand: AsyncParsableCommand {
         func column(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
         print(column("ID", 10), column("STATE", 10), column("ITER", 5), column("OBJECTIVE", 13), column("TEST ACC", 9), "NAME")
         for job in jobs {
-            print(column(job.id, 10), column(job.state, 10), column(String(job.iterations), 5),
-                  column(job.objective.map { String(format: "%.6e", $0) } ?? "-", 13),
-                  column(job.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "-", 9), job.name)
+            print(
+                column(job.id, 10), column(job.state, 10), column(String(job.iterations), 5),
+                column(job.objective.map { String(format: "%.6e", $0) } ?? "-", 13),
+                column(job.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "-", 9), job.name)
         }
     }
 }
@@ -133,7 +143,9 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (job, spec, records) = try await driver.withClient { try await $0.job(id) }
-        print("job \(job.id) \(job.name.isEmpty ? "" : "(\(job.name)) ")is \(job.state); \(job.iterations) iterations; created \(job.createdAt), updated \(job.updatedAt)")
+        print(
+            "job \(job.id) \(job.name.isEmpty ? "" : "(\(job.name)) ")is \(job.state); \(job.iterations) iterations; created \(job.createdAt), updated \(job.updatedAt)"
+        )
         if !job.stopReason.isEmpty { print("stop: \(job.stopReason)") }
         if !job.error.isEmpty { print("error: \(job.error)") }
         if let last = records.last { print(ProgressReporter.format(last)) }
@@ -194,7 +206,9 @@ func followJob(_ id: String, client: DriverClient, logJson: String?) async throw
     reporter.finish()
     guard let job = end.value else { throw ValidationErrorText("the driver closed the watch of \(id) before the job ended") }
     let accuracy = job.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "n/a"
-    print("\(job.id) \(job.state) after \(job.iterations) iterations (stop: \(job.stopReason.isEmpty ? "-" : job.stopReason)), test accuracy \(accuracy)")
+    print(
+        "\(job.id) \(job.state) after \(job.iterations) iterations (stop: \(job.stopReason.isEmpty ? "-" : job.stopReason)), test accuracy \(accuracy)"
+    )
     if job.state != "succeeded" { throw ValidationErrorText("job \(job.id) \(job.state)\(job.error.isEmpty ? "" : ": \(job.error)")") }
 }
 
@@ -220,8 +234,9 @@ struct LocalClusterCommand: AsyncParsableCommand {
 
     func run() async throws {
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        let cluster = try await LocalCluster.start(binary: binary, host: host, driverPort: driverPort, store: store,
-                                                   servers: servers, workers: workers)
+        let cluster = try await LocalCluster.start(
+            binary: binary, host: host, driverPort: driverPort, store: store,
+            servers: servers, workers: workers)
         for member in cluster.members {
             print("\(member.role) pid \(member.process.pid): \(member.grpc.map { "grpc \($0), " } ?? "")http \(member.http)")
         }

@@ -21,14 +21,16 @@ struct EvaluateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let saved = try SavedModel.load(from: model)
-        let source = try DataSource.resolve(path: data, format: format, split: .test,
-                                            csv: CSVOptions(labelColumn: labelColumn, hasHeader: csvHeader))
+        let source = try DataSource.resolve(
+            path: data, format: format, split: .test,
+            csv: CSVOptions(labelColumn: labelColumn, hasHeader: csvHeader))
         // Read with the model's classes so labels map to the same outputs.
         let reference = try Dataset(features: [], labels: [], columns: saved.spec.inputs, classNames: saved.classNames)
         var set = try DataLoader.loadTest(source, matching: reference)
         try saved.scaler.apply(to: &set)
         let kernels = RowKernels(parameters: saved.parameters)
-        var loss = 0.0, correct = 0
+        var loss = 0.0
+        var correct = 0
         let chunk = 4096
         for start in stride(from: 0, to: set.rows, by: chunk) {
             let part = set.subset(start..<min(start + chunk, set.rows))

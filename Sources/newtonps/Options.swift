@@ -46,7 +46,9 @@ struct DataOptions: ParsableArguments {
 struct ModelOptions: ParsableArguments {
     @Option(help: "Neurons per layer, input first (default: <features>,300,300,<classes>).", transform: parseIntegerList)
     var layers: [Int]?
-    @Option(help: "Hidden activation(s): sigmoid, tanh or relu; one for all layers or one per hidden layer, comma separated.", transform: parseActivations)
+    @Option(
+        help: "Hidden activation(s): sigmoid, tanh or relu; one for all layers or one per hidden layer, comma separated.",
+        transform: parseActivations)
     var activation: [Activation] = [.relu]
     @Option(help: "Loss: squared or cross-entropy.")
     var loss: Loss = .crossEntropy
@@ -126,8 +128,11 @@ struct OptimizerOptions: ParsableArguments {
     var summary: String {
         switch optimizer {
         case .newton: return "newton (\(products.rawValue) products\(blockDiagonal ? ", block-diagonal" : ""))"
-        case .hessianFree: return "hf (\(solver.rawValue), gradient batch \(gradientBatch?.rows.map(String.init) ?? "full"), curvature batch \(curvatureBatch))"
-        case .sgd, .adam: return "\(optimizer.rawValue) (batch \(gradientBatch.map { $0.rows.map(String.init) ?? "full" } ?? String(batchSize)))"
+        case .hessianFree:
+            return
+                "hf (\(solver.rawValue), gradient batch \(gradientBatch?.rows.map(String.init) ?? "full"), curvature batch \(curvatureBatch))"
+        case .sgd, .adam:
+            return "\(optimizer.rawValue) (batch \(gradientBatch.map { $0.rows.map(String.init) ?? "full" } ?? String(batchSize)))"
         }
     }
 
@@ -169,7 +174,8 @@ struct OptimizerOptions: ParsableArguments {
         first.beta1 = adamBeta1
         first.beta2 = adamBeta2
         first.epsilon = adamEpsilon
-        return TrainingJob(network: network, optimizer: optimizer, newton: newton, hessianFree: hf, firstOrder: first, budget: budget, seed: seed)
+        return TrainingJob(
+            network: network, optimizer: optimizer, newton: newton, hessianFree: hf, firstOrder: first, budget: budget, seed: seed)
     }
 }
 
@@ -183,7 +189,10 @@ struct ClusterOptions: ParsableArguments {
     var workers = ProcessInfoCores.count
     @Option(help: "Rows per shard (fixed; results do not depend on the number of workers).")
     var shardRows = 1000
-    @Option(help: "OpenBLAS threads per BLAS call. OpenBLAS's rounding depends on its thread count, so runs are bit-identical across worker counts at a fixed value.")
+    @Option(
+        help:
+            "OpenBLAS threads per BLAS call. OpenBLAS's rounding depends on its thread count, so runs are bit-identical across worker counts at a fixed value."
+    )
     var blasThreads = 1
 
     func grid(for network: NetworkSpec) throws -> PartitionGrid {

@@ -54,8 +54,9 @@ final class ProgressReporter: Sendable {
 
     static func format(_ r: IterationRecord) -> String {
         let accuracy = r.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "-"
-        return String(format: "iter %3d  %7.1fs  f %.6e  |g| %.3e  cg %3d  λ %.3g  α %.4g  test %@", r.iteration, r.elapsedSeconds,
-                      r.objective, r.gradientNorm, r.cgIterations, r.lambda, r.step, accuracy)
+        return String(
+            format: "iter %3d  %7.1fs  f %.6e  |g| %.3e  cg %3d  λ %.3g  α %.4g  test %@", r.iteration, r.elapsedSeconds,
+            r.objective, r.gradientNorm, r.cgIterations, r.lambda, r.step, accuracy)
             + (r.outcome == .lineSearchFailed ? "  (line search failed)" : "")
     }
 

@@ -35,8 +35,10 @@ struct ScalingBench {
         var measured = [[String: Double]]()
         var singleCoreCompute = 0.0
         for workers in [1, 2, 4, 8] {
-            let cluster = try await EmbeddedCluster(grid: PartitionGrid(unpartitioned: spec), data: data, descriptor: descriptor,
-                                                    servers: Self.servers, workers: workers, shardRows: Self.shardRows).coordinator
+            let cluster = try await EmbeddedCluster(
+                grid: PartitionGrid(unpartitioned: spec), data: data, descriptor: descriptor,
+                servers: Self.servers, workers: workers, shardRows: Self.shardRows
+            ).coordinator
             try await cluster.start(jobID: "scaling", data: descriptor, weights: DenseParameters(heNormal: spec, seed: 1))
             try await cluster.run([.combine(target: .direction, terms: [VectorTerm(1, .weights)])])
             let shards = cluster.shards(.train, rows: batch)
@@ -46,7 +48,8 @@ struct ScalingBench {
             if workers == 1 { singleCoreCompute = try computeSeconds(shards.count) }
             let cores = Double(min(workers, ProcessInfoCores.count))
             let compute = singleCoreCompute / cores
-            let bytesPerWorker = Double(8 * parameterCount) + Double(4 * parameterCount) * (Double(shards.count) / Double(workers)).rounded(.up)
+            let bytesPerWorker =
+                Double(8 * parameterCount) + Double(4 * parameterCount) * (Double(shards.count) / Double(workers)).rounded(.up)
             measured.append([
                 "workers": Double(workers), "seconds": wall, "compute_s": compute,
                 "waiting_s": max(0, wall - compute),
@@ -58,8 +61,12 @@ struct ScalingBench {
         let shardCount = Double((batch.count + Self.shardRows - 1) / Self.shardRows)
         let projection = [1, 2, 4, 8, 16].map { n -> [String: Double] in
             let t = project(nodes: n, compute: singleCoreCompute, shards: shardCount, parameters: Double(parameterCount))
-            return ["nodes": Double(n), "seconds": t, "speedup": project(nodes: 1, compute: singleCoreCompute, shards: shardCount,
-                                                                        parameters: Double(parameterCount)) / t]
+            return [
+                "nodes": Double(n), "seconds": t,
+                "speedup": project(
+                    nodes: 1, compute: singleCoreCompute, shards: shardCount,
+                    parameters: Double(parameterCount)) / t,
+            ]
         }
         let report: [String: Any] = [
             "data": source, "curvature_rows": batch.count, "shards": shardCount, "parameters": parameterCount,
@@ -90,7 +97,8 @@ struct ScalingBench {
         }
         return best(repeats) {
             for part in parts {
-                _ = kernels.hessianProduct(kernels.forward(inputs: part.features, rows: part.rows), labels: part.labels, direction: direction)
+                _ = kernels.hessianProduct(
+                    kernels.forward(inputs: part.features, rows: part.rows), labels: part.labels, direction: direction)
             }
         }
     }

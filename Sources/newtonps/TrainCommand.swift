@@ -9,7 +9,9 @@ struct TrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train a network on an embedded (in-process) cluster.",
-        discussion: "Defaults: Fashion-MNIST from /usr/share/datasets/fashion-mnist, 784-300-300-10 ReLU, softmax cross-entropy, subsampled Gauss-Newton Newton-CG.")
+        discussion:
+            "Defaults: Fashion-MNIST from /usr/share/datasets/fashion-mnist, 784-300-300-10 ReLU, softmax cross-entropy, subsampled Gauss-Newton Newton-CG."
+    )
 
     @OptionGroup var data: DataOptions
     @OptionGroup var model: ModelOptions
@@ -35,17 +37,24 @@ struct TrainCommand: AsyncParsableCommand {
         let descriptor = data.descriptor
         let loadClock = ContinuousClock.now
         let loaded = try descriptor.load()
-        print("data: \(loaded.train.rows) training rows × \(loaded.train.columns) features, \(loaded.test.map { "\($0.rows) test rows" } ?? "no test set"), \(loaded.train.classCount) classes (\(formatSeconds(ContinuousClock.now - loadClock)))")
+        print(
+            "data: \(loaded.train.rows) training rows × \(loaded.train.columns) features, \(loaded.test.map { "\($0.rows) test rows" } ?? "no test set"), \(loaded.train.classCount) classes (\(formatSeconds(ContinuousClock.now - loadClock)))"
+        )
 
         let network = try model.network(for: loaded.train)
         let grid = try cluster.grid(for: network)
-        let job = optimizer.job(network: network, budget: TrainingBudget(maxIterations: maxIterations, timeLimit: timeLimit, gradientTolerance: gradientTolerance), seed: seed)
+        let job = optimizer.job(
+            network: network,
+            budget: TrainingBudget(maxIterations: maxIterations, timeLimit: timeLimit, gradientTolerance: gradientTolerance), seed: seed)
         let problems = job.problems
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "\n")) }
-        print("network: \(network.layerSizes.map(String.init).joined(separator: "-")) \(network.hiddenActivations.map(\.rawValue).joined(separator: ",")) \(network.loss.rawValue); grid \(grid.partitionCounts) (\(grid.blocks.count) blocks); \(cluster.servers) server(s), \(cluster.workers) worker(s), \(BLAS.threads) BLAS thread(s) each; optimizer \(optimizer.summary)")
+        print(
+            "network: \(network.layerSizes.map(String.init).joined(separator: "-")) \(network.hiddenActivations.map(\.rawValue).joined(separator: ",")) \(network.loss.rawValue); grid \(grid.partitionCounts) (\(grid.blocks.count) blocks); \(cluster.servers) server(s), \(cluster.workers) worker(s), \(BLAS.threads) BLAS thread(s) each; optimizer \(optimizer.summary)"
+        )
 
-        let embedded = try await EmbeddedCluster(grid: grid, data: loaded, descriptor: descriptor, servers: cluster.servers,
-                                                 workers: cluster.workers, shardRows: cluster.shardRows)
+        let embedded = try await EmbeddedCluster(
+            grid: grid, data: loaded, descriptor: descriptor, servers: cluster.servers,
+            workers: cluster.workers, shardRows: cluster.shardRows)
         let reporter = try ProgressReporter(jsonLog: logJson, quiet: quiet)
         let summary: TrainingSummary
         do {
@@ -57,10 +66,13 @@ struct TrainCommand: AsyncParsableCommand {
         reporter.finish()
 
         let iterations = summary.records.last?.iteration ?? 0
-        let perIteration = iterations > 0 ? (summary.records.last!.elapsedSeconds - summary.records[0].elapsedSeconds) / Double(iterations) : 0
+        let perIteration =
+            iterations > 0 ? (summary.records.last!.elapsedSeconds - summary.records[0].elapsedSeconds) / Double(iterations) : 0
         let accuracy = summary.records.last?.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "n/a"
-        print(String(format: "done: %d iterations in %.1f s (%.2f s per iteration), stop: %@, objective %.6e, test accuracy %@",
-                     iterations, summary.seconds, perIteration, summary.stopReason.rawValue, summary.records.last?.objective ?? .nan, accuracy))
+        print(
+            String(
+                format: "done: %d iterations in %.1f s (%.2f s per iteration), stop: %@, objective %.6e, test accuracy %@",
+                iterations, summary.seconds, perIteration, summary.stopReason.rawValue, summary.records.last?.objective ?? .nan, accuracy))
         if let save {
             let weights = try await embedded.coordinator.read(.weights)
             try SavedModel(parameters: weights, classNames: loaded.train.classNames, scaler: loaded.scaler).save(to: save)

@@ -18,13 +18,18 @@ final class CommandLineTests: XCTestCase {
 
     func testTrainsLIBSVMAndCSVEndToEndAndEvaluatesTheSavedModel() throws {
         for format in ["libsvm", "csv"] {
-            try newtonps(["synth", "--rows", "1500", "--test-rows", "500", "--features", "10", "--classes", "3", "--seed", "4",
-                          "--to", format, "--output", path("train.\(format)"), "--test-output", path("test.\(format)")])
-            let log = path("\(format).jsonl"), model = path("\(format).safetensors")
-            let output = try newtonps(["train", "--format", format, "--train", path("train.\(format)"), "--test", path("test.\(format)"),
-                                       "--layers", "10,32,3", "--C", "1", "--subsample", "0.2", "--partitions", "2,2,1",
-                                       "--servers", "2", "--workers", "2", "--max-iterations", "20",
-                                       "--log-json", log, "--save", model])
+            try newtonps([
+                "synth", "--rows", "1500", "--test-rows", "500", "--features", "10", "--classes", "3", "--seed", "4",
+                "--to", format, "--output", path("train.\(format)"), "--test-output", path("test.\(format)"),
+            ])
+            let log = path("\(format).jsonl")
+            let model = path("\(format).safetensors")
+            let output = try newtonps([
+                "train", "--format", format, "--train", path("train.\(format)"), "--test", path("test.\(format)"),
+                "--layers", "10,32,3", "--C", "1", "--subsample", "0.2", "--partitions", "2,2,1",
+                "--servers", "2", "--workers", "2", "--max-iterations", "20",
+                "--log-json", log, "--save", model,
+            ])
             XCTAssertTrue(output.contains("done: 20 iterations"), output)
             let records = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map {
                 try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
@@ -51,11 +56,14 @@ final class CommandLineTests: XCTestCase {
 
     func testImpossibleOptionsAreRejectedBeforeTraining() throws {
         try newtonps(["synth", "--rows", "100", "--features", "4", "--classes", "2", "--to", "csv", "--output", path("d.csv")])
-        let grid = try newtonps(["train", "--format", "csv", "--train", path("d.csv"), "--layers", "4,8,2", "--partitions", "2,9,1"], expectFailure: true)
+        let grid = try newtonps(
+            ["train", "--format", "csv", "--train", path("d.csv"), "--layers", "4,8,2", "--partitions", "2,9,1"], expectFailure: true)
         XCTAssertTrue(grid.contains("8 neurons"), grid)
         let layers = try newtonps(["train", "--format", "csv", "--train", path("d.csv"), "--layers", "5,8,2"], expectFailure: true)
         XCTAssertTrue(layers.contains("4 features"), layers)
-        let knobs = try newtonps(["train", "--format", "csv", "--train", path("d.csv"), "--layers", "4,8,2", "--cg-tolerance", "3", "--subsample", "0"], expectFailure: true)
+        let knobs = try newtonps(
+            ["train", "--format", "csv", "--train", path("d.csv"), "--layers", "4,8,2", "--cg-tolerance", "3", "--subsample", "0"],
+            expectFailure: true)
         XCTAssertTrue(knobs.contains("CG tolerance") && knobs.contains("subsample"), knobs)
     }
 
@@ -66,7 +74,8 @@ final class CommandLineTests: XCTestCase {
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = arguments
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
@@ -77,7 +86,10 @@ final class CommandLineTests: XCTestCase {
         if expectFailure {
             XCTAssertNotEqual(process.terminationStatus, 0, "newtonps \(arguments.joined(separator: " ")) should have failed")
         } else if process.terminationStatus != 0 {
-            throw CommandFailure(description: "newtonps \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(String(decoding: stderr, as: UTF8.self))")
+            throw CommandFailure(
+                description:
+                    "newtonps \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(String(decoding: stderr, as: UTF8.self))"
+            )
         }
         return text
     }

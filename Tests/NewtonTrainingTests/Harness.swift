@@ -18,8 +18,9 @@ struct Harness {
     var serverOptions = ServerCore.Options()
 
     var descriptor: DataDescriptor {
-        DataDescriptor(source: .synthetic(trainRows: trainRows, testRows: testRows, features: features, classes: classes, seed: 11),
-                       scaling: .standardize)
+        DataDescriptor(
+            source: .synthetic(trainRows: trainRows, testRows: testRows, features: features, classes: classes, seed: 11),
+            scaling: .standardize)
     }
 
     func network() throws -> NetworkSpec {
@@ -29,21 +30,27 @@ struct Harness {
     func cluster() async throws -> EmbeddedCluster {
         let network = try network()
         let grid = try partitions.map { try PartitionGrid(spec: network, partitions: $0) } ?? PartitionGrid(unpartitioned: network)
-        return try await EmbeddedCluster(grid: grid, data: try descriptor.load(), descriptor: descriptor,
-                                         servers: servers, workers: workers, shardRows: shardRows, serverOptions: serverOptions)
+        return try await EmbeddedCluster(
+            grid: grid, data: try descriptor.load(), descriptor: descriptor,
+            servers: servers, workers: workers, shardRows: shardRows, serverOptions: serverOptions)
     }
 
     /// Runs a job. C defaults to 1 here: the authors' C = 0.01 scaled by a
     /// few hundred rows would let the regulariser dominate the loss.
-    func run(_ optimizer: OptimizerKind = .newton, iterations: Int, seed: UInt64 = 3,
-             newton: NewtonOptions = .init(), hessianFree: HessianFreeOptions = .init(), firstOrder: FirstOrderOptions = .init(),
-             regularization: Double = 1) async throws -> TrainingSummary {
-        var newton = newton, hessianFree = hessianFree, firstOrder = firstOrder
+    func run(
+        _ optimizer: OptimizerKind = .newton, iterations: Int, seed: UInt64 = 3,
+        newton: NewtonOptions = .init(), hessianFree: HessianFreeOptions = .init(), firstOrder: FirstOrderOptions = .init(),
+        regularization: Double = 1
+    ) async throws -> TrainingSummary {
+        var newton = newton
+        var hessianFree = hessianFree
+        var firstOrder = firstOrder
         newton.regularization = regularization
         hessianFree.regularization = regularization
         firstOrder.regularization = regularization
-        let job = TrainingJob(network: try network(), optimizer: optimizer, newton: newton, hessianFree: hessianFree, firstOrder: firstOrder,
-                              budget: TrainingBudget(maxIterations: iterations), seed: seed)
+        let job = TrainingJob(
+            network: try network(), optimizer: optimizer, newton: newton, hessianFree: hessianFree, firstOrder: firstOrder,
+            budget: TrainingBudget(maxIterations: iterations), seed: seed)
         return try await job.run(on: try await cluster().coordinator, jobID: "test", data: descriptor)
     }
 }

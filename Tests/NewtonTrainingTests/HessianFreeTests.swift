@@ -10,7 +10,8 @@ final class HessianFreeTests: XCTestCase {
     /// direction is zero; the Hessian's coupling of the two layers is
     /// indefinite, and only a negative-curvature direction leaves.
     private func saddle(_ solver: CurvatureSolver) async throws -> [Double] {
-        var features = [Float](), labels = [Int32]()
+        var features = [Float]()
+        var labels = [Int32]()
         var rng = SeededGenerator(seed: 5)
         for i in 0..<200 {
             let label = Int32(i % 2)
@@ -18,12 +19,16 @@ final class HessianFreeTests: XCTestCase {
             features += [x0, Float(rng.nextGaussian())]
             labels.append(label)
         }
-        let data = TrainingData(train: try Dataset(features: features, labels: labels, columns: 2, classNames: ["0", "1"]),
-                                test: nil, scaler: try FeatureScaler.fit(.none, on: try Dataset(features: features, labels: labels, columns: 2, classNames: ["0", "1"])))
+        let data = TrainingData(
+            train: try Dataset(features: features, labels: labels, columns: 2, classNames: ["0", "1"]),
+            test: nil,
+            scaler: try FeatureScaler.fit(.none, on: try Dataset(features: features, labels: labels, columns: 2, classNames: ["0", "1"])))
         let descriptor = DataDescriptor(source: .synthetic(trainRows: 200, testRows: 0, features: 2, classes: 2, seed: 999), scaling: .none)
         let network = try NetworkSpec(layerSizes: [2, 4, 2], activations: [.tanh], loss: .crossEntropy)
-        let cluster = try await EmbeddedCluster(grid: PartitionGrid(unpartitioned: network), data: data, descriptor: descriptor,
-                                                servers: 1, workers: 1, shardRows: 50).coordinator
+        let cluster = try await EmbeddedCluster(
+            grid: PartitionGrid(unpartitioned: network), data: data, descriptor: descriptor,
+            servers: 1, workers: 1, shardRows: 50
+        ).coordinator
         try await cluster.start(jobID: "saddle", data: descriptor, weights: DenseParameters(zeros: network))
         var options = HessianFreeOptions()
         options.solver = solver
@@ -58,7 +63,8 @@ final class HessianFreeTests: XCTestCase {
                 let a = try await one.run(.hessianFree, iterations: 6, hessianFree: options)
                 let b = try await four.run(.hessianFree, iterations: 6, hessianFree: options)
                 XCTAssertEqual(a.objectives, b.objectives, "\(solver), preconditioned \(preconditioned)")
-                XCTAssertLessThan(a.objectives.last!, a.objectives.first! * 0.9, "\(solver), preconditioned \(preconditioned): \(a.objectives)")
+                XCTAssertLessThan(
+                    a.objectives.last!, a.objectives.first! * 0.9, "\(solver), preconditioned \(preconditioned): \(a.objectives)")
             }
         }
     }

@@ -43,7 +43,10 @@ final class KrylovSolverTests: XCTestCase {
         var basis = [[Double]]()
         for row in q {
             var u = row
-            for b in basis { let d = zip(u, b).reduce(0) { $0 + $1.0 * $1.1 }; for i in 0..<n { u[i] -= d * b[i] } }
+            for b in basis {
+                let d = zip(u, b).reduce(0) { $0 + $1.0 * $1.1 }
+                for i in 0..<n { u[i] -= d * b[i] }
+            }
             let norm = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
             basis.append(u.map { $0 / norm })
         }

@@ -100,8 +100,9 @@ final class NewtonCGTests: XCTestCase {
         await catalog.register(data, for: h.descriptor)
         let servers: [any ParameterServer] = [fast, slow]
         let worker = WorkerCore(catalog: catalog, servers: { _ in servers })
-        let coordinator = try ClusterCoordinator(grid: grid, servers: servers, workers: [worker], shardRows: 64,
-                                                 trainRows: data.train.rows, testRows: data.test!.rows)
+        let coordinator = try ClusterCoordinator(
+            grid: grid, servers: servers, workers: [worker], shardRows: 64,
+            trainRows: data.train.rows, testRows: data.test!.rows)
         var options = NewtonOptions()
         options.blockDiagonal = true
         options.stragglerCutoff = 0.5

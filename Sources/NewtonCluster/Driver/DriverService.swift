@@ -27,8 +27,9 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
         do {
             var response = Newtonps_V1_RegisterResponse()
             response.peerID = try await membership.register(request.peer)
-            response.heartbeatIntervalMs = Int32(membership.heartbeatInterval.components.seconds * 1000
-                + membership.heartbeatInterval.components.attoseconds / 1_000_000_000_000_000)
+            response.heartbeatIntervalMs = Int32(
+                membership.heartbeatInterval.components.seconds * 1000
+                    + membership.heartbeatInterval.components.attoseconds / 1_000_000_000_000_000)
             response.driverVersion = NewtonPSVersion.version
             return response
         } catch let error as ClusterError where error.code == .incompatible {
@@ -44,8 +45,10 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
         return response
     }
 
-    public func workerSession(request: RPCAsyncSequence<Newtonps_V1_WorkerMessage, any Error>,
-                              response: RPCWriter<Newtonps_V1_DriverMessage>, context: ServerContext) async throws {
+    public func workerSession(
+        request: RPCAsyncSequence<Newtonps_V1_WorkerMessage, any Error>,
+        response: RPCWriter<Newtonps_V1_DriverMessage>, context: ServerContext
+    ) async throws {
         var messages = request.makeAsyncIterator()
         guard let first = try await messages.next(), case .hello(let hello) = first.kind else {
             throw RPCError(code: .invalidArgument, message: "a worker session must start with a hello naming the registered worker")
@@ -112,7 +115,8 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
         return response
     }
 
-    public func watchJob(request: Newtonps_V1_JobRequest, response: RPCWriter<Newtonps_V1_WatchEvent>, context: ServerContext) async throws {
+    public func watchJob(request: Newtonps_V1_JobRequest, response: RPCWriter<Newtonps_V1_WatchEvent>, context: ServerContext) async throws
+    {
         // Subscribe before reading the store so no record falls in between.
         let live = events.subscribe(request.jobID)
         let row = try job(request.jobID)

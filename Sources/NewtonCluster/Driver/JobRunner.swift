@@ -18,8 +18,10 @@ public actor JobRunner {
     private var queue: [String] = []
     private var running: (id: String, task: Task<Void, Never>)?
 
-    public init(store: JobStore, membership: Membership, catalog: DataCatalog, events: JobEvents, metrics: TrainingMetrics,
-                clusterWait: Duration = .seconds(60)) {
+    public init(
+        store: JobStore, membership: Membership, catalog: DataCatalog, events: JobEvents, metrics: TrainingMetrics,
+        clusterWait: Duration = .seconds(60)
+    ) {
         self.store = store
         self.metrics = metrics
         self.membership = membership
@@ -74,9 +76,13 @@ public actor JobRunner {
             let remoteServers: [any ParameterServer] = connections.map { RemoteParameterServer(connection: $0, role: "driver") }
             let endpoints = servers.map { $0.endpoint! }
             let remoteWorkers: [any Worker] = workers.map { RemoteWorker(session: $0.session, serverEndpoints: endpoints) }
-            let coordinator = try ClusterCoordinator(grid: grid, servers: remoteServers, workers: remoteWorkers, shardRows: spec.shardRows,
-                                                     trainRows: data.train.rows, testRows: data.test?.rows ?? 0)
-            let store = self.store, events = self.events, metrics = self.metrics, logger = self.logger
+            let coordinator = try ClusterCoordinator(
+                grid: grid, servers: remoteServers, workers: remoteWorkers, shardRows: spec.shardRows,
+                trainRows: data.train.rows, testRows: data.test?.rows ?? 0)
+            let store = self.store
+            let events = self.events
+            let metrics = self.metrics
+            let logger = self.logger
             let summary = try await spec.trainingJob(network: network).run(on: coordinator, jobID: id, data: spec.data) { record in
                 do { try store.append(record, job: id) } catch {
                     logger.error("job \(id): iteration \(record.iteration) could not be stored: \(error)")
@@ -85,15 +91,17 @@ public actor JobRunner {
                 events.publish(record, job: id)
             }
             let weights = try await coordinator.read(.weights)
-            try store.saveModel(job: id, bytes: SavedModel(parameters: weights, classNames: data.train.classNames, scaler: data.scaler).encoded())
+            try store.saveModel(
+                job: id, bytes: SavedModel(parameters: weights, classNames: data.train.classNames, scaler: data.scaler).encoded())
             let state: JobState = summary.stopReason == .cancelled ? .cancelled : .succeeded
             try store.setState(id: id, state: state, stopReason: summary.stopReason.rawValue, error: nil)
         } catch {
             let cancelled = Task.isCancelled
             do {
-                try store.setState(id: id, state: cancelled ? .cancelled : .failed,
-                                   stopReason: cancelled ? StopReason.cancelled.rawValue : nil,
-                                   error: cancelled ? nil : "\(error)")
+                try store.setState(
+                    id: id, state: cancelled ? .cancelled : .failed,
+                    stopReason: cancelled ? StopReason.cancelled.rawValue : nil,
+                    error: cancelled ? nil : "\(error)")
             } catch let storeError {
                 logger.error("job \(id) ended (\(error)) but its state could not be stored: \(storeError)")
             }
@@ -115,7 +123,10 @@ public actor JobRunner {
                 return (Array(servers.prefix(needServers)), Array(workers.prefix(needWorkers)))
             }
             if ContinuousClock.now >= deadline {
-                throw ClusterError(.unreachable, "job needs \(needServers) server(s) and \(needWorkers) worker(s); after \(clusterWait) only \(servers.count) and \(workers.count) are live")
+                throw ClusterError(
+                    .unreachable,
+                    "job needs \(needServers) server(s) and \(needWorkers) worker(s); after \(clusterWait) only \(servers.count) and \(workers.count) are live"
+                )
             }
             try await Task.sleep(for: .milliseconds(200))
         }

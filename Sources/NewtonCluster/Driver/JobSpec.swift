@@ -101,8 +101,9 @@ public struct JobSpec: Sendable, Equatable {
 
     /// The run this spec describes on `network` (see `network(for:)`).
     public func trainingJob(network: NetworkSpec) -> TrainingJob {
-        TrainingJob(network: network, optimizer: optimizer, newton: newton, hessianFree: hessianFree, firstOrder: firstOrder,
-                    budget: budget, seed: seed)
+        TrainingJob(
+            network: network, optimizer: optimizer, newton: newton, hessianFree: hessianFree, firstOrder: firstOrder,
+            budget: budget, seed: seed)
     }
 
     /// The canonical YAML form: every key, sorted, one per line; it parses
@@ -115,11 +116,13 @@ public struct JobSpec: Sendable, Equatable {
     private init?(_ draft: SpecDraft) {
         let source: DataDescriptor.Source
         if let synthetic = draft.synthetic {
-            source = .synthetic(trainRows: synthetic.trainRows, testRows: synthetic.testRows, features: synthetic.features,
-                                classes: synthetic.classes, seed: synthetic.seed)
+            source = .synthetic(
+                trainRows: synthetic.trainRows, testRows: synthetic.testRows, features: synthetic.features,
+                classes: synthetic.classes, seed: synthetic.seed)
         } else if let train = draft.train {
-            source = .files(format: draft.format, train: train, test: draft.effectiveTest, csvLabelColumn: draft.labelColumn,
-                            csvHeader: draft.csvHeader)
+            source = .files(
+                format: draft.format, train: train, test: draft.effectiveTest, csvLabelColumn: draft.labelColumn,
+                csvHeader: draft.csvHeader)
         } else {
             return nil
         }
@@ -146,13 +149,13 @@ public struct JobSpec: Sendable, Equatable {
 
     /// The data source's file settings, when the data is files.
     fileprivate var files: (format: DataFormat, train: String, test: String?, labelColumn: Int, header: Bool?)? {
-        guard case let .files(format, train, test, labelColumn, header) = data.source else { return nil }
+        guard case .files(let format, let train, let test, let labelColumn, let header) = data.source else { return nil }
         return (format, train, test, labelColumn, header)
     }
 
     /// The data source's generator settings, when the data is synthetic.
     fileprivate var synthetic: SyntheticSpec? {
-        guard case let .synthetic(trainRows, testRows, features, classes, seed) = data.source else { return nil }
+        guard case .synthetic(let trainRows, let testRows, let features, let classes, let seed) = data.source else { return nil }
         return SyntheticSpec(trainRows: trainRows, testRows: testRows, features: features, classes: classes, seed: seed)
     }
 }
@@ -230,8 +233,9 @@ private struct SyntheticSpec {
         if classes < 2 { p.append("synthetic classes must be at least 2, got \(classes)") }
         if classes > 100_000 { p.append("synthetic classes must be at most 100000, got \(classes)") }
         let (rows, overflow) = trainRows.addingReportingOverflow(testRows)
-        if overflow || rows > 100_000_000 { p.append("synthetic data must have at most 100000000 rows") }
-        else if features > 0, rows.multipliedReportingOverflow(by: features).overflow || rows * features > 1 << 30 {
+        if overflow || rows > 100_000_000 {
+            p.append("synthetic data must have at most 100000000 rows")
+        } else if features > 0, rows.multipliedReportingOverflow(by: features).overflow || rows * features > 1 << 30 {
             p.append("synthetic data of \(rows) rows × \(features) features is too large (at most 2^30 values)")
         }
         return p
@@ -252,17 +256,23 @@ private struct SpecKnob<Target, Source>: Sendable {
     }
 
     /// A key holding one scalar.
-    init<T: SpecScalar>(_ key: String, _ set: @escaping @Sendable (inout Target, T) -> Void,
-                         _ get: @escaping @Sendable (Source) -> T?) {
-        self.init(key: key, read: { node, target in set(&target, try T(node: node)) },
-                  write: { get($0)?.yamlText ?? "null" })
+    init<T: SpecScalar>(
+        _ key: String, _ set: @escaping @Sendable (inout Target, T) -> Void,
+        _ get: @escaping @Sendable (Source) -> T?
+    ) {
+        self.init(
+            key: key, read: { node, target in set(&target, try T(node: node)) },
+            write: { get($0)?.yamlText ?? "null" })
     }
 
     /// A key holding a list, given as a YAML list or a comma-separated string.
-    init<T: SpecScalar>(_ key: String, list set: @escaping @Sendable (inout Target, [T]) -> Void,
-                         _ get: @escaping @Sendable (Source) -> [T]?) {
-        self.init(key: key, read: { node, target in set(&target, try T.list(node: node)) },
-                  write: { get($0).map { "[" + $0.map(\.yamlText).joined(separator: ", ") + "]" } ?? "null" })
+    init<T: SpecScalar>(
+        _ key: String, list set: @escaping @Sendable (inout Target, [T]) -> Void,
+        _ get: @escaping @Sendable (Source) -> [T]?
+    ) {
+        self.init(
+            key: key, read: { node, target in set(&target, try T.list(node: node)) },
+            write: { get($0).map { "[" + $0.map(\.yamlText).joined(separator: ", ") + "]" } ?? "null" })
     }
 }
 
@@ -308,10 +318,12 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
     SpecKnob("loss", { $0.loss = $1 }, { $0.loss }),
 
     SpecKnob("optimizer", { $0.optimizer = $1 }, { $0.optimizer }),
-    SpecKnob("C", { (draft: inout SpecDraft, value: Double) in
-        draft.newton.regularization = value
-        draft.firstOrder.regularization = value
-    }, { $0.newton.regularization }),
+    SpecKnob(
+        "C",
+        { (draft: inout SpecDraft, value: Double) in
+            draft.newton.regularization = value
+            draft.firstOrder.regularization = value
+        }, { $0.newton.regularization }),
     SpecKnob("subsample", { $0.newton.subsampleFraction = $1 }, { $0.newton.subsampleFraction }),
     SpecKnob("cg_tolerance", { $0.newton.cgTolerance = $1 }, { $0.newton.cgTolerance }),
     SpecKnob("cg_max_iterations", { $0.newton.cgMaxIterations = $1 }, { $0.newton.cgMaxIterations }),
@@ -331,8 +343,9 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
     SpecKnob("iterate_backtracking", { $0.hessianFree.iterateBacktracking = $1 }, { $0.hessianFree.iterateBacktracking }),
     SpecKnob("relative_progress_stop", { $0.hessianFree.relativeProgressStop = $1 }, { $0.hessianFree.relativeProgressStop }),
     SpecKnob("preconditioner", { $0.hessianFree.diagonalPreconditioner = $1 }, { $0.hessianFree.diagonalPreconditioner }),
-    SpecKnob("negative_curvature_tolerance", { $0.hessianFree.negativeCurvatureTolerance = $1 },
-             { $0.hessianFree.negativeCurvatureTolerance }),
+    SpecKnob(
+        "negative_curvature_tolerance", { $0.hessianFree.negativeCurvatureTolerance = $1 },
+        { $0.hessianFree.negativeCurvatureTolerance }),
     SpecKnob("learning_rate", { $0.learningRate = $1 }, { $0.firstOrder.learningRate }),
     SpecKnob("momentum", { $0.firstOrder.momentum = $1 }, { $0.firstOrder.momentum }),
     SpecKnob("batch_size", { $0.firstOrder.batchSize = $1 }, { $0.firstOrder.batchSize }),
@@ -506,8 +519,10 @@ private struct SpecField<Target, Source> {
 /// The known keys of a mapping, in document order. Unknown keys (with the
 /// closest known key when one is close) and keys that are not names become
 /// problems; null values count as not given.
-private func fields<T, S>(of pairs: [(key: Node, value: Node)], knobs: [SpecKnob<T, S>], prefix: String,
-                          problems: inout [SpecProblem]) -> [SpecField<T, S>] {
+private func fields<T, S>(
+    of pairs: [(key: Node, value: Node)], knobs: [SpecKnob<T, S>], prefix: String,
+    problems: inout [SpecProblem]
+) -> [SpecField<T, S>] {
     var found = [SpecField<T, S>]()
     for (key, value) in pairs {
         let line = key.mark.map { " (line \($0.line))" } ?? ""
@@ -559,9 +574,12 @@ private func dataProblems(_ draft: SpecDraft, given: [SpecField<SpecDraft, JobSp
     }
     if let problem = fileProblem(train, split: .train, draft) { problems.append(SpecProblem(place("train"), problem)) }
     if let test = draft.effectiveTest, let problem = fileProblem(test, split: .test, draft) {
-        problems.append(draft.test == nil
-            ? SpecProblem(place("train"), "\(problem) (the test set defaults to the directory's t10k files; set no_test: true to train without one)")
-            : SpecProblem(place("test"), problem))
+        problems.append(
+            draft.test == nil
+                ? SpecProblem(
+                    place("train"),
+                    "\(problem) (the test set defaults to the directory's t10k files; set no_test: true to train without one)")
+                : SpecProblem(place("test"), problem))
     }
     return problems
 }
@@ -582,7 +600,8 @@ private func fileProblem(_ path: String, split: DataSplit, _ draft: SpecDraft) -
 /// the budget's, the cluster's, and the network and grid when `layers` is
 /// given.
 private func valueProblems(_ draft: SpecDraft) -> [String] {
-    var p = draft.newton.problems + draft.resolvedHessianFree.problems.filter { !draft.newton.problems.contains($0) }
+    var p =
+        draft.newton.problems + draft.resolvedHessianFree.problems.filter { !draft.newton.problems.contains($0) }
         + draft.resolvedFirstOrder.problems
     let budget = draft.budget
     if budget.maxIterations < 0 { p.append("max iterations must be non-negative, got \(budget.maxIterations)") }
@@ -631,10 +650,11 @@ private func attributedValueProblems(given: [SpecField<SpecDraft, JobSpec>], dra
 /// A YAML syntax error, with its line and column.
 private func syntaxProblem(_ error: any Error) -> SpecProblem {
     switch error as? YamlError {
-    case let .scanner(context, problem, mark, _)?, let .parser(context, problem, mark, _)?, let .composer(context, problem, mark, _)?:
+    case .scanner(let context, let problem, let mark, _)?, .parser(let context, let problem, let mark, _)?,
+        .composer(let context, let problem, let mark, _)?:
         let detail = context.map { "\($0.text) at line \($0.mark.line), " } ?? ""
         return SpecProblem("line \(mark.line), column \(mark.column)", "YAML syntax error: \(detail)\(problem)")
-    case let .duplicatedKeysInMapping(duplicates, context)?:
+    case .duplicatedKeysInMapping(let duplicates, let context)?:
         return SpecProblem("line \(context.mark.line)", "duplicate key \(duplicates.joined(separator: ", "))")
     default:
         return SpecProblem("", "YAML syntax error: \(error)")

@@ -56,33 +56,34 @@ public final class JobStore: Sendable {
     private static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE job (
-                    seq INTEGER PRIMARY KEY,
-                    id TEXT NOT NULL UNIQUE,
-                    name TEXT NOT NULL,
-                    state TEXT NOT NULL,
-                    spec_yaml TEXT NOT NULL,
-                    created_at REAL NOT NULL,
-                    updated_at REAL NOT NULL,
-                    iterations INTEGER NOT NULL DEFAULT 0,
-                    objective REAL,
-                    test_accuracy REAL,
-                    stop_reason TEXT,
-                    error TEXT
-                );
-                CREATE TABLE iteration (
-                    job_id TEXT NOT NULL REFERENCES job(id) ON DELETE CASCADE,
-                    iteration INTEGER NOT NULL,
-                    record BLOB NOT NULL,
-                    PRIMARY KEY (job_id, iteration)
-                );
-                CREATE TABLE model (
-                    job_id TEXT PRIMARY KEY REFERENCES job(id) ON DELETE CASCADE,
-                    bytes BLOB NOT NULL,
-                    saved_at REAL NOT NULL
-                );
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE job (
+                        seq INTEGER PRIMARY KEY,
+                        id TEXT NOT NULL UNIQUE,
+                        name TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        spec_yaml TEXT NOT NULL,
+                        created_at REAL NOT NULL,
+                        updated_at REAL NOT NULL,
+                        iterations INTEGER NOT NULL DEFAULT 0,
+                        objective REAL,
+                        test_accuracy REAL,
+                        stop_reason TEXT,
+                        error TEXT
+                    );
+                    CREATE TABLE iteration (
+                        job_id TEXT NOT NULL REFERENCES job(id) ON DELETE CASCADE,
+                        iteration INTEGER NOT NULL,
+                        record BLOB NOT NULL,
+                        PRIMARY KEY (job_id, iteration)
+                    );
+                    CREATE TABLE model (
+                        job_id TEXT PRIMARY KEY REFERENCES job(id) ON DELETE CASCADE,
+                        bytes BLOB NOT NULL,
+                        saved_at REAL NOT NULL
+                    );
+                    """)
         }
         return migrator
     }
@@ -93,9 +94,10 @@ public final class JobStore: Sendable {
             let seq = try Int.fetchOne(db, sql: "SELECT IFNULL(MAX(seq), 0) + 1 FROM job") ?? 1
             let id = String(format: "job-%04d", seq)
             let now = Self.now()
-            try db.execute(sql: """
-                INSERT INTO job (seq, id, name, state, spec_yaml, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [seq, id, name, JobState.queued.rawValue, specYAML, now, now])
+            try db.execute(
+                sql: """
+                    INSERT INTO job (seq, id, name, state, spec_yaml, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [seq, id, name, JobState.queued.rawValue, specYAML, now, now])
             return try Self.row(db, id)
         }
     }
@@ -114,8 +116,9 @@ public final class JobStore: Sendable {
     @discardableResult
     public func setState(id: String, state: JobState, stopReason: String? = nil, error: String? = nil) throws -> JobRow {
         try write { db in
-            try db.execute(sql: "UPDATE job SET state = ?, stop_reason = ?, error = ?, updated_at = ? WHERE id = ?",
-                           arguments: [state.rawValue, stopReason, error, Self.now(), id])
+            try db.execute(
+                sql: "UPDATE job SET state = ?, stop_reason = ?, error = ?, updated_at = ? WHERE id = ?",
+                arguments: [state.rawValue, stopReason, error, Self.now(), id])
             return try Self.row(db, id)
         }
     }
@@ -126,13 +129,17 @@ public final class JobStore: Sendable {
         let encoded = try Self.encode(record)
         try write { db in
             _ = try Self.row(db, id)
-            let exists = try Bool.fetchOne(db, sql: "SELECT 1 FROM iteration WHERE job_id = ? AND iteration = ?",
-                                           arguments: [id, record.iteration]) ?? false
+            let exists =
+                try Bool.fetchOne(
+                    db, sql: "SELECT 1 FROM iteration WHERE job_id = ? AND iteration = ?",
+                    arguments: [id, record.iteration]) ?? false
             if exists { throw ClusterError(.invalidRequest, "job \(id) already has a record of iteration \(record.iteration)") }
-            try db.execute(sql: "INSERT INTO iteration (job_id, iteration, record) VALUES (?, ?, ?)",
-                           arguments: [id, record.iteration, encoded])
-            try db.execute(sql: "UPDATE job SET iterations = ?, objective = ?, test_accuracy = ?, updated_at = ? WHERE id = ?",
-                           arguments: [record.iteration, record.objective, record.testAccuracy, Self.now(), id])
+            try db.execute(
+                sql: "INSERT INTO iteration (job_id, iteration, record) VALUES (?, ?, ?)",
+                arguments: [id, record.iteration, encoded])
+            try db.execute(
+                sql: "UPDATE job SET iterations = ?, objective = ?, test_accuracy = ?, updated_at = ? WHERE id = ?",
+                arguments: [record.iteration, record.objective, record.testAccuracy, Self.now(), id])
         }
     }
 
@@ -149,8 +156,9 @@ public final class JobStore: Sendable {
     public func saveModel(job id: String, bytes: [UInt8]) throws {
         try write { db in
             _ = try Self.row(db, id)
-            try db.execute(sql: "INSERT OR REPLACE INTO model (job_id, bytes, saved_at) VALUES (?, ?, ?)",
-                           arguments: [id, Data(bytes), Self.now()])
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO model (job_id, bytes, saved_at) VALUES (?, ?, ?)",
+                arguments: [id, Data(bytes), Self.now()])
         }
     }
 
@@ -167,14 +175,16 @@ public final class JobStore: Sendable {
     /// their ids, in creation order.
     public func recoverAfterRestart() throws -> [String] {
         try write { db in
-            let stranded = try Row.fetchAll(db, sql: "SELECT id, state FROM job WHERE state IN (?, ?) ORDER BY seq",
-                                            arguments: [JobState.queued.rawValue, JobState.running.rawValue])
+            let stranded = try Row.fetchAll(
+                db, sql: "SELECT id, state FROM job WHERE state IN (?, ?) ORDER BY seq",
+                arguments: [JobState.queued.rawValue, JobState.running.rawValue])
             let now = Self.now()
             return try stranded.map { row in
                 let id: String = try row.decode(forColumn: "id")
                 let state: String = try row.decode(forColumn: "state")
-                try db.execute(sql: "UPDATE job SET state = ?, error = ?, updated_at = ? WHERE id = ?",
-                               arguments: [JobState.failed.rawValue, "driver restarted while the job was \(state)", now, id])
+                try db.execute(
+                    sql: "UPDATE job SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+                    arguments: [JobState.failed.rawValue, "driver restarted while the job was \(state)", now, id])
                 return id
             }
         }

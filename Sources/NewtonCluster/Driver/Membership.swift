@@ -25,7 +25,8 @@ public actor Membership {
     /// Admits a peer after the version check; returns its id.
     func register(_ info: Newtonps_V1_PeerInfo) throws -> String {
         if let problem = NewtonPSVersion.incompatibility(version: info.version, wireProtocol: info.protocol) {
-            throw ClusterError(.incompatible, "\(info.role) at \(info.endpoint.isEmpty ? info.httpEndpoint : info.endpoint) refused: \(problem)")
+            throw ClusterError(
+                .incompatible, "\(info.role) at \(info.endpoint.isEmpty ? info.httpEndpoint : info.endpoint) refused: \(problem)")
         }
         let endpoint: Endpoint?
         switch info.role {
@@ -80,7 +81,9 @@ public actor Membership {
     /// Live workers with an open session, in registration order.
     func liveWorkers() -> [(peer: Peer, session: WorkerSession)] {
         order.compactMap { id in
-            guard let peer = peers[id], peer.role == "worker", isLive(peer), let session = sessions[id], !session.isClosed else { return nil }
+            guard let peer = peers[id], peer.role == "worker", isLive(peer), let session = sessions[id], !session.isClosed else {
+                return nil
+            }
             return (peer, session)
         }
     }

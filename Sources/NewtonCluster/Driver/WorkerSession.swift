@@ -117,8 +117,9 @@ public struct RemoteWorker: Worker {
     public func run(_ task: WorkerTask) async throws -> [ShardResult] {
         let clock = ContinuousClock.now
         let result = try await session.request({ $0.task = task.wire }, timeout: timeout)
-        RPCMetrics.observe(role: "driver", method: "WorkerTask", side: .client, requestBytes: 0,
-                           responseBytes: result.tensorBytes, seconds: seconds(since: clock), failed: !result.error.isEmpty)
+        RPCMetrics.observe(
+            role: "driver", method: "WorkerTask", side: .client, requestBytes: 0,
+            responseBytes: result.tensorBytes, seconds: seconds(since: clock), failed: !result.error.isEmpty)
         if !result.error.isEmpty {
             throw ClusterError(.remote, "worker \(session.peerID) failed shards \(task.shards.map(\.index)): \(result.error)")
         }

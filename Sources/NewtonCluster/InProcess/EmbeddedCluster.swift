@@ -10,11 +10,14 @@ public struct EmbeddedCluster: Sendable {
 
     /// Builds the cluster for already loaded data (registered under
     /// `descriptor` so workers find it without reading files again).
-    public init(grid: PartitionGrid, data: TrainingData, descriptor: DataDescriptor,
-                servers serverCount: Int, workers workerCount: Int, shardRows: Int,
-                serverOptions: ServerCore.Options = .init()) async throws {
+    public init(
+        grid: PartitionGrid, data: TrainingData, descriptor: DataDescriptor,
+        servers serverCount: Int, workers workerCount: Int, shardRows: Int,
+        serverOptions: ServerCore.Options = .init()
+    ) async throws {
         guard serverCount >= 1, workerCount >= 1 else {
-            throw ClusterError(.invalidRequest, "an embedded cluster needs at least one server and one worker, got \(serverCount) and \(workerCount)")
+            throw ClusterError(
+                .invalidRequest, "an embedded cluster needs at least one server and one worker, got \(serverCount) and \(workerCount)")
         }
         let catalog = DataCatalog()
         await catalog.register(data, for: descriptor)
@@ -23,7 +26,8 @@ public struct EmbeddedCluster: Sendable {
             WorkerCore(catalog: catalog, servers: { _ in servers })
         }
         self.servers = servers
-        self.coordinator = try ClusterCoordinator(grid: grid, servers: servers, workers: workers, shardRows: shardRows,
-                                                  trainRows: data.train.rows, testRows: data.test?.rows ?? 0)
+        self.coordinator = try ClusterCoordinator(
+            grid: grid, servers: servers, workers: workers, shardRows: shardRows,
+            trainRows: data.train.rows, testRows: data.test?.rows ?? 0)
     }
 }

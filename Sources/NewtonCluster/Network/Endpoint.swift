@@ -16,7 +16,8 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
         let bad = ClusterError(.invalidRequest, "'\(text)' is not a host:port address (e.g. 127.0.0.1:7070)")
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard let colon = trimmed.lastIndex(of: ":"), let port = Int(trimmed[trimmed.index(after: colon)...]),
-              (0...65535).contains(port) else { throw bad }
+            (0...65535).contains(port)
+        else { throw bad }
         var host = String(trimmed[..<colon])
         if host.hasPrefix("[") {
             guard host.hasSuffix("]"), host.count > 2 else { throw bad }

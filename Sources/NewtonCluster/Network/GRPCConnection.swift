@@ -28,8 +28,9 @@ enum WireSettings {
             config.http2.targetWindowSize = windowSize
             config.http2.maxFrameSize = maxFrameSize
             config.connection.flushCoalescing = nil
-            config.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5),
-                                                clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(5), allowWithoutCalls: true))
+            config.connection.keepalive = .init(
+                time: .seconds(10), timeout: .seconds(5),
+                clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(5), allowWithoutCalls: true))
             config.rpc.maxRequestPayloadSize = maxMessageBytes
         }
     }
@@ -80,12 +81,14 @@ func remoteCall<Response: TensorPayload>(
     let clock = ContinuousClock.now
     do {
         let response = try await body(WireSettings.options(timeout: timeout))
-        RPCMetrics.observe(role: role, method: method, side: .client, requestBytes: requestBytes,
-                           responseBytes: response.tensorBytes, seconds: seconds(since: clock), failed: false)
+        RPCMetrics.observe(
+            role: role, method: method, side: .client, requestBytes: requestBytes,
+            responseBytes: response.tensorBytes, seconds: seconds(since: clock), failed: false)
         return response
     } catch {
-        RPCMetrics.observe(role: role, method: method, side: .client, requestBytes: requestBytes,
-                           responseBytes: 0, seconds: seconds(since: clock), failed: true)
+        RPCMetrics.observe(
+            role: role, method: method, side: .client, requestBytes: requestBytes,
+            responseBytes: 0, seconds: seconds(since: clock), failed: true)
         throw ClusterError(remoteFailure: error, peer: peer, method: method, timeout: timeout)
     }
 }

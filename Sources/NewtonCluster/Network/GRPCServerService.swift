@@ -9,9 +9,12 @@ public struct GRPCServerService: Service {
     let transport: HTTP2ServerTransport.Posix
 
     public init(listen: Endpoint, services: [any RegistrableRPCService]) {
-        transport = listen.host.contains(":")
-            ? HTTP2ServerTransport.Posix(address: .ipv6(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: WireSettings.server)
-            : HTTP2ServerTransport.Posix(address: .ipv4(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: WireSettings.server)
+        transport =
+            listen.host.contains(":")
+            ? HTTP2ServerTransport.Posix(
+                address: .ipv6(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: WireSettings.server)
+            : HTTP2ServerTransport.Posix(
+                address: .ipv4(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: WireSettings.server)
         server = GRPCServer(transport: transport, services: services)
     }
 

@@ -16,11 +16,14 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
     public func assign(request: Newtonps_V1_AssignRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
         try await serve("Assign", request, context) {
             guard request.blocks.count == request.weights.count else {
-                throw ClusterError(.invalidRequest, "assignment lists \(request.blocks.count) blocks and \(request.weights.count) weight tensors")
+                throw ClusterError(
+                    .invalidRequest, "assignment lists \(request.blocks.count) blocks and \(request.weights.count) weight tensors")
             }
             let weights = try request.weights.enumerated().map { try $1.floats("weights of block \(request.blocks[$0])") }
-            try await core.assign(BlockAssignment(jobID: request.jobID, grid: try PartitionGrid(wire: request.grid),
-                                                  blocks: request.blocks.map(Int.init), weights: weights))
+            try await core.assign(
+                BlockAssignment(
+                    jobID: request.jobID, grid: try PartitionGrid(wire: request.grid),
+                    blocks: request.blocks.map(Int.init), weights: weights))
             return Newtonps_V1_Empty()
         }
     }
@@ -28,7 +31,8 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
     public func read(request: Newtonps_V1_ReadRequest, context: ServerContext) async throws -> Newtonps_V1_BlockTensors {
         try await serve("Read", request, context) {
             let blocks = request.blocks.map(Int.init)
-            return Newtonps_V1_BlockTensors(blocks: blocks, values: try await core.read(VectorName(rawValue: request.vector), blocks: blocks))
+            return Newtonps_V1_BlockTensors(
+                blocks: blocks, values: try await core.read(VectorName(rawValue: request.vector), blocks: blocks))
         }
     }
 
@@ -95,21 +99,27 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
         }
     }
 
-    public func jacobianProduct(request: Newtonps_V1_JacobianProductRequest, context: ServerContext) async throws -> Newtonps_V1_BlockTensors {
+    public func jacobianProduct(request: Newtonps_V1_JacobianProductRequest, context: ServerContext) async throws
+        -> Newtonps_V1_BlockTensors
+    {
         try await serve("JacobianProduct", request, context) {
             let products = try await core.jacobianProduct(of: VectorName(rawValue: request.vector))
             return Newtonps_V1_BlockTensors(blocks: products.map(\.block), values: products.map(\.values))
         }
     }
 
-    public func jacobianTransposeProduct(request: Newtonps_V1_JacobianTransposeRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
+    public func jacobianTransposeProduct(request: Newtonps_V1_JacobianTransposeRequest, context: ServerContext) async throws
+        -> Newtonps_V1_Empty
+    {
         try await serve("JacobianTransposeProduct", request, context) {
             try await core.jacobianTransposeProduct(try request.u.floats("u"), into: VectorName(rawValue: request.vector))
             return Newtonps_V1_Empty()
         }
     }
 
-    public func solveDiagonalBlock(request: Newtonps_V1_BlockSolveRequest, context: ServerContext) async throws -> Newtonps_V1_BlockSolveReport {
+    public func solveDiagonalBlock(request: Newtonps_V1_BlockSolveRequest, context: ServerContext) async throws
+        -> Newtonps_V1_BlockSolveReport
+    {
         try await serve("SolveDiagonalBlock", request, context) {
             try await core.solveDiagonalBlock(BlockSolveRequest(wire: request)).wire
         }
@@ -129,12 +139,14 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
         let clock = ContinuousClock.now
         do {
             let response = try await body()
-            RPCMetrics.observe(role: "server", method: method, side: .server, requestBytes: request.tensorBytes,
-                               responseBytes: response.tensorBytes, seconds: seconds(since: clock), failed: false)
+            RPCMetrics.observe(
+                role: "server", method: method, side: .server, requestBytes: request.tensorBytes,
+                responseBytes: response.tensorBytes, seconds: seconds(since: clock), failed: false)
             return response
         } catch {
-            RPCMetrics.observe(role: "server", method: method, side: .server, requestBytes: request.tensorBytes,
-                               responseBytes: 0, seconds: seconds(since: clock), failed: true)
+            RPCMetrics.observe(
+                role: "server", method: method, side: .server, requestBytes: request.tensorBytes,
+                responseBytes: 0, seconds: seconds(since: clock), failed: true)
             throw RPCError(serverFailure: error)
         }
     }

@@ -34,8 +34,10 @@ public struct RemoteParameterServer: ParameterServer {
         _ body: (Newtonps_V1_ParameterServer.Client<HTTP2ClientTransport.Posix>, Request, CallOptions) async throws -> Response
     ) async throws -> Response {
         let client = self.client
-        return try await remoteCall(role: role, peer: connection.endpoint, method: method, requestBytes: request.tensorBytes,
-                                    timeout: timeout ?? timeouts.standard) { options in
+        return try await remoteCall(
+            role: role, peer: connection.endpoint, method: method, requestBytes: request.tensorBytes,
+            timeout: timeout ?? timeouts.standard
+        ) { options in
             try await body(client, request, options)
         }
     }

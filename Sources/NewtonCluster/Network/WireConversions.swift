@@ -9,7 +9,7 @@ import NewtonTraining
 // field, never a crash.
 
 #if _endian(big)
-#error("the wire format carries little-endian float32; add byte swapping for big-endian hosts")
+    #error("the wire format carries little-endian float32; add byte swapping for big-endian hosts")
 #endif
 
 typealias WireTensor = Newtonps_V1_Tensor
@@ -111,7 +111,7 @@ extension DataDescriptor {
         var d = Newtonps_V1_DataDescriptor()
         d.scaling = scaling.rawValue
         switch source {
-        case let .files(format, train, test, labelColumn, header):
+        case .files(let format, let train, let test, let labelColumn, let header):
             var files = Newtonps_V1_FileData()
             files.format = format.rawValue
             files.train = train
@@ -119,7 +119,7 @@ extension DataDescriptor {
             files.csvLabelColumn = Int32(labelColumn)
             if let header { files.csvHeader = header }
             d.files = files
-        case let .synthetic(trainRows, testRows, features, classes, seed):
+        case .synthetic(let trainRows, let testRows, let features, let classes, let seed):
             var s = Newtonps_V1_SyntheticData()
             s.trainRows = Int64(trainRows)
             s.testRows = Int64(testRows)
@@ -137,17 +137,26 @@ extension DataDescriptor {
         }
         switch wire.source {
         case .files(let f):
-            guard let format = DataFormat(rawValue: f.format) else { throw ClusterError(.invalidRequest, "unknown data format '\(f.format)'") }
-            self.init(source: .files(format: format, train: f.train, test: f.hasTest ? f.test : nil,
-                                     csvLabelColumn: Int(f.csvLabelColumn), csvHeader: f.hasCsvHeader ? f.csvHeader : nil),
-                      scaling: scaling)
+            guard let format = DataFormat(rawValue: f.format) else {
+                throw ClusterError(.invalidRequest, "unknown data format '\(f.format)'")
+            }
+            self.init(
+                source: .files(
+                    format: format, train: f.train, test: f.hasTest ? f.test : nil,
+                    csvLabelColumn: Int(f.csvLabelColumn), csvHeader: f.hasCsvHeader ? f.csvHeader : nil),
+                scaling: scaling)
         case .synthetic(let s):
             guard s.trainRows > 0, s.testRows >= 0, s.features > 0, s.classes > 1, s.classes <= 100_000,
-                  s.trainRows + s.testRows <= 100_000_000, (s.trainRows + s.testRows) * Int64(s.features) <= 1 << 30 else {
-                throw ClusterError(.invalidRequest, "synthetic data of \(s.trainRows)+\(s.testRows) rows, \(s.features) features, \(s.classes) classes is out of range")
+                s.trainRows + s.testRows <= 100_000_000, (s.trainRows + s.testRows) * Int64(s.features) <= 1 << 30
+            else {
+                throw ClusterError(
+                    .invalidRequest,
+                    "synthetic data of \(s.trainRows)+\(s.testRows) rows, \(s.features) features, \(s.classes) classes is out of range")
             }
-            self.init(source: .synthetic(trainRows: Int(s.trainRows), testRows: Int(s.testRows), features: Int(s.features),
-                                         classes: Int(s.classes), seed: s.seed), scaling: scaling)
+            self.init(
+                source: .synthetic(
+                    trainRows: Int(s.trainRows), testRows: Int(s.testRows), features: Int(s.features),
+                    classes: Int(s.classes), seed: s.seed), scaling: scaling)
         case nil:
             throw ClusterError(.invalidRequest, "data descriptor names neither files nor synthetic data")
         }
@@ -158,7 +167,7 @@ extension VectorOp {
     var wire: Newtonps_V1_VectorOp {
         var op = Newtonps_V1_VectorOp()
         switch self {
-        case let .combine(target, terms):
+        case .combine(let target, let terms):
             var c = Newtonps_V1_VectorOp.Combine()
             c.target = target.rawValue
             c.terms = terms.map { term in
@@ -168,17 +177,17 @@ extension VectorOp {
                 return t
             }
             op.combine = c
-        case let .fill(target, value):
+        case .fill(let target, let value):
             var f = Newtonps_V1_VectorOp.Fill()
             f.target = target.rawValue
             f.value = value
             op.fill = f
-        case let .dot(a, b):
+        case .dot(let a, let b):
             var d = Newtonps_V1_VectorOp.Dot()
             d.a = a.rawValue
             d.b = b.rawValue
             op.dot = d
-        case let .adam(update, weights, gradient, firstMoment, secondMoment):
+        case .adam(let update, let weights, let gradient, let firstMoment, let secondMoment):
             var a = Newtonps_V1_VectorOp.Adam()
             a.learningRate = update.learningRate
             a.beta1 = update.beta1
@@ -190,13 +199,13 @@ extension VectorOp {
             a.firstMoment = firstMoment.rawValue
             a.secondMoment = secondMoment.rawValue
             op.adam = a
-        case let .multiply(target, a, b):
+        case .multiply(let target, let a, let b):
             var m = Newtonps_V1_VectorOp.Multiply()
             m.target = target.rawValue
             m.a = a.rawValue
             m.b = b.rawValue
             op.multiply = m
-        case let .power(target, source, scale, shift, exponent):
+        case .power(let target, let source, let scale, let shift, let exponent):
             var p = Newtonps_V1_VectorOp.Power()
             p.target = target.rawValue
             p.source = source.rawValue
@@ -211,24 +220,32 @@ extension VectorOp {
     init(wire: Newtonps_V1_VectorOp) throws {
         switch wire.op {
         case .combine(let c):
-            self = .combine(target: VectorName(rawValue: c.target), terms: c.terms.map { VectorTerm($0.coefficient, VectorName(rawValue: $0.vector)) })
+            self = .combine(
+                target: VectorName(rawValue: c.target), terms: c.terms.map { VectorTerm($0.coefficient, VectorName(rawValue: $0.vector)) })
         case .fill(let f):
             self = .fill(target: VectorName(rawValue: f.target), value: f.value)
         case .dot(let d):
             self = .dot(VectorName(rawValue: d.a), VectorName(rawValue: d.b))
         case .adam(let a):
-            guard a.step >= 1, a.step <= Int64(Int32.max) else { throw ClusterError(.invalidRequest, "Adam step \(a.step) is out of range") }
-            guard a.beta1 >= 0, a.beta1 < 1, a.beta2 >= 0, a.beta2 < 1, a.epsilon > 0, a.learningRate.isFinite else {
-                throw ClusterError(.invalidRequest, "Adam needs 0 ≤ β₁, β₂ < 1, ε > 0 and a finite rate; got β₁ \(a.beta1), β₂ \(a.beta2), ε \(a.epsilon), rate \(a.learningRate)")
+            guard a.step >= 1, a.step <= Int64(Int32.max) else {
+                throw ClusterError(.invalidRequest, "Adam step \(a.step) is out of range")
             }
-            self = .adam(AdamUpdate(learningRate: a.learningRate, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, step: Int(a.step)),
-                         weights: VectorName(rawValue: a.weights), gradient: VectorName(rawValue: a.gradient),
-                         firstMoment: VectorName(rawValue: a.firstMoment), secondMoment: VectorName(rawValue: a.secondMoment))
+            guard a.beta1 >= 0, a.beta1 < 1, a.beta2 >= 0, a.beta2 < 1, a.epsilon > 0, a.learningRate.isFinite else {
+                throw ClusterError(
+                    .invalidRequest,
+                    "Adam needs 0 ≤ β₁, β₂ < 1, ε > 0 and a finite rate; got β₁ \(a.beta1), β₂ \(a.beta2), ε \(a.epsilon), rate \(a.learningRate)"
+                )
+            }
+            self = .adam(
+                AdamUpdate(learningRate: a.learningRate, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, step: Int(a.step)),
+                weights: VectorName(rawValue: a.weights), gradient: VectorName(rawValue: a.gradient),
+                firstMoment: VectorName(rawValue: a.firstMoment), secondMoment: VectorName(rawValue: a.secondMoment))
         case .multiply(let m):
             self = .multiply(target: VectorName(rawValue: m.target), a: VectorName(rawValue: m.a), b: VectorName(rawValue: m.b))
         case .power(let p):
-            self = .power(target: VectorName(rawValue: p.target), source: VectorName(rawValue: p.source), scale: p.scale, shift: p.shift,
-                          exponent: p.exponent)
+            self = .power(
+                target: VectorName(rawValue: p.target), source: VectorName(rawValue: p.source), scale: p.scale, shift: p.shift,
+                exponent: p.exponent)
         case nil:
             throw ClusterError(.invalidRequest, "a vector op with no operation")
         }
@@ -251,10 +268,11 @@ extension BlockSolveRequest {
     }
 
     init(wire r: Newtonps_V1_BlockSolveRequest) {
-        self.init(block: Int(r.block), generation: Int(r.generation), rightHandSide: VectorName(rawValue: r.rightHandSide),
-                  solution: VectorName(rawValue: r.solution), residual: VectorName(rawValue: r.residual),
-                  damping: r.damping, curvatureScale: r.curvatureScale, tolerance: r.tolerance,
-                  maxIterations: max(0, Int(r.maxIterations)))
+        self.init(
+            block: Int(r.block), generation: Int(r.generation), rightHandSide: VectorName(rawValue: r.rightHandSide),
+            solution: VectorName(rawValue: r.solution), residual: VectorName(rawValue: r.residual),
+            damping: r.damping, curvatureScale: r.curvatureScale, tolerance: r.tolerance,
+            maxIterations: max(0, Int(r.maxIterations)))
     }
 }
 
@@ -268,7 +286,9 @@ extension BlockSolveReport {
     }
 
     init(wire r: Newtonps_V1_BlockSolveReport) throws {
-        guard let outcome = Outcome(rawValue: r.outcome) else { throw ClusterError(.invalidRequest, "unknown solve outcome '\(r.outcome)'") }
+        guard let outcome = Outcome(rawValue: r.outcome) else {
+            throw ClusterError(.invalidRequest, "unknown solve outcome '\(r.outcome)'")
+        }
         self.init(block: Int(r.block), iterations: Int(r.iterations), outcome: outcome)
     }
 }
@@ -294,7 +314,9 @@ extension RowShard {
     }
 
     init(wire s: Newtonps_V1_RowShard) throws {
-        guard let split = DataSplit(rawValue: s.split) else { throw ClusterError(.invalidRequest, "shard \(s.index): unknown split '\(s.split)'") }
+        guard let split = DataSplit(rawValue: s.split) else {
+            throw ClusterError(.invalidRequest, "shard \(s.index): unknown split '\(s.split)'")
+        }
         let rows: RowSelection
         switch s.rows {
         case .range(let r):
@@ -323,12 +345,12 @@ extension WorkerTask {
             var e = Newtonps_V1_WorkerTask.Evaluate()
             e.point = point.rawValue
             t.evaluate = e
-        case let .gradient(point, into):
+        case .gradient(let point, let into):
             var g = Newtonps_V1_WorkerTask.Gradient()
             g.point = point.rawValue
             g.into = into.rawValue
             t.gradient = g
-        case let .gaussNewton(point, direction, into):
+        case .gaussNewton(let point, let direction, let into):
             var g = Newtonps_V1_WorkerTask.GaussNewton()
             g.point = point.rawValue
             g.direction = direction.rawValue
@@ -338,13 +360,13 @@ extension WorkerTask {
             var j = Newtonps_V1_WorkerTask.Jacobian()
             j.point = point.rawValue
             t.jacobian = j
-        case let .hessian(point, direction, into):
+        case .hessian(let point, let direction, let into):
             var h = Newtonps_V1_WorkerTask.Hessian()
             h.point = point.rawValue
             h.direction = direction.rawValue
             h.into = into.rawValue
             t.hessian = h
-        case let .squaredGradient(point, into):
+        case .squaredGradient(let point, let into):
             var q = Newtonps_V1_WorkerTask.SquaredGradient()
             q.point = point.rawValue
             q.into = into.rawValue
@@ -359,10 +381,12 @@ extension WorkerTask {
         case .evaluate(let e): kind = .evaluate(point: VectorName(rawValue: e.point))
         case .gradient(let g): kind = .gradient(point: VectorName(rawValue: g.point), into: VectorName(rawValue: g.into))
         case .gaussNewton(let g):
-            kind = .gaussNewton(point: VectorName(rawValue: g.point), direction: VectorName(rawValue: g.direction), into: VectorName(rawValue: g.into))
+            kind = .gaussNewton(
+                point: VectorName(rawValue: g.point), direction: VectorName(rawValue: g.direction), into: VectorName(rawValue: g.into))
         case .jacobian(let j): kind = .jacobian(point: VectorName(rawValue: j.point))
         case .hessian(let h):
-            kind = .hessian(point: VectorName(rawValue: h.point), direction: VectorName(rawValue: h.direction), into: VectorName(rawValue: h.into))
+            kind = .hessian(
+                point: VectorName(rawValue: h.point), direction: VectorName(rawValue: h.direction), into: VectorName(rawValue: h.into))
         case .squaredGradient(let q): kind = .squaredGradient(point: VectorName(rawValue: q.point), into: VectorName(rawValue: q.into))
         case nil: throw ClusterError(.invalidRequest, "a worker task with no kind")
         }
@@ -381,8 +405,9 @@ extension ShardResult {
     }
 
     init(wire r: Newtonps_V1_ShardResult) throws {
-        self.init(shard: Int(r.shard), loss: r.loss, correct: Int(r.correct),
-                  outputs: r.hasOutputs ? try r.outputs.floats("outputs of shard \(r.shard)") : [])
+        self.init(
+            shard: Int(r.shard), loss: r.loss, correct: Int(r.correct),
+            outputs: r.hasOutputs ? try r.outputs.floats("outputs of shard \(r.shard)") : [])
     }
 }
 
@@ -404,9 +429,12 @@ extension IterationRecord {
     }
 
     init(wire r: Newtonps_V1_IterationRecord) throws {
-        guard let outcome = Outcome(rawValue: r.outcome) else { throw ClusterError(.invalidRequest, "unknown iteration outcome '\(r.outcome)'") }
-        self.init(iteration: Int(r.iteration), elapsedSeconds: r.elapsedS, objective: r.objective, gradientNorm: r.gradNorm,
-                  cgIterations: Int(r.cgIterations), lambda: r.lambda, step: r.step, lineSearchSteps: Int(r.lineSearchSteps),
-                  testAccuracy: r.hasTestAccuracy ? r.testAccuracy : nil, outcome: outcome, phaseSeconds: r.phaseS)
+        guard let outcome = Outcome(rawValue: r.outcome) else {
+            throw ClusterError(.invalidRequest, "unknown iteration outcome '\(r.outcome)'")
+        }
+        self.init(
+            iteration: Int(r.iteration), elapsedSeconds: r.elapsedS, objective: r.objective, gradientNorm: r.gradNorm,
+            cgIterations: Int(r.cgIterations), lambda: r.lambda, step: r.step, lineSearchSteps: Int(r.lineSearchSteps),
+            testAccuracy: r.hasTestAccuracy ? r.testAccuracy : nil, outcome: outcome, phaseSeconds: r.phaseS)
     }
 }

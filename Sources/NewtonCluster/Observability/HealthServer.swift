@@ -102,11 +102,13 @@ public struct HealthServer: Service, Sendable {
         )
         do {
             try await app.run()
-            binding.finish(ClusterError(
-                .invalidRequest, "HTTP server for \(host):\(port) stopped before it was listening"))
+            binding.finish(
+                ClusterError(
+                    .invalidRequest, "HTTP server for \(host):\(port) stopped before it was listening"))
         } catch {
-            binding.finish(ClusterError(
-                .invalidRequest, "HTTP server for \(host):\(port) failed", cause: error))
+            binding.finish(
+                ClusterError(
+                    .invalidRequest, "HTTP server for \(host):\(port) failed", cause: error))
             throw error
         }
     }
@@ -184,7 +186,11 @@ private final class PortBinding: @unchecked Sendable {
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
-                enum Now { case value(Int), error(any Error), later }
+                enum Now {
+                    case value(Int)
+                    case error(any Error)
+                    case later
+                }
                 let now: Now = lock.withLock {
                     switch state {
                     case .bound(let port): return .value(port)

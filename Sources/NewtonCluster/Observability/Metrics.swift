@@ -61,7 +61,8 @@ public enum RPCMetrics {
     static var bytesName: MetricNameDescriptor {
         MetricNameDescriptor(
             namespace: "newtonps", metricName: "rpc_bytes", unitName: "total",
-            helpText: "Tensor payload bytes of RPCs (float32 data; framing not counted), by role, method, side and direction (sent or received).")
+            helpText:
+                "Tensor payload bytes of RPCs (float32 data; framing not counted), by role, method, side and direction (sent or received).")
     }
 
     /// Records one finished RPC.
@@ -95,7 +96,8 @@ public enum RPCMetrics {
             descriptor: secondsName, labels: base, buckets: latencyBuckets
         ).record(duration(seconds: seconds))
 
-        let (sent, received) = side == .client
+        let (sent, received) =
+            side == .client
             ? (requestBytes, responseBytes) : (responseBytes, requestBytes)
         registry.makeCounter(descriptor: bytesName, labels: base + [("direction", "sent")])
             .increment(by: Int64(max(0, sent)))
@@ -144,9 +146,11 @@ public final class TrainingMetrics: @unchecked Sendable {
         self.registry = registry
         objective = registry.makeGauge(descriptor: Self.name("objective", "", "Objective f(θ) after the last iteration."))
         lambda = registry.makeGauge(descriptor: Self.name("lambda", "", "Levenberg-Marquardt damping λ after the last iteration."))
-        testAccuracy = registry.makeGauge(descriptor: Self.name("test_accuracy", "", "Test-set accuracy (0…1) at the last evaluated iteration."))
+        testAccuracy = registry.makeGauge(
+            descriptor: Self.name("test_accuracy", "", "Test-set accuracy (0…1) at the last evaluated iteration."))
         gradientNorm = registry.makeGauge(descriptor: Self.name("grad_norm", "", "‖∇f(θ)‖ after the last iteration."))
-        newtonIterations = registry.makeCounter(descriptor: Self.name("newton_iterations", "total", "Outer (Newton or first-order) iterations completed."))
+        newtonIterations = registry.makeCounter(
+            descriptor: Self.name("newton_iterations", "total", "Outer (Newton or first-order) iterations completed."))
         cgIterations = registry.makeCounter(descriptor: Self.name("cg_iterations", "total", "Conjugate-gradient iterations run."))
         liveServers = registry.makeGauge(descriptor: Self.name("live_servers", "", "Parameter servers registered and alive."))
         liveWorkers = registry.makeGauge(descriptor: Self.name("live_workers", "", "Workers registered and alive."))

@@ -25,10 +25,13 @@ public final class LocalCluster: Sendable {
 
     /// Starts a driver (with its job store at `store`, on `driverPort`, 0 for
     /// any free port), then the servers and workers on free ports.
-    public static func start(binary: URL, host: String = "127.0.0.1", driverPort: Int = 0, store: String, servers: Int, workers: Int,
-                             serverArguments: [String] = [], environment: [String: String] = [:]) async throws -> LocalCluster {
-        let driver = try await launch(binary, role: "driver",
-                                      ["driver", "--listen", "\(host):\(driverPort)", "--http", "\(host):0", "--store", store], environment)
+    public static func start(
+        binary: URL, host: String = "127.0.0.1", driverPort: Int = 0, store: String, servers: Int, workers: Int,
+        serverArguments: [String] = [], environment: [String: String] = [:]
+    ) async throws -> LocalCluster {
+        let driver = try await launch(
+            binary, role: "driver",
+            ["driver", "--listen", "\(host):\(driverPort)", "--http", "\(host):0", "--store", store], environment)
         let cluster = LocalCluster(driver: driver, binary: binary, host: host)
         do {
             for _ in 0..<servers { try await cluster.addServer(arguments: serverArguments, environment: environment) }
@@ -49,15 +52,20 @@ public final class LocalCluster: Sendable {
 
     @discardableResult
     public func addServer(arguments: [String] = [], environment: [String: String] = [:]) async throws -> Member {
-        let member = try await Self.launch(binary, role: "server", ["server", "--listen", "\(host):0", "--http", "\(host):0",
-                                                                     "--driver", driver.grpc!.description] + arguments, environment)
+        let member = try await Self.launch(
+            binary, role: "server",
+            [
+                "server", "--listen", "\(host):0", "--http", "\(host):0",
+                "--driver", driver.grpc!.description,
+            ] + arguments, environment)
         others.withLock { $0.append(member) }
         return member
     }
 
     @discardableResult
     public func addWorker(environment: [String: String] = [:]) async throws -> Member {
-        let member = try await Self.launch(binary, role: "worker", ["worker", "--http", "\(host):0", "--driver", driver.grpc!.description], environment)
+        let member = try await Self.launch(
+            binary, role: "worker", ["worker", "--http", "\(host):0", "--driver", driver.grpc!.description], environment)
         others.withLock { $0.append(member) }
         return member
     }
@@ -113,7 +121,10 @@ public final class ManagedProcess: Sendable {
         let collected = self.collected
         pipe.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil; return }
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                return
+            }
             collected.append(data)
         }
         do { try process.run() } catch {

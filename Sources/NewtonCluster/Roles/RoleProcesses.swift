@@ -59,14 +59,18 @@ public enum ServerProcess {
         let core = ServerCore(options: options)
         let grpc = GRPCServerService(listen: listen, services: [ParameterServerService(core: core)])
         let registered = Mutex(false)
-        let health = HealthServer(host: addresses.http.host, port: addresses.http.port,
-                                  readiness: { registered.withLock { $0 } ? .ready : .notReady("not registered with the driver at \(driver)") },
-                                  onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
+        let health = HealthServer(
+            host: addresses.http.host, port: addresses.http.port,
+            readiness: { registered.withLock { $0 } ? .ready : .notReady("not registered with the driver at \(driver)") },
+            onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
         let membership = TaskService {
             let port = try await grpc.boundPort
             let advertised = addresses.advertise ?? Endpoint(host: listen.host, port: port)
             guard !["0.0.0.0", "::"].contains(advertised.host) else {
-                throw ClusterError(.invalidRequest, "server listens on \(listen.host) and would advertise \(advertised), which other hosts cannot reach; give --advertise HOST:PORT")
+                throw ClusterError(
+                    .invalidRequest,
+                    "server listens on \(listen.host) and would advertise \(advertised), which other hosts cannot reach; give --advertise HOST:PORT"
+                )
             }
             announce("server listening on \(listen.host):\(port), advertised as \(advertised)")
             let link = try DriverLink(driver: driver, role: "server", endpoint: advertised, httpEndpoint: addresses.http.description)
@@ -85,9 +89,10 @@ public enum WorkerProcess {
         guard let driver = addresses.driver else { throw ClusterError(.invalidRequest, "a worker needs --driver") }
         let link = try DriverLink(driver: driver, role: "worker", endpoint: nil, httpEndpoint: addresses.http.description)
         let agent = WorkerAgent(link: link)
-        let health = HealthServer(host: addresses.http.host, port: addresses.http.port,
-                                  readiness: { agent.isConnected ? .ready : .notReady("no task session with the driver at \(driver)") },
-                                  onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
+        let health = HealthServer(
+            host: addresses.http.host, port: addresses.http.port,
+            readiness: { agent.isConnected ? .ready : .notReady("no task session with the driver at \(driver)") },
+            onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
         announce("worker connecting to driver \(driver)")
         try await runServices([TaskService { try await agent.run() }, health], label: "worker")
     }
@@ -106,15 +111,17 @@ public enum DriverProcess {
         let runner = JobRunner(store: store, membership: membership, catalog: catalog, events: events, metrics: metrics)
         let service = DriverService(membership: membership, runner: runner, store: store, events: events, catalog: catalog)
         let grpc = GRPCServerService(listen: listen, services: [service])
-        let health = HealthServer(host: addresses.http.host, port: addresses.http.port, readiness: {
-            let (servers, workers) = await membership.counts()
-            metrics.setLiveServers(servers)
-            metrics.setLiveWorkers(workers)
-            if servers == 0 || workers == 0 {
-                return .notReady("job store open; cluster incomplete: \(servers) server(s), \(workers) worker(s) live")
-            }
-            return .ready
-        }, onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
+        let health = HealthServer(
+            host: addresses.http.host, port: addresses.http.port,
+            readiness: {
+                let (servers, workers) = await membership.counts()
+                metrics.setLiveServers(servers)
+                metrics.setLiveWorkers(workers)
+                if servers == 0 || workers == 0 {
+                    return .notReady("job store open; cluster incomplete: \(servers) server(s), \(workers) worker(s) live")
+                }
+                return .ready
+            }, onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
         let started = TaskService {
             announce("driver listening on \(listen.host):\(try await grpc.boundPort), store \(storePath)")
             // Keep the live-peer gauges current between scrapes of /readyz.

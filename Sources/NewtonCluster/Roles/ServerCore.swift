@@ -1,10 +1,11 @@
 import NewtonCore
 import NewtonTraining
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// The state and operations of one parameter server: the blocks it owns,
@@ -60,7 +61,10 @@ public actor ServerCore: ParameterServer {
 
     public func assign(_ assignment: BlockAssignment) throws {
         guard assignment.blocks.count == assignment.weights.count else {
-            throw ClusterError(.invalidRequest, "assignment of job \(assignment.jobID) lists \(assignment.blocks.count) blocks but \(assignment.weights.count) weight arrays")
+            throw ClusterError(
+                .invalidRequest,
+                "assignment of job \(assignment.jobID) lists \(assignment.blocks.count) blocks but \(assignment.weights.count) weight arrays"
+            )
         }
         let grid = assignment.grid
         var owned = [Block]()
@@ -111,7 +115,8 @@ public actor ServerCore: ParameterServer {
             throw ClusterError(.invalidRequest, "push of shard \(shard) into \(vector), whose sum expects shards 0..<\(sum.expected)")
         }
         guard pushed == ownedBlocks else {
-            throw ClusterError(.invalidRequest, "push of shard \(shard) into \(vector) names blocks \(pushed); this server owns \(ownedBlocks)")
+            throw ClusterError(
+                .invalidRequest, "push of shard \(shard) into \(vector) names blocks \(pushed); this server owns \(ownedBlocks)")
         }
         try checkPayload(pushed, values, what: "push of shard \(shard) into \(vector)")
         // A shard already added came from the same rows at the same point and
@@ -135,7 +140,8 @@ public actor ServerCore: ParameterServer {
         }
         guard sum.next == sum.expected else {
             let missing = (sum.next..<sum.expected).filter { sum.pending[$0] == nil }
-            throw ClusterError(.invalidRequest, "sum into \(vector) is missing shards \(missing.prefix(10))\(missing.count > 10 ? "…" : "")")
+            throw ClusterError(
+                .invalidRequest, "sum into \(vector) is missing shards \(missing.prefix(10))\(missing.count > 10 ? "…" : "")")
         }
         for (block, total) in zip(blocks, sum.total) { block.vectors[vector] = total }
     }
@@ -147,22 +153,30 @@ public actor ServerCore: ParameterServer {
         }
         for block in blocks {
             if let cache = block.jacobian, cache.rows == rows { continue }
-            block.jacobian = BlockJacobian(rows: rows, classes: grid.spec.classes,
-                                           inputWidth: grid.inputRange(block.id).count,
-                                           outputWidth: grid.outputRange(block.id).count,
-                                           hasBias: grid.hasBias(block.id))
+            block.jacobian = BlockJacobian(
+                rows: rows, classes: grid.spec.classes,
+                inputWidth: grid.inputRange(block.id).count,
+                outputWidth: grid.outputRange(block.id).count,
+                hasBias: grid.hasBias(block.id))
         }
         outputs = [Float](repeating: 0, count: rows * grid.spec.classes)
     }
 
-    public func pushJacobian(rowOffset: Int, blocks pushed: [Int], inputs: [[Float]], slices: [[Float]], outputs newOutputs: [Float]) throws {
+    public func pushJacobian(rowOffset: Int, blocks pushed: [Int], inputs: [[Float]], slices: [[Float]], outputs newOutputs: [Float]) throws
+    {
         let grid = try requireGrid()
         guard pushed == ownedBlocks, inputs.count == pushed.count, slices.count == pushed.count else {
-            throw ClusterError(.invalidRequest, "Jacobian push for rows from \(rowOffset) names blocks \(pushed) with \(inputs.count) inputs and \(slices.count) slices; this server owns \(ownedBlocks)")
+            throw ClusterError(
+                .invalidRequest,
+                "Jacobian push for rows from \(rowOffset) names blocks \(pushed) with \(inputs.count) inputs and \(slices.count) slices; this server owns \(ownedBlocks)"
+            )
         }
         let classes = grid.spec.classes
         guard newOutputs.count % classes == 0, rowOffset >= 0, rowOffset * classes + newOutputs.count <= outputs.count else {
-            throw ClusterError(.invalidRequest, "Jacobian push of \(newOutputs.count) outputs at row \(rowOffset) does not fit a subsample of \(outputs.count / max(classes, 1)) rows")
+            throw ClusterError(
+                .invalidRequest,
+                "Jacobian push of \(newOutputs.count) outputs at row \(rowOffset) does not fit a subsample of \(outputs.count / max(classes, 1)) rows"
+            )
         }
         for (k, block) in blocks.enumerated() {
             guard block.jacobian != nil else { throw ClusterError(.invalidRequest, "Jacobian push before beginJacobian") }
@@ -181,7 +195,8 @@ public actor ServerCore: ParameterServer {
         for block in blocks {
             let cache = try cache(of: block)
             guard u.count == cache.rows * cache.classes else {
-                throw ClusterError(.invalidRequest, "J_bᵀu with \(u.count) values; the cached subsample has \(cache.rows) rows × \(cache.classes) classes")
+                throw ClusterError(
+                    .invalidRequest, "J_bᵀu with \(u.count) values; the cached subsample has \(cache.rows) rows × \(cache.classes) classes")
             }
             block.vectors[vector] = cache.jacobianTransposeProduct(u)
         }
@@ -200,9 +215,15 @@ public actor ServerCore: ParameterServer {
         var iterations = 0
         var outcome = BlockSolveReport.Outcome.iterationLimit
         while true {
-            if rr.squareRoot() <= stop { outcome = .converged; break }
+            if rr.squareRoot() <= stop {
+                outcome = .converged
+                break
+            }
             if iterations >= request.maxIterations { break }
-            if stoppedGeneration.withLock({ $0 >= request.generation }) { outcome = .stopped; break }
+            if stoppedGeneration.withLock({ $0 >= request.generation }) {
+                outcome = .stopped
+                break
+            }
             try Task.checkCancellation()
             if options.solveIterationDelay > .zero { try await Task.sleep(for: options.solveIterationDelay) }
             iterations += 1
@@ -270,7 +291,7 @@ public actor ServerCore: ParameterServer {
         var dots = [Double]()
         for op in program {
             switch op {
-            case let .combine(target, terms):
+            case .combine(let target, let terms):
                 // In place: the target's own terms scale its buffer, the
                 // others are added to it (no fresh megabyte per CG step).
                 let own = terms.filter { $0.vector == target }.reduce(0.0) { $0 + $1.coefficient }
@@ -284,17 +305,21 @@ public actor ServerCore: ParameterServer {
                     }
                 }
                 block.vectors[target] = result
-            case let .fill(target, value):
+            case .fill(let target, let value):
                 block.vectors[target] = [Float](repeating: value, count: block.size)
-            case let .dot(a, b):
+            case .dot(let a, let b):
                 dots.append(VectorMath.dot(block.vector(a), block.vector(b)))
-            case let .adam(update, weights, gradient, firstMoment, secondMoment):
-                var w = block.vector(weights), m = block.vector(firstMoment), v = block.vector(secondMoment)
+            case .adam(let update, let weights, let gradient, let firstMoment, let secondMoment):
+                var w = block.vector(weights)
+                var m = block.vector(firstMoment)
+                var v = block.vector(secondMoment)
                 let g = block.vector(gradient)
-                let b1 = Float(update.beta1), b2 = Float(update.beta2)
+                let b1 = Float(update.beta1)
+                let b2 = Float(update.beta2)
                 let correction1 = Float(1 - pow(update.beta1, Double(update.step)))
                 let correction2 = Float(1 - pow(update.beta2, Double(update.step)))
-                let rate = Float(update.learningRate), eps = Float(update.epsilon)
+                let rate = Float(update.learningRate)
+                let eps = Float(update.epsilon)
                 for i in w.indices {
                     m[i] = b1 * m[i] + (1 - b1) * g[i]
                     v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
@@ -303,10 +328,11 @@ public actor ServerCore: ParameterServer {
                 block.vectors[weights] = w
                 block.vectors[firstMoment] = m
                 block.vectors[secondMoment] = v
-            case let .multiply(target, a, b):
-                let x = block.vector(a), y = block.vector(b)
+            case .multiply(let target, let a, let b):
+                let x = block.vector(a)
+                let y = block.vector(b)
                 block.vectors[target] = (0..<block.size).map { x[$0] * y[$0] }
-            case let .power(target, source, scale, shift, exponent):
+            case .power(let target, let source, let scale, let shift, let exponent):
                 let x = block.vector(source)
                 let values = x.map { Float(pow(scale * Double($0) + shift, exponent)) }
                 if let bad = values.firstIndex(where: { !$0.isFinite }) {

@@ -1,9 +1,9 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+import Logging
 import NewtonCore
 import NewtonProto
 import NewtonTraining
-import Logging
 import Synchronization
 
 /// The worker process's loop: registers with the driver, opens a task
@@ -39,7 +39,7 @@ public final class WorkerAgent: Sendable {
                 }
             } catch let error as ClusterError where error.code == .incompatible {
                 throw error
-            } catch where !Task.isCancelled {
+            } catch  where !Task.isCancelled {
                 logger.warning("session with the driver at \(link.driver) ended: \(error); reconnecting")
             }
             sessionOpen.withLock { $0 = false }
@@ -55,21 +55,24 @@ public final class WorkerAgent: Sendable {
         var options = CallOptions.defaults
         options.maxRequestMessageBytes = WireSettings.maxMessageBytes
         options.maxResponseMessageBytes = WireSettings.maxMessageBytes
-        try await link.client.workerSession(options: options, requestProducer: { writer in
-            for await message in outgoing { try await writer.write(message) }
-        }, onResponse: { response in
-            self.sessionOpen.withLock { $0 = true }
-            defer { out.finish() }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for try await message in response.messages {
-                    group.addTask {
-                        var reply = Newtonps_V1_WorkerMessage()
-                        reply.result = await self.handle(message)
-                        out.yield(reply)
+        try await link.client.workerSession(
+            options: options,
+            requestProducer: { writer in
+                for await message in outgoing { try await writer.write(message) }
+            },
+            onResponse: { response in
+                self.sessionOpen.withLock { $0 = true }
+                defer { out.finish() }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for try await message in response.messages {
+                        group.addTask {
+                            var reply = Newtonps_V1_WorkerMessage()
+                            reply.result = await self.handle(message)
+                            out.yield(reply)
+                        }
                     }
                 }
-            }
-        })
+            })
     }
 
     /// Runs one request; failures become the result's error text.
@@ -100,7 +103,9 @@ public final class WorkerAgent: Sendable {
         let endpoints = try wire.servers.map(Endpoint.init(parsing:))
         let ownership = wire.ownership.map(Int.init)
         guard ownership.count == grid.blocks.count, ownership.allSatisfy({ $0 >= 0 && $0 < endpoints.count }) else {
-            throw ClusterError(.invalidRequest, "job \(wire.jobID): ownership \(ownership) does not map \(grid.blocks.count) blocks to \(endpoints.count) servers")
+            throw ClusterError(
+                .invalidRequest,
+                "job \(wire.jobID): ownership \(ownership) does not map \(grid.blocks.count) blocks to \(endpoints.count) servers")
         }
         let job = WorkerJob(jobID: wire.jobID, grid: grid, ownership: ownership, data: try DataDescriptor(wire: wire.data))
         releaseJob()
@@ -119,4 +124,3 @@ public final class WorkerAgent: Sendable {
         for c in previous?.connections ?? [] { c.close() }
     }
 }
-

@@ -23,14 +23,17 @@ public actor WorkerCore: Worker {
     public func prepare(_ job: WorkerJob) async throws {
         let data = try await catalog.data(for: job.data)
         guard data.train.columns == job.grid.spec.inputs else {
-            throw ClusterError(.invalidRequest, "job \(job.jobID) expects \(job.grid.spec.inputs) input features; its data has \(data.train.columns)")
+            throw ClusterError(
+                .invalidRequest, "job \(job.jobID) expects \(job.grid.spec.inputs) input features; its data has \(data.train.columns)")
         }
         guard data.train.classCount <= job.grid.spec.classes else {
-            throw ClusterError(.invalidRequest, "job \(job.jobID) has \(job.grid.spec.classes) outputs; its data has \(data.train.classCount) classes")
+            throw ClusterError(
+                .invalidRequest, "job \(job.jobID) has \(job.grid.spec.classes) outputs; its data has \(data.train.classCount) classes")
         }
         let servers = try await resolveServers(job)
         guard let maxOwner = job.ownership.max(), maxOwner < servers.count else {
-            throw ClusterError(.invalidRequest, "job \(job.jobID) names servers up to \(job.ownership.max() ?? -1) but \(servers.count) are known")
+            throw ClusterError(
+                .invalidRequest, "job \(job.jobID) names servers up to \(job.ownership.max() ?? -1) but \(servers.count) are known")
         }
         self.job = job
         self.data = data
@@ -45,9 +48,10 @@ public actor WorkerCore: Worker {
             return try task.shards.map { shard in
                 let (inputs, labels) = try rows(of: shard, in: data)
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
-                return ShardResult(shard: shard.index, loss: kernels.loss(pass, labels: labels), correct: kernels.correctCount(pass, labels: labels))
+                return ShardResult(
+                    shard: shard.index, loss: kernels.loss(pass, labels: labels), correct: kernels.correctCount(pass, labels: labels))
             }
-        case let .gradient(point, target):
+        case .gradient(let point, let target):
             let kernels = RowKernels(parameters: try await pull(point, job))
             var results = [ShardResult]()
             for shard in task.shards {
@@ -58,15 +62,15 @@ public actor WorkerCore: Worker {
                 results.append(ShardResult(shard: shard.index, loss: loss, correct: kernels.correctCount(pass, labels: labels)))
             }
             return results
-        case let .gaussNewton(point, direction, target):
+        case .gaussNewton(let point, let direction, let target):
             return try await pushProducts(at: point, along: direction, into: target, task.shards, job, data) { kernels, pass, _, v in
                 kernels.gaussNewtonProduct(pass, direction: v)
             }
-        case let .hessian(point, direction, target):
+        case .hessian(let point, let direction, let target):
             return try await pushProducts(at: point, along: direction, into: target, task.shards, job, data) { kernels, pass, labels, v in
                 kernels.hessianProduct(pass, labels: labels, direction: v)
             }
-        case let .squaredGradient(point, target):
+        case .squaredGradient(let point, let target):
             let kernels = RowKernels(parameters: try await pull(point, job))
             var results = [ShardResult]()
             for shard in task.shards {
@@ -83,8 +87,10 @@ public actor WorkerCore: Worker {
                 let (inputs, labels) = try rows(of: shard, in: data)
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
                 try await pushJacobian(pass, slices: kernels.jacobianSlices(pass), offset: shard.offset, job)
-                results.append(ShardResult(shard: shard.index, loss: kernels.loss(pass, labels: labels),
-                                           correct: kernels.correctCount(pass, labels: labels), outputs: pass.outputs))
+                results.append(
+                    ShardResult(
+                        shard: shard.index, loss: kernels.loss(pass, labels: labels),
+                        correct: kernels.correctCount(pass, labels: labels), outputs: pass.outputs))
             }
             return results
         }
@@ -127,7 +133,8 @@ public actor WorkerCore: Worker {
         var dense = DenseParameters(zeros: grid.spec)
         for (owned, values) in perServer {
             guard owned.count == values.count else {
-                throw ClusterError(.invalidRequest, "a server answered a read of \(vector) for \(owned.count) blocks with \(values.count) arrays")
+                throw ClusterError(
+                    .invalidRequest, "a server answered a read of \(vector) for \(owned.count) blocks with \(values.count) arrays")
             }
             for (b, v) in zip(owned, values) { try grid.insert(grid.blocks[b], values: v, into: &dense) }
         }
@@ -137,8 +144,9 @@ public actor WorkerCore: Worker {
     /// Splits a dense result into blocks and pushes each server its own.
     private func pushBlocks(_ dense: DenseParameters, into target: VectorName, shard: Int, _ job: WorkerJob) async throws {
         try await forEachServer(job) { s, server, owned in
-            try await server.push(into: target, shard: shard, blocks: owned,
-                                  values: owned.map { job.grid.extract(job.grid.blocks[$0], from: dense) })
+            try await server.push(
+                into: target, shard: shard, blocks: owned,
+                values: owned.map { job.grid.extract(job.grid.blocks[$0], from: dense) })
         }
     }
 
@@ -146,19 +154,25 @@ public actor WorkerCore: Worker {
     /// inputs of the block's input group and the slice of its output group.
     private func pushJacobian(_ pass: ForwardPass, slices: [[Float]], offset: Int, _ job: WorkerJob) async throws {
         let grid = job.grid
-        let rows = pass.rows, classes = grid.spec.classes
+        let rows = pass.rows
+        let classes = grid.spec.classes
         try await forEachServer(job) { s, server, owned in
-            var inputs = [[Float]](), blockSlices = [[Float]]()
+            var inputs = [[Float]]()
+            var blockSlices = [[Float]]()
             for b in owned {
                 let id = grid.blocks[b]
-                inputs.append(columns(pass.activations[id.layer - 1], rows: rows, width: grid.spec.layerSizes[id.layer - 1], grid.inputRange(id)))
-                blockSlices.append(columns(slices[id.layer - 1], rows: rows * classes, width: grid.spec.layerSizes[id.layer], grid.outputRange(id)))
+                inputs.append(
+                    columns(pass.activations[id.layer - 1], rows: rows, width: grid.spec.layerSizes[id.layer - 1], grid.inputRange(id)))
+                blockSlices.append(
+                    columns(slices[id.layer - 1], rows: rows * classes, width: grid.spec.layerSizes[id.layer], grid.outputRange(id)))
             }
             try await server.pushJacobian(rowOffset: offset, blocks: owned, inputs: inputs, slices: blockSlices, outputs: pass.outputs)
         }
     }
 
-    private func forEachServer(_ job: WorkerJob, _ body: @escaping @Sendable (Int, any ParameterServer, [Int]) async throws -> Void) async throws {
+    private func forEachServer(_ job: WorkerJob, _ body: @escaping @Sendable (Int, any ParameterServer, [Int]) async throws -> Void)
+        async throws
+    {
         let servers = self.servers
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (s, server) in servers.enumerated() {

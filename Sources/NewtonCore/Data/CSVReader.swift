@@ -22,7 +22,7 @@ public struct CSVOptions: Sendable, Equatable {
 enum CSVReader {
     static func read(_ path: String, options: CSVOptions, matching schema: TrainingSchema?) throws -> Dataset {
         guard let separator = options.separator.asciiValue,
-              !"0123456789+-.eE\"\n\r".contains(options.separator)
+            !"0123456789+-.eE\"\n\r".contains(options.separator)
         else { throw CoreError(.invalidArgument, "'\(options.separator)' cannot separate CSV fields of \(path)") }
 
         var table = LabelTable()
@@ -47,10 +47,16 @@ enum CSVReader {
                 fieldCount = fields.count
                 labelColumn = options.labelColumn < 0 ? fieldCount + options.labelColumn : options.labelColumn
                 guard fieldCount >= 2, (0..<fieldCount).contains(labelColumn) else {
-                    throw CoreError(.invalidArgument, "\(path):\(number): label column \(options.labelColumn) does not exist in a row of \(fieldCount) fields (a row needs the label and at least one feature)")
+                    throw CoreError(
+                        .invalidArgument,
+                        "\(path):\(number): label column \(options.labelColumn) does not exist in a row of \(fieldCount) fields (a row needs the label and at least one feature)"
+                    )
                 }
                 if let schema, fieldCount != schema.columns + 1 {
-                    throw CoreError(.shapeMismatch, "\(path):\(number): \(fieldCount) fields, but the training set has \(schema.columns + 1) (\(schema.columns) features and the label)")
+                    throw CoreError(
+                        .shapeMismatch,
+                        "\(path):\(number): \(fieldCount) fields, but the training set has \(schema.columns + 1) (\(schema.columns) features and the label)"
+                    )
                 }
             } else if fields.count != fieldCount {
                 throw CoreError(.malformedData, "\(path):\(number): \(fields.count) fields, but the first line has \(fieldCount)")
@@ -73,7 +79,9 @@ enum CSVReader {
                 return
             }
             let label = fields[labelColumn]
-            guard !label.isEmpty else { throw CoreError(.malformedData, "\(path):\(number): the label (field \(labelColumn + 1)) is empty") }
+            guard !label.isEmpty else {
+                throw CoreError(.malformedData, "\(path):\(number): the label (field \(labelColumn + 1)) is empty")
+            }
             table.append(text.string(label), at: number)
         }
 

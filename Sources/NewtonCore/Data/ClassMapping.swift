@@ -63,7 +63,10 @@ struct LabelTable {
         classOfID.reserveCapacity(distinct.count)
         for (id, label) in distinct.enumerated() {
             guard let found = key(label).flatMap({ classByKey[$0] }) else {
-                throw CoreError(.malformedData, "\(location(firstSeen[id])): label '\(label)' is not one of the training set's classes (\(names.joined(separator: ", ")))")
+                throw CoreError(
+                    .malformedData,
+                    "\(location(firstSeen[id])): label '\(label)' is not one of the training set's classes (\(names.joined(separator: ", ")))"
+                )
             }
             classOfID.append(found)
         }

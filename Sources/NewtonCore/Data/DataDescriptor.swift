@@ -25,13 +25,14 @@ public struct DataDescriptor: Sendable, Hashable, Codable {
         var train: Dataset
         var test: Dataset?
         switch source {
-        case let .files(format, trainPath, testPath, labelColumn, header):
+        case .files(let format, let trainPath, let testPath, let labelColumn, let header):
             let options = CSVOptions(labelColumn: labelColumn, hasHeader: header)
             train = try DataLoader.loadTraining(DataSource.resolve(path: trainPath, format: format, split: .train, csv: options))
             if let testPath {
-                test = try DataLoader.loadTest(DataSource.resolve(path: testPath, format: format, split: .test, csv: options), matching: train)
+                test = try DataLoader.loadTest(
+                    DataSource.resolve(path: testPath, format: format, split: .test, csv: options), matching: train)
             }
-        case let .synthetic(trainRows, testRows, features, classes, seed):
+        case .synthetic(let trainRows, let testRows, let features, let classes, let seed):
             let all = SyntheticData.classification(rows: trainRows + testRows, features: features, classes: classes, seed: seed)
             train = all.subset(0..<trainRows)
             test = testRows > 0 ? all.subset(trainRows..<(trainRows + testRows)) : nil

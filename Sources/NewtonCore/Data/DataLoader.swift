@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The file formats newtonps reads. Any of them may be gzip-compressed.
@@ -86,7 +86,9 @@ public struct DataSource: Sendable, Equatable {
             if isDirectory(path) { return try idx(directory: path, split: split) }
             return idx(images: path, labels: try labelsPath(forImages: path))
         case .libsvm, .csv:
-            guard !isDirectory(path) else { throw CoreError(.invalidArgument, "\(path) is a directory, but \(format.rawValue) data is one file") }
+            guard !isDirectory(path) else {
+                throw CoreError(.invalidArgument, "\(path) is a directory, but \(format.rawValue) data is one file")
+            }
             return DataSource(format: format, path: path, csv: csv)
         }
     }
@@ -97,7 +99,10 @@ public struct DataSource: Sendable, Equatable {
         let slash = images.lastIndex(of: "/").map { images.index(after: $0) } ?? images.startIndex
         var name = String(images[slash...])
         guard let range = name.firstRange(of: "images-idx3") else {
-            throw CoreError(.invalidArgument, "cannot find the labels file for \(images): its name does not contain 'images-idx3' (give the directory instead, or both files)")
+            throw CoreError(
+                .invalidArgument,
+                "cannot find the labels file for \(images): its name does not contain 'images-idx3' (give the directory instead, or both files)"
+            )
         }
         name.replaceSubrange(range, with: "labels-idx1")
         let labels = String(images[..<slash]) + name

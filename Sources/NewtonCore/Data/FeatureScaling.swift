@@ -35,7 +35,8 @@ public struct FeatureScaler: Sendable, Equatable, Codable {
         switch scaling {
         case .none:
             let columns = data.columns
-            return FeatureScaler(scaling: scaling, offsets: Array(repeating: 0, count: columns), factors: Array(repeating: 1, count: columns))
+            return FeatureScaler(
+                scaling: scaling, offsets: Array(repeating: 0, count: columns), factors: Array(repeating: 1, count: columns))
         case .unitRange:
             let (minima, maxima, _) = try statistics(of: data, for: scaling)
             let factors = zip(minima, maxima).map { low, high in low == high ? 0 : Float(1 / (Double(high) - Double(low))) }
@@ -61,8 +62,12 @@ public struct FeatureScaler: Sendable, Equatable, Codable {
     }
 
     /// Per-column minimum, maximum and mean (in Double).
-    private static func statistics(of data: Dataset, for scaling: FeatureScaling) throws -> (minima: [Float], maxima: [Float], means: [Double]) {
-        guard data.rows > 0 else { throw CoreError(.invalidArgument, "cannot fit \(scaling.rawValue) feature scaling on an empty data set") }
+    private static func statistics(of data: Dataset, for scaling: FeatureScaling) throws -> (
+        minima: [Float], maxima: [Float], means: [Double]
+    ) {
+        guard data.rows > 0 else {
+            throw CoreError(.invalidArgument, "cannot fit \(scaling.rawValue) feature scaling on an empty data set")
+        }
         let columns = data.columns
         var minima = Array(data.features[0..<columns])
         var maxima = minima

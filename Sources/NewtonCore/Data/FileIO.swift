@@ -1,11 +1,11 @@
 import CZlib
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Whole-file reading and writing for the data readers and writers.
@@ -96,7 +96,8 @@ enum FileIO {
                 case Z_STREAM_END:
                     if consumed == input.count { return }
                     guard input.count - consumed >= 2, input[consumed] == 0x1F, input[consumed + 1] == 0x8B else {
-                        throw CoreError(.malformedData, "\(path): unexpected bytes after the gzip data at compressed byte offset \(consumed)")
+                        throw CoreError(
+                            .malformedData, "\(path): unexpected bytes after the gzip data at compressed byte offset \(consumed)")
                     }
                     inflateReset(&stream)
                 case Z_OK:

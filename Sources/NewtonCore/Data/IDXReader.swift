@@ -5,7 +5,12 @@
 enum IDXReader {
     /// Element types, by their type byte.
     enum ElementType: UInt8 {
-        case uint8 = 0x08, int8 = 0x09, int16 = 0x0B, int32 = 0x0C, float32 = 0x0D, float64 = 0x0E
+        case uint8 = 0x08
+        case int8 = 0x09
+        case int16 = 0x0B
+        case int32 = 0x0C
+        case float32 = 0x0D
+        case float64 = 0x0E
 
         var size: Int {
             switch self {
@@ -44,7 +49,8 @@ enum IDXReader {
         }
         guard rows > 0 else { throw CoreError(.malformedData, "\(imagesPath) holds no images") }
         if let schema, schema.columns != columns {
-            throw CoreError(.shapeMismatch, "\(imagesPath): images have \(columns) values each but the training set has \(schema.columns) columns")
+            throw CoreError(
+                .shapeMismatch, "\(imagesPath): images have \(columns) values each but the training set has \(schema.columns) columns")
         }
         var table = LabelTable()
         for (row, value) in labels.values.enumerated() {
@@ -77,13 +83,18 @@ enum IDXReader {
         for d in 0..<rank {
             let size = bytes[(4 + 4 * d)..<(8 + 4 * d)].reduce(0) { $0 << 8 | Int($1) }
             let (product, overflow) = count.multipliedReportingOverflow(by: size)
-            guard !overflow, product <= Int.max / 8 else { throw malformed(4 + 4 * d, "dimension sizes \(dimensions + [size]) are too large") }
+            guard !overflow, product <= Int.max / 8 else {
+                throw malformed(4 + 4 * d, "dimension sizes \(dimensions + [size]) are too large")
+            }
             dimensions.append(size)
             count = product
         }
         let expected = dataOffset + count * type.size
         guard bytes.count >= expected else {
-            throw malformed(bytes.count, "file is truncated: the header declares shape \(shape(dimensions)) of \(type) (\(expected) bytes in all) but the file has \(bytes.count) bytes")
+            throw malformed(
+                bytes.count,
+                "file is truncated: the header declares shape \(shape(dimensions)) of \(type) (\(expected) bytes in all) but the file has \(bytes.count) bytes"
+            )
         }
         guard bytes.count == expected else {
             throw malformed(expected, "\(bytes.count - expected) unexpected bytes after the \(shape(dimensions)) elements")
@@ -112,9 +123,13 @@ enum IDXReader {
             case .int32:
                 for i in 0..<count { out[i] = T(Int32(bigEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))) }
             case .float32:
-                for i in 0..<count { out[i] = T(Float(bitPattern: UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))) }
+                for i in 0..<count {
+                    out[i] = T(Float(bitPattern: UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))))
+                }
             case .float64:
-                for i in 0..<count { out[i] = T(Double(bitPattern: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
+                for i in 0..<count {
+                    out[i] = T(Double(bitPattern: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
+                }
             }
             initialized = count
         }

@@ -51,7 +51,10 @@ enum LIBSVMReader {
                     throw malformed("feature index \(index) follows index \(previous): indices must be strictly increasing")
                 }
                 guard index <= columnLimit else {
-                    throw CoreError(.shapeMismatch, "\(path):\(number): feature index \(text.string(token.lowerBound..<cursor)) exceeds the \(columnLimit) columns of the training set")
+                    throw CoreError(
+                        .shapeMismatch,
+                        "\(path):\(number): feature index \(text.string(token.lowerBound..<cursor)) exceeds the \(columnLimit) columns of the training set"
+                    )
                 }
                 guard let value = text.float((cursor + 1)..<token.upperBound) else {
                     throw malformed("value '\(text.string((cursor + 1)..<token.upperBound))' of feature \(index) is not a finite number")

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Generated data sets for tests and demonstrations, and writers that store a
@@ -29,7 +29,8 @@ public enum SyntheticData {
         let phase = 2 * Double.pi * random.nextUnit()
 
         // An orthonormal pair spanning the plane of the blobs.
-        var u = [Double](), v = [Double]()
+        var u = [Double]()
+        var v = [Double]()
         if columns > 1 {
             u = (0..<columns).map { _ in random.nextGaussian() }
             v = (0..<columns).map { _ in random.nextGaussian() }

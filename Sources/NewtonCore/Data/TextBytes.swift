@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The bytes of a text data file, with the small parsing helpers the LIBSVM and
@@ -52,13 +52,13 @@ struct TextBytes {
     /// The finite number spelled by exactly the bytes in `range`, or nil.
     @inline(__always) func float(_ range: Range<Int>) -> Float? {
         guard let first = range.first.map({ bytes[$0] }),
-              (first >= 0x30 && first <= 0x39) || first == 0x2B || first == 0x2D || first == 0x2E
+            (first >= 0x30 && first <= 0x39) || first == 0x2B || first == 0x2D || first == 0x2E
         else { return nil }  // strtof would also skip blanks and accept "inf" or "nan"
         let start = UnsafeRawPointer(bytes.baseAddress! + range.lowerBound).assumingMemoryBound(to: CChar.self)
         var stop: UnsafeMutablePointer<CChar>?
         let value = strtof(start, &stop)
         guard let stop, UnsafePointer(stop) - start == range.count,
-              value.isFinite
+            value.isFinite
         else { return nil }
         return value
     }

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One named float32 tensor: its shape and its values in row-major order.
@@ -49,7 +49,8 @@ public enum Safetensors {
                 throw CoreError(.invalidArgument, "tensor '\(t.name)' has invalid shape \(t.shape)")
             }
             guard count == t.values.count else {
-                throw CoreError(.shapeMismatch, "tensor '\(t.name)' has shape \(t.shape) (\(count) values) but holds \(t.values.count) values")
+                throw CoreError(
+                    .shapeMismatch, "tensor '\(t.name)' has shape \(t.shape) (\(count) values) but holds \(t.values.count) values")
             }
             let end = offset + 4 * count
             let shape = t.shape.map(String.init).joined(separator: ",")
@@ -63,7 +64,10 @@ public enum Safetensors {
         out.withUnsafeMutableBytes { raw in
             raw.storeBytes(of: UInt64(header.count).littleEndian, toByteOffset: 0, as: UInt64.self)
             var at = 8
-            for b in header { raw[at] = b; at += 1 }
+            for b in header {
+                raw[at] = b
+                at += 1
+            }
             for t in tensors {
                 for v in t.values {
                     raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: at, as: UInt32.self)
@@ -101,7 +105,12 @@ public enum Safetensors {
             throw malformed("header is not a JSON object", at: 8 + root.at)
         }
 
-        struct Entry { var name: String; var shape: [Int]; var begin: Int; var end: Int }
+        struct Entry {
+            var name: String
+            var shape: [Int]
+            var begin: Int
+            var end: Int
+        }
         var metadata: [String: String] = [:]
         var found: [Entry] = []
         for (name, node) in entries {
@@ -153,7 +162,8 @@ public enum Safetensors {
             }
             let (begin, end) = (offsets.values[0], offsets.values[1])
             guard end <= dataLength else {
-                throw malformed("tensor '\(name)' data_offsets [\(begin), \(end)] run past the \(dataLength)-byte data buffer", at: 8 + offsets.at)
+                throw malformed(
+                    "tensor '\(name)' data_offsets [\(begin), \(end)] run past the \(dataLength)-byte data buffer", at: 8 + offsets.at)
             }
             guard let count = elementCount(shape), count * 4 == end - begin else {
                 throw malformed("tensor '\(name)' data_offsets [\(begin), \(end)] do not match shape \(shape) of F32", at: 8 + offsets.at)
@@ -259,7 +269,10 @@ private struct JSONNode {
 
 /// A strict RFC 8259 parser with a nesting limit; it rejects duplicate keys.
 private struct JSONParser {
-    struct Failure: Error { var what: String; var at: Int }
+    struct Failure: Error {
+        var what: String
+        var at: Int
+    }
 
     let bytes: [UInt8]
     var i = 0
@@ -295,7 +308,10 @@ private struct JSONParser {
             var members: [(key: String, node: JSONNode)] = []
             var keys = Set<String>()
             skipWhitespace()
-            if current == UInt8(ascii: "}") { i += 1; return JSONNode(kind: .object(members), at: start) }
+            if current == UInt8(ascii: "}") {
+                i += 1
+                return JSONNode(kind: .object(members), at: start)
+            }
             while true {
                 skipWhitespace()
                 let keyAt = i
@@ -306,25 +322,40 @@ private struct JSONParser {
                 try expect(UInt8(ascii: ":"), "':'")
                 members.append((key, try value(depth: depth + 1)))
                 skipWhitespace()
-                if current == UInt8(ascii: "}") { i += 1; return JSONNode(kind: .object(members), at: start) }
+                if current == UInt8(ascii: "}") {
+                    i += 1
+                    return JSONNode(kind: .object(members), at: start)
+                }
                 try expect(UInt8(ascii: ","), "',' or '}'")
             }
         case UInt8(ascii: "["):
             i += 1
             var items: [JSONNode] = []
             skipWhitespace()
-            if current == UInt8(ascii: "]") { i += 1; return JSONNode(kind: .array(items), at: start) }
+            if current == UInt8(ascii: "]") {
+                i += 1
+                return JSONNode(kind: .array(items), at: start)
+            }
             while true {
                 items.append(try value(depth: depth + 1))
                 skipWhitespace()
-                if current == UInt8(ascii: "]") { i += 1; return JSONNode(kind: .array(items), at: start) }
+                if current == UInt8(ascii: "]") {
+                    i += 1
+                    return JSONNode(kind: .array(items), at: start)
+                }
                 try expect(UInt8(ascii: ","), "',' or ']'")
             }
         case UInt8(ascii: "\""):
             return JSONNode(kind: .string(try string()), at: start)
-        case UInt8(ascii: "t"): try literal("true"); return JSONNode(kind: .bool(true), at: start)
-        case UInt8(ascii: "f"): try literal("false"); return JSONNode(kind: .bool(false), at: start)
-        case UInt8(ascii: "n"): try literal("null"); return JSONNode(kind: .null, at: start)
+        case UInt8(ascii: "t"):
+            try literal("true")
+            return JSONNode(kind: .bool(true), at: start)
+        case UInt8(ascii: "f"):
+            try literal("false")
+            return JSONNode(kind: .bool(false), at: start)
+        case UInt8(ascii: "n"):
+            try literal("null")
+            return JSONNode(kind: .null, at: start)
         case let c? where c == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c):
             return try number()
         case nil: throw Failure(what: "unexpected end of header", at: i)
@@ -408,7 +439,9 @@ private struct JSONParser {
                 default: throw Failure(what: "invalid escape", at: i - 2)
                 }
             case 0..<0x20: throw Failure(what: "control character in string", at: i)
-            default: out.append(c); i += 1
+            default:
+                out.append(c)
+                i += 1
             }
         }
     }
@@ -449,7 +482,8 @@ private func readFile(_ path: String) throws -> [UInt8] {
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
         // Read straight into the buffer while it has room, then in chunks in case the file grew.
-        let n = filled < buffer.count
+        let n =
+            filled < buffer.count
             ? buffer.withUnsafeMutableBytes { raw in read(fd, raw.baseAddress.map { $0 + filled }, raw.count - filled) }
             : chunk.withUnsafeMutableBytes { raw in read(fd, raw.baseAddress, raw.count) }
         if n < 0 {
@@ -457,7 +491,12 @@ private func readFile(_ path: String) throws -> [UInt8] {
             throw CoreError(.io, "\(path): read failed at byte \(filled): \(errnoMessage(errno))")
         }
         if n == 0 { break }
-        if filled < buffer.count { filled += n } else { buffer.append(contentsOf: chunk[0..<n]); filled += n }
+        if filled < buffer.count {
+            filled += n
+        } else {
+            buffer.append(contentsOf: chunk[0..<n])
+            filled += n
+        }
     }
     buffer.removeLast(buffer.count - filled)
     return buffer
@@ -492,5 +531,8 @@ private func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
     }
     // Best effort: make the rename itself durable.
     let dirFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_CLOEXEC)
-    if dirFD >= 0 { fsync(dirFD); close(dirFD) }
+    if dirFD >= 0 {
+        fsync(dirFD)
+        close(dirFD)
+    }
 }

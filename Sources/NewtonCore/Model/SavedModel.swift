@@ -49,10 +49,13 @@ public struct SavedModel: Sendable, Equatable {
     private init(tensors: [SafetensorsTensor], metadata: [String: String], source path: String) throws {
         func fail(_ what: String) -> CoreError { CoreError(.malformedData, "\(path): \(what)") }
         guard metadata["format"] == Self.formatTag else {
-            throw fail("not a newtonps model (metadata format is \(metadata["format"].map { "'\($0)'" } ?? "missing"), expected '\(Self.formatTag)')")
+            throw fail(
+                "not a newtonps model (metadata format is \(metadata["format"].map { "'\($0)'" } ?? "missing"), expected '\(Self.formatTag)')"
+            )
         }
         guard let layerText = metadata["layers"], let lossText = metadata["loss"], let loss = Loss(rawValue: lossText),
-              let scalingText = metadata["scaling"], let scaling = FeatureScaling(rawValue: scalingText) else {
+            let scalingText = metadata["scaling"], let scaling = FeatureScaling(rawValue: scalingText)
+        else {
             throw fail("metadata needs 'layers', a known 'loss' and a known 'scaling'")
         }
         let layerParts = layerText.split(separator: ",")
@@ -60,7 +63,8 @@ public struct SavedModel: Sendable, Equatable {
         let layers = layerParts.compactMap { Int($0) }
         let activations = activationParts.compactMap { Activation(rawValue: String($0)) }
         guard layers.count == layerParts.count, activations.count == activationParts.count,
-              activations.count == max(0, layers.count - 2) else {
+            activations.count == max(0, layers.count - 2)
+        else {
             throw fail("metadata layers '\(layerText)' and activations '\(metadata["activations"] ?? "")' do not describe a network")
         }
         let spec: NetworkSpec
@@ -79,27 +83,32 @@ public struct SavedModel: Sendable, Equatable {
         }
         var parameters = DenseParameters(zeros: spec)
         for m in 1...spec.depth {
-            let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
+            let nIn = spec.layerSizes[m - 1]
+            let nOut = spec.layerSizes[m]
             let transposed = try tensor("layers.\(m - 1).weight", [nOut, nIn])
             let w = parameters.weightOffsets[m - 1]
             for r in 0..<nIn { for c in 0..<nOut { parameters.values[w + r * nOut + c] = transposed[c * nIn + r] } }
             parameters.values.replaceSubrange(parameters.biasRange(layer: m), with: try tensor("layers.\(m - 1).bias", [nOut]))
         }
-        let scaler = FeatureScaler(scaling: scaling,
-                                   offsets: try tensor("scaler.offset", [spec.inputs]),
-                                   factors: try tensor("scaler.factor", [spec.inputs]))
+        let scaler = FeatureScaler(
+            scaling: scaling,
+            offsets: try tensor("scaler.offset", [spec.inputs]),
+            factors: try tensor("scaler.factor", [spec.inputs]))
         self.init(parameters: parameters, classNames: classNames, scaler: scaler)
     }
 
     private var tensors: [SafetensorsTensor] {
         var out = [SafetensorsTensor]()
         for m in 1...spec.depth {
-            let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
+            let nIn = spec.layerSizes[m - 1]
+            let nOut = spec.layerSizes[m]
             let w = parameters.weightOffsets[m - 1]
             var transposed = [Float](repeating: 0, count: nIn * nOut)
             for r in 0..<nIn { for c in 0..<nOut { transposed[c * nIn + r] = parameters.values[w + r * nOut + c] } }
             out.append(SafetensorsTensor(name: "layers.\(m - 1).weight", shape: [nOut, nIn], values: transposed))
-            out.append(SafetensorsTensor(name: "layers.\(m - 1).bias", shape: [nOut], values: Array(parameters.values[parameters.biasRange(layer: m)])))
+            out.append(
+                SafetensorsTensor(
+                    name: "layers.\(m - 1).bias", shape: [nOut], values: Array(parameters.values[parameters.biasRange(layer: m)])))
         }
         out.append(SafetensorsTensor(name: "scaler.offset", shape: [spec.inputs], values: scaler.offsets))
         out.append(SafetensorsTensor(name: "scaler.factor", shape: [spec.inputs], values: scaler.factors))
@@ -128,15 +137,22 @@ public struct SavedModel: Sendable, Equatable {
             var out = ""
             var escaped = false
             for ch in line {
-                if escaped { out.append(ch == "n" ? "\n" : ch); escaped = false } else if ch == "\\" { escaped = true } else { out.append(ch) }
+                if escaped {
+                    out.append(ch == "n" ? "\n" : ch)
+                    escaped = false
+                } else if ch == "\\" {
+                    escaped = true
+                } else {
+                    out.append(ch)
+                }
             }
             return out
         }
     }
 }
 
-private extension String {
-    func replacingOccurrences(_ target: String, _ replacement: String) -> String {
+extension String {
+    fileprivate func replacingOccurrences(_ target: String, _ replacement: String) -> String {
         split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
     }
 }

@@ -33,8 +33,12 @@ public struct BlockJacobian: Sendable {
     public mutating func store(rowOffset offset: Int, inputs newInputs: [Float], slices newSlices: [Float]) throws {
         let count = newInputs.count / max(inputWidth, 1)
         guard newInputs.count == count * inputWidth, newSlices.count == count * classes * outputWidth,
-              offset >= 0, offset + count <= rows else {
-            throw CoreError(.shapeMismatch, "Jacobian slice for rows \(offset)..<\(offset + count) of \(rows) does not fit a block of \(inputWidth) inputs, \(outputWidth) outputs and \(classes) classes (got \(newInputs.count) inputs, \(newSlices.count) slice values)")
+            offset >= 0, offset + count <= rows
+        else {
+            throw CoreError(
+                .shapeMismatch,
+                "Jacobian slice for rows \(offset)..<\(offset + count) of \(rows) does not fit a block of \(inputWidth) inputs, \(outputWidth) outputs and \(classes) classes (got \(newInputs.count) inputs, \(newSlices.count) slice values)"
+            )
         }
         inputs.replaceSubrange((offset * inputWidth)..<((offset + count) * inputWidth), with: newInputs)
         let width = classes * outputWidth
@@ -51,8 +55,9 @@ public struct BlockJacobian: Sendable {
             t.withUnsafeMutableBufferPointer { tp in
                 out.withUnsafeMutableBufferPointer { o in
                     for s in 0..<rows {
-                        BLAS.gemv(m: classes, n: width, d.baseAddress! + s * classes * width, tp.baseAddress! + s * width,
-                                  o.baseAddress! + s * classes)
+                        BLAS.gemv(
+                            m: classes, n: width, d.baseAddress! + s * classes * width, tp.baseAddress! + s * width,
+                            o.baseAddress! + s * classes)
                     }
                 }
             }
@@ -84,9 +89,10 @@ public struct BlockJacobian: Sendable {
         inputs.withUnsafeBufferPointer { z in
             t.withUnsafeBufferPointer { tp in
                 result.withUnsafeMutableBufferPointer { r in
-                    BLAS.gemm(transposeA: true, m: inputWidth, n: width, k: rows,
-                              z.baseAddress!, lda: inputWidth, tp.baseAddress!, ldb: width,
-                              r.baseAddress!, ldc: width)
+                    BLAS.gemm(
+                        transposeA: true, m: inputWidth, n: width, k: rows,
+                        z.baseAddress!, lda: inputWidth, tp.baseAddress!, ldb: width,
+                        r.baseAddress!, ldc: width)
                     if hasBias {
                         columnSums(tp, rows: rows, columns: width, into: r.baseAddress! + inputWidth * width)
                     }
@@ -119,8 +125,9 @@ public struct BlockJacobian: Sendable {
             var t = hasBias ? repeatedRows(vp.baseAddress! + inputWidth * width, width: width, rows: rows) : uninitialized(rows * width)
             inputs.withUnsafeBufferPointer { z in
                 t.withUnsafeMutableBufferPointer { tp in
-                    BLAS.gemm(m: rows, n: width, k: inputWidth, z.baseAddress!, lda: inputWidth,
-                              vp.baseAddress!, ldb: width, beta: hasBias ? 1 : 0, tp.baseAddress!, ldc: width)
+                    BLAS.gemm(
+                        m: rows, n: width, k: inputWidth, z.baseAddress!, lda: inputWidth,
+                        vp.baseAddress!, ldb: width, beta: hasBias ? 1 : 0, tp.baseAddress!, ldc: width)
                 }
             }
             return t

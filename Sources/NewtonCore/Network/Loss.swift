@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// The per-sample loss ξ(z, y) on the network's output z (length n_L) and a
@@ -35,7 +35,10 @@ public enum Loss: String, Sendable, CaseIterable, Codable {
     }
 
     /// Writes ∂ξ/∂z for every row into `gradient` (same shape as `outputs`).
-    public func gradient(outputs: UnsafeBufferPointer<Float>, labels: UnsafeBufferPointer<Int32>, classes: Int, into gradient: UnsafeMutableBufferPointer<Float>) {
+    public func gradient(
+        outputs: UnsafeBufferPointer<Float>, labels: UnsafeBufferPointer<Int32>, classes: Int,
+        into gradient: UnsafeMutableBufferPointer<Float>
+    ) {
         for r in 0..<labels.count {
             let base = r * classes
             let y = Int(labels[r])
@@ -51,7 +54,9 @@ public enum Loss: String, Sendable, CaseIterable, Codable {
 
     /// Writes `B_r u_r` for every row r: the loss curvature at `outputs`
     /// applied to `u` (both `rows × classes`).
-    public func curvatureProduct(outputs: UnsafeBufferPointer<Float>, _ u: UnsafeBufferPointer<Float>, classes: Int, into result: UnsafeMutableBufferPointer<Float>) {
+    public func curvatureProduct(
+        outputs: UnsafeBufferPointer<Float>, _ u: UnsafeBufferPointer<Float>, classes: Int, into result: UnsafeMutableBufferPointer<Float>
+    ) {
         let rows = u.count / classes
         switch self {
         case .squared:

@@ -15,7 +15,8 @@ public struct NetworkSpec: Sendable, Equatable, Codable {
             throw CoreError(.invalidArgument, "a network needs at least an input and an output layer, got layers \(layerSizes)")
         }
         if let bad = layerSizes.firstIndex(where: { $0 <= 0 }) {
-            throw CoreError(.invalidArgument, "layer \(bad) of \(layerSizes) has \(layerSizes[bad]) neurons; every layer needs at least one")
+            throw CoreError(
+                .invalidArgument, "layer \(bad) of \(layerSizes) has \(layerSizes[bad]) neurons; every layer needs at least one")
         }
         guard layerSizes.last! >= 2 else {
             throw CoreError(.invalidArgument, "the output layer must have one neuron per class (at least 2), got \(layerSizes.last!)")

@@ -35,7 +35,10 @@ public struct PartitionGrid: Sendable, Equatable {
     /// possible (the first groups get one extra neuron when it does not divide).
     public init(spec: NetworkSpec, partitions: [Int]) throws {
         guard partitions.count == spec.layerSizes.count else {
-            throw CoreError(.invalidArgument, "partitions \(partitions) give \(partitions.count) layers of groups but the network \(spec.layerSizes) has \(spec.layerSizes.count) layers of neurons")
+            throw CoreError(
+                .invalidArgument,
+                "partitions \(partitions) give \(partitions.count) layers of groups but the network \(spec.layerSizes) has \(spec.layerSizes.count) layers of neurons"
+            )
         }
         var sizes = [[Int]]()
         for (m, p) in partitions.enumerated() {
@@ -56,13 +59,15 @@ public struct PartitionGrid: Sendable, Equatable {
         var groups = [[Range<Int>]]()
         for (m, sizes) in groupSizes.enumerated() {
             guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }), sizes.reduce(0, +) == spec.layerSizes[m] else {
-                throw CoreError(.invalidArgument, "group sizes \(sizes) do not cut layer \(m)'s \(spec.layerSizes[m]) neurons into non-empty groups")
+                throw CoreError(
+                    .invalidArgument, "group sizes \(sizes) do not cut layer \(m)'s \(spec.layerSizes[m]) neurons into non-empty groups")
             }
             var start = 0
-            groups.append(sizes.map { size in
-                defer { start += size }
-                return start..<(start + size)
-            })
+            groups.append(
+                sizes.map { size in
+                    defer { start += size }
+                    return start..<(start + size)
+                })
         }
         var blocks = [BlockID]()
         for m in 1...spec.depth {
@@ -99,17 +104,24 @@ public struct PartitionGrid: Sendable, Equatable {
     /// Copies block `b`'s parameters out of the dense form.
     public func extract(_ b: BlockID, from dense: DenseParameters) -> [Float] {
         var out = [Float](repeating: 0, count: parameterCount(b))
-        let rows = inputRange(b), cols = outputRange(b)
+        let rows = inputRange(b)
+        let cols = outputRange(b)
         let n = spec.layerSizes[b.layer]
         dense.values.withUnsafeBufferPointer { src in
             let w = dense.weightOffsets[b.layer - 1]
             var k = 0
             for r in rows {
-                for c in cols { out[k] = src[w + r * n + c]; k += 1 }
+                for c in cols {
+                    out[k] = src[w + r * n + c]
+                    k += 1
+                }
             }
             if hasBias(b) {
                 let bias = dense.biasOffsets[b.layer - 1]
-                for c in cols { out[k] = src[bias + c]; k += 1 }
+                for c in cols {
+                    out[k] = src[bias + c]
+                    k += 1
+                }
             }
         }
         return out
@@ -120,7 +132,8 @@ public struct PartitionGrid: Sendable, Equatable {
         guard values.count == parameterCount(b) else {
             throw CoreError(.shapeMismatch, "block \(b) holds \(parameterCount(b)) parameters, got \(values.count)")
         }
-        let rows = inputRange(b), cols = outputRange(b)
+        let rows = inputRange(b)
+        let cols = outputRange(b)
         let n = spec.layerSizes[b.layer]
         let w = dense.weightOffsets[b.layer - 1]
         let bias = dense.biasOffsets[b.layer - 1]
@@ -128,10 +141,16 @@ public struct PartitionGrid: Sendable, Equatable {
         dense.values.withUnsafeMutableBufferPointer { dst in
             var k = 0
             for r in rows {
-                for c in cols { dst[w + r * n + c] = values[k]; k += 1 }
+                for c in cols {
+                    dst[w + r * n + c] = values[k]
+                    k += 1
+                }
             }
             if withBias {
-                for c in cols { dst[bias + c] = values[k]; k += 1 }
+                for c in cols {
+                    dst[bias + c] = values[k]
+                    k += 1
+                }
             }
         }
     }

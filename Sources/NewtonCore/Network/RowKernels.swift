@@ -42,14 +42,16 @@ public struct RowKernels: Sendable {
         activations.reserveCapacity(spec.depth + 1)
         parameters.values.withUnsafeBufferPointer { theta in
             for m in 1...spec.depth {
-                let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
+                let nIn = spec.layerSizes[m - 1]
+                let nOut = spec.layerSizes[m]
                 var s = repeatedRows(theta.baseAddress! + parameters.biasOffsets[m - 1], width: nOut, rows: rows)
                 activations[m - 1].withUnsafeBufferPointer { z in
                     s.withUnsafeMutableBufferPointer { sp in
-                        BLAS.gemm(m: rows, n: nOut, k: nIn,
-                                  z.baseAddress!, lda: nIn,
-                                  theta.baseAddress! + parameters.weightOffsets[m - 1], ldb: nOut,
-                                  beta: 1, sp.baseAddress!, ldc: nOut)
+                        BLAS.gemm(
+                            m: rows, n: nOut, k: nIn,
+                            z.baseAddress!, lda: nIn,
+                            theta.baseAddress! + parameters.weightOffsets[m - 1], ldb: nOut,
+                            beta: 1, sp.baseAddress!, ldc: nOut)
                         spec.activation(ofLayer: m).apply(sp)
                     }
                 }
@@ -96,8 +98,9 @@ public struct RowKernels: Sendable {
         }
         var sum = DenseParameters(zeros: spec)
         forEachDelta(pass, outputGradient: outputGradient) { m, delta in
-            writeOuterProducts(layer: m, inputs: pass.activations[m - 1].map { $0 * $0 }, deltas: delta.map { $0 * $0 },
-                             rows: pass.rows, into: &sum)
+            writeOuterProducts(
+                layer: m, inputs: pass.activations[m - 1].map { $0 * $0 }, deltas: delta.map { $0 * $0 },
+                rows: pass.rows, into: &sum)
         }
         return sum
     }
@@ -111,13 +114,15 @@ public struct RowKernels: Sendable {
         for m in stride(from: spec.depth, through: 1, by: -1) {
             visit(m, delta)
             guard m > 1 else { break }
-            let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
+            let nIn = spec.layerSizes[m - 1]
+            let nOut = spec.layerSizes[m]
             var previous = uninitialized(rows * nIn)
             parameters.values.withUnsafeBufferPointer { theta in
                 delta.withUnsafeBufferPointer { d in
                     previous.withUnsafeMutableBufferPointer { p in
-                        BLAS.gemm(transposeB: true, m: rows, n: nIn, k: nOut, d.baseAddress!, lda: nOut,
-                                  theta.baseAddress! + parameters.weightOffsets[m - 1], ldb: nOut, p.baseAddress!, ldc: nIn)
+                        BLAS.gemm(
+                            transposeB: true, m: rows, n: nIn, k: nOut, d.baseAddress!, lda: nOut,
+                            theta.baseAddress! + parameters.weightOffsets[m - 1], ldb: nOut, p.baseAddress!, ldc: nIn)
                         pass.activations[m - 1].withUnsafeBufferPointer { z in
                             spec.activation(ofLayer: m - 1).multiplyByDerivative(p, output: z)
                         }
@@ -130,13 +135,16 @@ public struct RowKernels: Sendable {
 
     /// Overwrites layer m of `target` with `Zᵀ Δ` (weights) and `1ᵀ Δ` (bias).
     private func writeOuterProducts(layer m: Int, inputs z: [Float], deltas d: [Float], rows: Int, into target: inout DenseParameters) {
-        let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
-        let weights = target.weightOffsets[m - 1], bias = target.biasOffsets[m - 1]
+        let nIn = spec.layerSizes[m - 1]
+        let nOut = spec.layerSizes[m]
+        let weights = target.weightOffsets[m - 1]
+        let bias = target.biasOffsets[m - 1]
         target.values.withUnsafeMutableBufferPointer { g in
             z.withUnsafeBufferPointer { zp in
                 d.withUnsafeBufferPointer { dp in
-                    BLAS.gemm(transposeA: true, m: nIn, n: nOut, k: rows, zp.baseAddress!, lda: nIn, dp.baseAddress!, ldb: nOut,
-                              g.baseAddress! + weights, ldc: nOut)
+                    BLAS.gemm(
+                        transposeA: true, m: nIn, n: nOut, k: rows, zp.baseAddress!, lda: nIn, dp.baseAddress!, ldb: nOut,
+                        g.baseAddress! + weights, ldc: nOut)
                     columnSums(dp, rows: rows, columns: nOut, into: g.baseAddress! + bias)
                 }
             }
@@ -154,20 +162,23 @@ public struct RowKernels: Sendable {
         parameters.values.withUnsafeBufferPointer { theta in
             v.values.withUnsafeBufferPointer { vp in
                 for m in 1...spec.depth {
-                    let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
+                    let nIn = spec.layerSizes[m - 1]
+                    let nOut = spec.layerSizes[m]
                     // R{S^m} = R{Z^{m−1}} W^m + Z^{m−1} V^m + 1 v_b^mᵀ
                     var rs = repeatedRows(vp.baseAddress! + v.biasOffsets[m - 1], width: nOut, rows: rows)
                     rs.withUnsafeMutableBufferPointer { out in
                         pass.activations[m - 1].withUnsafeBufferPointer { z in
-                            BLAS.gemm(m: rows, n: nOut, k: nIn, z.baseAddress!, lda: nIn,
-                                      vp.baseAddress! + v.weightOffsets[m - 1], ldb: nOut,
-                                      beta: 1, out.baseAddress!, ldc: nOut)
+                            BLAS.gemm(
+                                m: rows, n: nOut, k: nIn, z.baseAddress!, lda: nIn,
+                                vp.baseAddress! + v.weightOffsets[m - 1], ldb: nOut,
+                                beta: 1, out.baseAddress!, ldc: nOut)
                         }
                         if m > 1 {
                             rActivations[m - 1].withUnsafeBufferPointer { rz in
-                                BLAS.gemm(m: rows, n: nOut, k: nIn, rz.baseAddress!, lda: nIn,
-                                          theta.baseAddress! + parameters.weightOffsets[m - 1], ldb: nOut,
-                                          beta: 1, out.baseAddress!, ldc: nOut)
+                                BLAS.gemm(
+                                    m: rows, n: nOut, k: nIn, rz.baseAddress!, lda: nIn,
+                                    theta.baseAddress! + parameters.weightOffsets[m - 1], ldb: nOut,
+                                    beta: 1, out.baseAddress!, ldc: nOut)
                             }
                         }
                     }
@@ -205,7 +216,8 @@ public struct RowKernels: Sendable {
     /// and `R{∂W^m} = Z^{m−1}ᵀ R{Δ^m} + R{Z^{m−1}}ᵀ Δ^m`, `R{∂b^m} = 1ᵀ R{Δ^m}`.
     /// Unlike the Gauss-Newton product this is the true, indefinite Hessian.
     public func hessianProduct(_ pass: ForwardPass, labels: [Int32], direction v: DenseParameters) -> DenseParameters {
-        let rows = pass.rows, classes = spec.classes
+        let rows = pass.rows
+        let classes = spec.classes
         let r = jacobianProduct(pass, direction: v, keepingPreactivations: true)
         var delta = [Float](repeating: 0, count: rows * classes)
         var rDelta = [Float](repeating: 0, count: rows * classes)
@@ -219,22 +231,26 @@ public struct RowKernels: Sendable {
         }
         var product = DenseParameters(zeros: spec)
         for m in stride(from: spec.depth, through: 1, by: -1) {
-            let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
-            let weights = parameters.weightRange(layer: m), bias = parameters.biasRange(layer: m)
+            let nIn = spec.layerSizes[m - 1]
+            let nOut = spec.layerSizes[m]
+            let weights = parameters.weightRange(layer: m)
+            let bias = parameters.biasRange(layer: m)
             // R{∂W^m} = Z^{m−1}ᵀ R{Δ^m} + R{Z^{m−1}}ᵀ Δ^m,  R{∂b^m} = 1ᵀ R{Δ^m}
             product.values.withUnsafeMutableBufferPointer { h in
                 rDelta.withUnsafeBufferPointer { rd in
                     pass.activations[m - 1].withUnsafeBufferPointer { z in
-                        BLAS.gemm(transposeA: true, m: nIn, n: nOut, k: rows, z.baseAddress!, lda: nIn, rd.baseAddress!, ldb: nOut,
-                                  h.baseAddress! + weights.lowerBound, ldc: nOut)
+                        BLAS.gemm(
+                            transposeA: true, m: nIn, n: nOut, k: rows, z.baseAddress!, lda: nIn, rd.baseAddress!, ldb: nOut,
+                            h.baseAddress! + weights.lowerBound, ldc: nOut)
                     }
                     columnSums(rd, rows: rows, columns: nOut, into: h.baseAddress! + bias.lowerBound)
                 }
                 if m > 1 {
                     r.rActivations[m - 1].withUnsafeBufferPointer { rz in
                         delta.withUnsafeBufferPointer { d in
-                            BLAS.gemm(transposeA: true, m: nIn, n: nOut, k: rows, rz.baseAddress!, lda: nIn, d.baseAddress!, ldb: nOut,
-                                      beta: 1, h.baseAddress! + weights.lowerBound, ldc: nOut)
+                            BLAS.gemm(
+                                transposeA: true, m: nIn, n: nOut, k: rows, rz.baseAddress!, lda: nIn, d.baseAddress!, ldb: nOut,
+                                beta: 1, h.baseAddress! + weights.lowerBound, ldc: nOut)
                         }
                     }
                 }
@@ -249,11 +265,17 @@ public struct RowKernels: Sendable {
                         rDelta.withUnsafeBufferPointer { rd in
                             back.withUnsafeMutableBufferPointer { b in
                                 rBack.withUnsafeMutableBufferPointer { rb in
-                                    let w = theta.baseAddress! + weights.lowerBound, vw = vp.baseAddress! + weights.lowerBound
-                                    BLAS.gemm(transposeB: true, m: rows, n: nIn, k: nOut, d.baseAddress!, lda: nOut, w, ldb: nOut, b.baseAddress!, ldc: nIn)
-                                    BLAS.gemm(transposeB: true, m: rows, n: nIn, k: nOut, rd.baseAddress!, lda: nOut, w, ldb: nOut, rb.baseAddress!, ldc: nIn)
-                                    BLAS.gemm(transposeB: true, m: rows, n: nIn, k: nOut, d.baseAddress!, lda: nOut, vw, ldb: nOut,
-                                              beta: 1, rb.baseAddress!, ldc: nIn)
+                                    let w = theta.baseAddress! + weights.lowerBound
+                                    let vw = vp.baseAddress! + weights.lowerBound
+                                    BLAS.gemm(
+                                        transposeB: true, m: rows, n: nIn, k: nOut, d.baseAddress!, lda: nOut, w, ldb: nOut, b.baseAddress!,
+                                        ldc: nIn)
+                                    BLAS.gemm(
+                                        transposeB: true, m: rows, n: nIn, k: nOut, rd.baseAddress!, lda: nOut, w, ldb: nOut,
+                                        rb.baseAddress!, ldc: nIn)
+                                    BLAS.gemm(
+                                        transposeB: true, m: rows, n: nIn, k: nOut, d.baseAddress!, lda: nOut, vw, ldb: nOut,
+                                        beta: 1, rb.baseAddress!, ldc: nIn)
                                 }
                             }
                         }
@@ -285,7 +307,8 @@ public struct RowKernels: Sendable {
     /// `rows × n_L × n_m` (row r, output k, neuron c), computed by
     /// back-propagating every unit vector of `z^L` at once.
     public func jacobianSlices(_ pass: ForwardPass) -> [[Float]] {
-        let rows = pass.rows, classes = spec.classes
+        let rows = pass.rows
+        let classes = spec.classes
         var slices = [[Float]](repeating: [], count: spec.depth + 1)
         // D^L[r, k, :] = e_k
         var top = [Float](repeating: 0, count: rows * classes * classes)
@@ -295,22 +318,25 @@ public struct RowKernels: Sendable {
         slices[spec.depth] = top
         parameters.values.withUnsafeBufferPointer { theta in
             for m in stride(from: spec.depth, to: 1, by: -1) {
-                let nIn = spec.layerSizes[m - 1], nOut = spec.layerSizes[m]
+                let nIn = spec.layerSizes[m - 1]
+                let nOut = spec.layerSizes[m]
                 // D^{m−1}[r, k, :] = (D^m[r, k, :] W^mᵀ) ⊙ σ'(S^{m−1}_r)
                 var below = uninitialized(rows * classes * nIn)
                 slices[m].withUnsafeBufferPointer { d in
                     below.withUnsafeMutableBufferPointer { out in
-                        BLAS.gemm(transposeB: true, m: rows * classes, n: nIn, k: nOut,
-                                  d.baseAddress!, lda: nOut,
-                                  theta.baseAddress! + parameters.weightOffsets[m - 1], ldb: nOut,
-                                  out.baseAddress!, ldc: nIn)
+                        BLAS.gemm(
+                            transposeB: true, m: rows * classes, n: nIn, k: nOut,
+                            d.baseAddress!, lda: nOut,
+                            theta.baseAddress! + parameters.weightOffsets[m - 1], ldb: nOut,
+                            out.baseAddress!, ldc: nIn)
                         pass.activations[m - 1].withUnsafeBufferPointer { z in
                             let activation = spec.activation(ofLayer: m - 1)
                             for r in 0..<rows {
                                 let zr = UnsafeBufferPointer(rebasing: z[(r * nIn)..<((r + 1) * nIn)])
                                 for k in 0..<classes {
                                     let start = (r * classes + k) * nIn
-                                    activation.multiplyByDerivative(UnsafeMutableBufferPointer(rebasing: out[start..<(start + nIn)]), output: zr)
+                                    activation.multiplyByDerivative(
+                                        UnsafeMutableBufferPointer(rebasing: out[start..<(start + nIn)]), output: zr)
                                 }
                             }
                         }

@@ -78,20 +78,21 @@ final class JobSpecTests: XCTestCase {
     }
 
     func testHessianFreeKnobsAndTheSharedOnes() throws {
-        let spec = try JobSpec.parse(yaml: """
-            synthetic: {train_rows: 100, test_rows: 0, features: 4, classes: 2, seed: 1}
-            optimizer: hf
-            solver: bicgstab
-            gradient_batch: 1024
-            curvature_batch: 512
-            warm_start: 0.5
-            iterate_backtracking: false
-            relative_progress_stop: false
-            negative_curvature_tolerance: 0.001
-            cg_tolerance: 0.2
-            lambda: 3
-            C: 0.5
-            """)
+        let spec = try JobSpec.parse(
+            yaml: """
+                synthetic: {train_rows: 100, test_rows: 0, features: 4, classes: 2, seed: 1}
+                optimizer: hf
+                solver: bicgstab
+                gradient_batch: 1024
+                curvature_batch: 512
+                warm_start: 0.5
+                iterate_backtracking: false
+                relative_progress_stop: false
+                negative_curvature_tolerance: 0.001
+                cg_tolerance: 0.2
+                lambda: 3
+                C: 0.5
+                """)
         var expected = HessianFreeOptions()
         expected.solver = .bicgstab
         expected.gradientBatch = 1024
@@ -111,9 +112,12 @@ final class JobSpecTests: XCTestCase {
     func testFullSpecParsesEveryKnob() throws {
         let spec = try JobSpec.parse(yaml: fullSpec)
         XCTAssertEqual(spec.name, "nightly: fashion #3")
-        XCTAssertEqual(spec.data, DataDescriptor(
-            source: .files(format: .libsvm, train: "\(directory)/train.svm", test: "\(directory)/test.svm", csvLabelColumn: 2, csvHeader: true),
-            scaling: .unitRange))
+        XCTAssertEqual(
+            spec.data,
+            DataDescriptor(
+                source: .files(
+                    format: .libsvm, train: "\(directory)/train.svm", test: "\(directory)/test.svm", csvLabelColumn: 2, csvHeader: true),
+                scaling: .unitRange))
         XCTAssertEqual(spec.layers, [2, 16, 8, 2])
         XCTAssertEqual(spec.activations, [.tanh, .relu])
         XCTAssertEqual(spec.loss, .squared)
@@ -166,8 +170,10 @@ final class JobSpecTests: XCTestCase {
 
     func testDefaultsAreTheCommandLines() throws {
         let spec = try JobSpec.parse(yaml: "synthetic: {features: 5}\n")
-        XCTAssertEqual(spec.data, DataDescriptor(
-            source: .synthetic(trainRows: 2000, testRows: 0, features: 5, classes: 4, seed: 1), scaling: .standardize))
+        XCTAssertEqual(
+            spec.data,
+            DataDescriptor(
+                source: .synthetic(trainRows: 2000, testRows: 0, features: 5, classes: 4, seed: 1), scaling: .standardize))
         XCTAssertNil(spec.layers)
         XCTAssertEqual(spec.activations, [.relu])
         XCTAssertEqual(spec.loss, .crossEntropy)
@@ -191,7 +197,8 @@ final class JobSpecTests: XCTestCase {
     }
 
     func testBadSpecReportsEveryProblemAtItsKey() {
-        let lines = problems("""
+        let lines = problems(
+            """
             train: \(directory)/missing.svm
             format: libsvm
             layers: [784, 300, 300, 10]
@@ -207,11 +214,13 @@ final class JobSpecTests: XCTestCase {
         XCTAssertEqual(line("optimizer"), "optimizer (line 6): expected one of newton, hf, sgd, adam, got 'lbfgs'")
         XCTAssertEqual(line("train (line 1)"), "train (line 1): \(directory)/missing.svm does not exist")
         let grid = try? XCTUnwrap(line("partitions"))
-        XCTAssertTrue(grid?.hasPrefix("layers (line 3), partitions (line 7): partitions [2, 2] give 2 layers of groups") ?? false, grid ?? "")
+        XCTAssertTrue(
+            grid?.hasPrefix("layers (line 3), partitions (line 7): partitions [2, 2] give 2 layers of groups") ?? false, grid ?? "")
     }
 
     func testTypeAndRangeProblems() {
-        let lines = problems("""
+        let lines = problems(
+            """
             synthetic: {train_rows: 0, classes: many, colour: red}
             layers: [5, abc]
             block_diagonal: maybe
@@ -219,33 +228,43 @@ final class JobSpecTests: XCTestCase {
             servers: 0
             products: rop
             """)
-        XCTAssertEqual(lines, [
-            "synthetic.colour (line 1): unknown key",
-            "synthetic.classes (line 1): expected an integer, got 'many'",
-            "layers (line 2): expected an integer, got 'abc'",
-            "block_diagonal (line 3): expected true or false, got 'maybe'",
-            "activation (line 4): expected one of sigmoid, tanh, relu, got 'linear'",
-            "servers (line 5): servers must be at least 1 (leave it out for all), got 0",
-            "synthetic (line 1): synthetic train_rows must be at least 1, got 0",
-        ])
+        XCTAssertEqual(
+            lines,
+            [
+                "synthetic.colour (line 1): unknown key",
+                "synthetic.classes (line 1): expected an integer, got 'many'",
+                "layers (line 2): expected an integer, got 'abc'",
+                "block_diagonal (line 3): expected true or false, got 'maybe'",
+                "activation (line 4): expected one of sigmoid, tanh, relu, got 'linear'",
+                "servers (line 5): servers must be at least 1 (leave it out for all), got 0",
+                "synthetic (line 1): synthetic train_rows must be at least 1, got 0",
+            ])
         // A problem of two keys together names both.
-        XCTAssertEqual(problems("synthetic: {}\nproducts: rop\nblock_diagonal: true\n"), [
-            "products (line 2), block_diagonal (line 3): block-diagonal mode needs the jacobian products mode (blocks solve from their cached slices)",
-        ])
+        XCTAssertEqual(
+            problems("synthetic: {}\nproducts: rop\nblock_diagonal: true\n"),
+            [
+                "products (line 2), block_diagonal (line 3): block-diagonal mode needs the jacobian products mode (blocks solve from their cached slices)"
+            ])
     }
 
     func testDataProblems() {
         XCTAssertEqual(problems("seed: 3\n"), ["no data: give train (and format) for data files, or a synthetic mapping"])
-        XCTAssertEqual(problems("synthetic: {}\ntrain: \(directory)/train.svm\nformat: libsvm\n"), [
-            "train (line 2): describes data files, but synthetic (line 1) gives synthetic data; give one or the other",
-            "format (line 3): describes data files, but synthetic (line 1) gives synthetic data; give one or the other",
-        ])
-        XCTAssertEqual(problems("train: \(directory)/train.svm\ntest: \(directory)/test.svm\nformat: libsvm\nno_test: true\n"), [
-            "test (line 2): a test set is given but no_test (line 4) says there is none",
-        ])
-        XCTAssertEqual(problems("train: \(directory)\nformat: csv\n"), [
-            "train (line 1): \(directory) is a directory, but csv data is one file",
-        ])
+        XCTAssertEqual(
+            problems("synthetic: {}\ntrain: \(directory)/train.svm\nformat: libsvm\n"),
+            [
+                "train (line 2): describes data files, but synthetic (line 1) gives synthetic data; give one or the other",
+                "format (line 3): describes data files, but synthetic (line 1) gives synthetic data; give one or the other",
+            ])
+        XCTAssertEqual(
+            problems("train: \(directory)/train.svm\ntest: \(directory)/test.svm\nformat: libsvm\nno_test: true\n"),
+            [
+                "test (line 2): a test set is given but no_test (line 4) says there is none"
+            ])
+        XCTAssertEqual(
+            problems("train: \(directory)\nformat: csv\n"),
+            [
+                "train (line 1): \(directory) is a directory, but csv data is one file"
+            ])
     }
 
     func testIDXDirectoryHoldsTheTestSplitUnlessNoTest() throws {
@@ -284,7 +303,8 @@ final class JobSpecTests: XCTestCase {
         let full = try JobSpec.parse(yaml: fullSpec)
         XCTAssertEqual(try JobSpec.parse(yaml: full.yaml), full)
 
-        var tricky = try JobSpec.parse(yaml: "synthetic: {train_rows: 30, test_rows: 10, features: 3, classes: 2, seed: 9}\nlambda_decrease: 0.6666666666666667\n")
+        var tricky = try JobSpec.parse(
+            yaml: "synthetic: {train_rows: 30, test_rows: 10, features: 3, classes: 2, seed: 9}\nlambda_decrease: 0.6666666666666667\n")
         tricky.name = "null \"quoted\" \\ back\nslash\ttab: # é \u{2028}"
         let text = tricky.yaml
         XCTAssertEqual(try JobSpec.parse(yaml: text), tricky, text)
@@ -309,7 +329,9 @@ final class JobSpecTests: XCTestCase {
         let wrong = try JobSpec.parse(yaml: "synthetic: {}\nlayers: [5, 8, 2]\n")
         XCTAssertThrowsError(try wrong.network(for: data)) { error in
             XCTAssertEqual((error as? ClusterError)?.code, .invalidJob)
-            XCTAssertEqual((error as? ClusterError)?.message, """
+            XCTAssertEqual(
+                (error as? ClusterError)?.message,
+                """
                 invalid job spec:
                 layers: starts with 5 inputs but the data has 6 features
                 layers: ends with 2 outputs but the data has 3 classes
@@ -318,7 +340,8 @@ final class JobSpecTests: XCTestCase {
         let tooMany = try JobSpec.parse(yaml: "synthetic: {}\npartitions: [1, 9, 1]\n")
         let small = try NetworkSpec(layerSizes: [6, 4, 3], activations: [.relu], loss: .crossEntropy)
         XCTAssertThrowsError(try tooMany.grid(for: small)) { error in
-            XCTAssertEqual((error as? ClusterError)?.message, "invalid job spec:\npartitions: layer 1 has 4 neurons and cannot be cut into 9 groups")
+            XCTAssertEqual(
+                (error as? ClusterError)?.message, "invalid job spec:\npartitions: layer 1 has 4 neurons and cannot be cut into 9 groups")
         }
     }
 }

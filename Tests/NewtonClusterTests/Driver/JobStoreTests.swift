@@ -17,14 +17,17 @@ final class JobStoreTests: XCTestCase {
     }
 
     private func record(_ iteration: Int, accuracy: Double? = nil) -> IterationRecord {
-        IterationRecord(iteration: iteration, elapsedSeconds: 0.25 * Double(iteration), objective: 1 / Double(iteration + 3),
-                        gradientNorm: 0.1, cgIterations: iteration * 2, lambda: 2.0 / 3.0, step: 0.5, lineSearchSteps: 1,
-                        testAccuracy: accuracy, outcome: iteration == 0 ? .start : .accepted,
-                        phaseSeconds: ["gradient": 0.125, "solve": Double(iteration)])
+        IterationRecord(
+            iteration: iteration, elapsedSeconds: 0.25 * Double(iteration), objective: 1 / Double(iteration + 3),
+            gradientNorm: 0.1, cgIterations: iteration * 2, lambda: 2.0 / 3.0, step: 0.5, lineSearchSteps: 1,
+            testAccuracy: accuracy, outcome: iteration == 0 ? .start : .accepted,
+            phaseSeconds: ["gradient": 0.125, "solve": Double(iteration)])
     }
 
-    private func assertError(_ code: ClusterError.Code, _ message: String, file: StaticString = #filePath, line: UInt = #line,
-                             _ body: () throws -> Void) {
+    private func assertError(
+        _ code: ClusterError.Code, _ message: String, file: StaticString = #filePath, line: UInt = #line,
+        _ body: () throws -> Void
+    ) {
         XCTAssertThrowsError(try body(), file: file, line: line) { error in
             XCTAssertEqual((error as? ClusterError)?.code, code, "\(error)", file: file, line: line)
             XCTAssertTrue("\(error)".contains(message), "\(error)", file: file, line: line)

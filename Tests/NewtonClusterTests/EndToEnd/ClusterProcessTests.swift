@@ -23,8 +23,9 @@ final class ClusterProcessTests: XCTestCase {
         .deletingLastPathComponent().appendingPathComponent("newtonps")
 
     private func startCluster(servers: Int, workers: Int, serverArguments: [String] = []) async throws -> LocalCluster {
-        try await LocalCluster.start(binary: Self.binary, store: directory.appendingPathComponent("jobs.sqlite").path,
-                                     servers: servers, workers: workers, serverArguments: serverArguments)
+        try await LocalCluster.start(
+            binary: Self.binary, store: directory.appendingPathComponent("jobs.sqlite").path,
+            servers: servers, workers: workers, serverArguments: serverArguments)
     }
 
     /// A job on synthetic data every process can regenerate from the seed.
@@ -48,10 +49,12 @@ final class ClusterProcessTests: XCTestCase {
 
     /// The same job on the embedded cluster.
     private func embeddedObjectives(options: (inout NewtonOptions) -> Void = { _ in }) async throws -> [Double] {
-        let descriptor = DataDescriptor(source: .synthetic(trainRows: 600, testRows: 200, features: 8, classes: 3, seed: 11), scaling: .standardize)
+        let descriptor = DataDescriptor(
+            source: .synthetic(trainRows: 600, testRows: 200, features: 8, classes: 3, seed: 11), scaling: .standardize)
         let network = try NetworkSpec(layerSizes: [8, 12, 10, 3], activations: [.tanh], loss: .crossEntropy)
         let grid = try PartitionGrid(spec: network, partitions: [2, 2, 2, 1])
-        let embedded = try await EmbeddedCluster(grid: grid, data: try descriptor.load(), descriptor: descriptor, servers: 2, workers: 1, shardRows: 64)
+        let embedded = try await EmbeddedCluster(
+            grid: grid, data: try descriptor.load(), descriptor: descriptor, servers: 2, workers: 1, shardRows: 64)
         var newton = NewtonOptions()
         newton.regularization = 1
         newton.subsampleFraction = 0.2
@@ -102,7 +105,8 @@ final class ClusterProcessTests: XCTestCase {
         XCTAssertEqual(done.state, "succeeded", done.error)
 
         do {
-            _ = try await client.submit(yaml: "max_iterations: -3\nlamda: 2\nsynthetic: {train_rows: 10, test_rows: 0, features: 2, classes: 2, seed: 1}\n")
+            _ = try await client.submit(
+                yaml: "max_iterations: -3\nlamda: 2\nsynthetic: {train_rows: 10, test_rows: 0, features: 2, classes: 2, seed: 1}\n")
             XCTFail("a bad spec was accepted")
         } catch {
             let message = "\(error)"
@@ -156,7 +160,8 @@ final class ClusterProcessTests: XCTestCase {
         let client = try DriverClient(driver: cluster.driver.grpc!)
         defer { client.close() }
         let clock = ContinuousClock.now
-        let (info, records) = try await runToEnd(client, spec(extra: "servers: 2\nblock_diagonal: true\nstraggler_cutoff: 0.5\ncg_tolerance: 0.01"))
+        let (info, records) = try await runToEnd(
+            client, spec(extra: "servers: 2\nblock_diagonal: true\nstraggler_cutoff: 0.5\ncg_tolerance: 0.01"))
         XCTAssertEqual(info.state, "succeeded", info.error)
         XCTAssertLessThan(records.last!.objective, records.first!.objective)
         // Without the cut-off the slow server's blocks alone would take

@@ -1,8 +1,9 @@
 import Foundation
 import NewtonCluster
 import Synchronization
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// A value set from a `@Sendable` callback and read afterwards.

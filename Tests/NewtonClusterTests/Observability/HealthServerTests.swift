@@ -5,13 +5,13 @@ import Prometheus
 import ServiceLifecycle
 import XCTest
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 @testable import NewtonCluster
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 final class HealthServerTests: XCTestCase {
     private var quietLogger: Logger {
@@ -269,9 +269,9 @@ private func withTimeout<T: Sendable>(
     }
 }
 
-private extension Result where Failure == any Error {
+extension Result where Failure == any Error {
     /// `Result(catching:)` for async bodies.
-    init(catching body: () async throws -> Success) async {
+    fileprivate init(catching body: () async throws -> Success) async {
         do { self = .success(try await body()) } catch { self = .failure(error) }
     }
 }
@@ -298,9 +298,9 @@ private func httpGet(port: Int, path: String) async throws -> HTTPReply {
 
 private func blockingGet(port: Int, path: String) throws -> HTTPReply {
     #if canImport(Glibc)
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     #else
-    let fd = socket(AF_INET, SOCK_STREAM, 0)
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
     #endif
     guard fd >= 0 else { throw SocketError(description: "socket: errno \(errno)") }
     defer { close(fd) }

@@ -39,13 +39,17 @@ final class ServerCoreTests: XCTestCase {
             XCTAssertTrue(message.contains("missing shards [0]"), message)
         }
         try await server.beginSum(into: .gradient, shards: 2)
-        await XCTAssertThrowsErrorAsync(try await server.push(into: .gradient, shard: 0, blocks: [0], values: [[0, 0, 0, 0, 0, 0]])) { message in
+        await XCTAssertThrowsErrorAsync(try await server.push(into: .gradient, shard: 0, blocks: [0], values: [[0, 0, 0, 0, 0, 0]])) {
+            message in
             XCTAssertTrue(message.contains("owns [0, 1]"), message)
         }
-        await XCTAssertThrowsErrorAsync(try await server.push(into: .gradient, shard: 0, blocks: [0, 1], values: [[0, 0], [0, 0]])) { message in
+        await XCTAssertThrowsErrorAsync(try await server.push(into: .gradient, shard: 0, blocks: [0, 1], values: [[0, 0], [0, 0]])) {
+            message in
             XCTAssertTrue(message.contains("holds 6 values, got 2"), message)
         }
-        await XCTAssertThrowsErrorAsync(try await server.push(into: .gradient, shard: 7, blocks: [0, 1], values: [[0, 0, 0, 0, 0, 0], [0, 0]])) { message in
+        await XCTAssertThrowsErrorAsync(
+            try await server.push(into: .gradient, shard: 7, blocks: [0, 1], values: [[0, 0, 0, 0, 0, 0], [0, 0]])
+        ) { message in
             XCTAssertTrue(message.contains("expects shards 0..<2"), message)
         }
     }
@@ -91,14 +95,16 @@ final class ServerCoreTests: XCTestCase {
         let spec = try NetworkSpec(layerSizes: [4, 3], activations: [], loss: .crossEntropy)
         let grid = PartitionGrid(unpartitioned: spec)
         let server = ServerCore(options: .init(solveIterationDelay: .milliseconds(50)))
-        try await server.assign(BlockAssignment(jobID: "t", grid: grid, blocks: [0], weights: [grid.split(DenseParameters(heNormal: spec, seed: 1))[0]]))
+        try await server.assign(
+            BlockAssignment(jobID: "t", grid: grid, blocks: [0], weights: [grid.split(DenseParameters(heNormal: spec, seed: 1))[0]]))
         try await server.beginJacobian(rows: 2)
         var rng = SeededGenerator(seed: 4)
         let noise = { (n: Int) in (0..<n).map { _ in Float(rng.nextGaussian()) } }
         try await server.pushJacobian(rowOffset: 0, blocks: [0], inputs: [noise(8)], slices: [noise(18)], outputs: noise(6))
         try await server.write(.gradient, blocks: [0], values: [noise(15)])
-        let request = BlockSolveRequest(block: 0, generation: 1, rightHandSide: .gradient, solution: .direction, residual: .residual,
-                                        damping: 1e-6, curvatureScale: 0.5, tolerance: 1e-12, maxIterations: 1000)
+        let request = BlockSolveRequest(
+            block: 0, generation: 1, rightHandSide: .gradient, solution: .direction, residual: .residual,
+            damping: 1e-6, curvatureScale: 0.5, tolerance: 1e-12, maxIterations: 1000)
         async let report = server.solveDiagonalBlock(request)
         try await Task.sleep(for: .milliseconds(120))
         server.stopDiagonalSolves(generation: 1)
@@ -109,7 +115,8 @@ final class ServerCoreTests: XCTestCase {
         XCTAssertTrue(direction.contains { $0 != 0 }, "the stopped solve keeps its current iterate")
 
         // A new job starts its generations afresh: the old stop does not apply.
-        try await server.assign(BlockAssignment(jobID: "next", grid: grid, blocks: [0], weights: [grid.split(DenseParameters(heNormal: spec, seed: 2))[0]]))
+        try await server.assign(
+            BlockAssignment(jobID: "next", grid: grid, blocks: [0], weights: [grid.split(DenseParameters(heNormal: spec, seed: 2))[0]]))
         try await server.beginJacobian(rows: 2)
         try await server.pushJacobian(rowOffset: 0, blocks: [0], inputs: [noise(8)], slices: [noise(18)], outputs: noise(6))
         try await server.write(.gradient, blocks: [0], values: [noise(15)])
@@ -121,8 +128,10 @@ final class ServerCoreTests: XCTestCase {
 }
 
 /// Asserts that `body` throws and hands the error's description to `check`.
-func XCTAssertThrowsErrorAsync<T>(_ body: @autoclosure () async throws -> T, file: StaticString = #filePath, line: UInt = #line,
-                                  _ check: (String) -> Void = { _ in }) async {
+func XCTAssertThrowsErrorAsync<T>(
+    _ body: @autoclosure () async throws -> T, file: StaticString = #filePath, line: UInt = #line,
+    _ check: (String) -> Void = { _ in }
+) async {
     do {
         _ = try await body()
         XCTFail("no error was thrown", file: file, line: line)

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NewtonCore
 
 final class CSVReaderTests: DataTestCase {

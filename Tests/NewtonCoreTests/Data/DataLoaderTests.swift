@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import NewtonCore
 
 final class DataLoaderTests: DataTestCase {
@@ -32,8 +33,9 @@ final class DataLoaderTests: DataTestCase {
         XCTAssertEqual(source.labelsPath, directory + "/my-labels-idx1-ubyte")
         try FileManager.default.removeItem(atPath: directory + "/my-labels-idx1-ubyte")
         try gzipFile("my-labels-idx1-ubyte.gz", idxBytes(type: 0x08, dimensions: [3], data: [0, 1, 0]))
-        XCTAssertEqual(try DataSource.resolve(path: directory + "/my-images-idx3-ubyte", format: .idx, split: .test).labelsPath,
-                       directory + "/my-labels-idx1-ubyte.gz")
+        XCTAssertEqual(
+            try DataSource.resolve(path: directory + "/my-images-idx3-ubyte", format: .idx, split: .test).labelsPath,
+            directory + "/my-labels-idx1-ubyte.gz")
         // Without an explicit labels path the loader finds it the same way.
         XCTAssertEqual(try DataLoader.loadTraining(DataSource(format: .idx, path: directory + "/my-images-idx3-ubyte")).rows, 3)
     }
@@ -51,7 +53,9 @@ final class DataLoaderTests: DataTestCase {
         assertThrows(.io, containing: [directory + "/x-labels-idx1-ubyte", "x-labels-idx1-ubyte.gz"]) {
             try DataSource.resolve(path: lonely, format: .idx, split: .train)
         }
-        assertThrows(.invalidArgument, containing: [directory, "directory"]) { try DataSource.resolve(path: directory, format: .libsvm, split: .train) }
+        assertThrows(.invalidArgument, containing: [directory, "directory"]) {
+            try DataSource.resolve(path: directory, format: .libsvm, split: .train)
+        }
         let csv = try DataSource.resolve(path: odd, format: .csv, split: .train, csv: CSVOptions(labelColumn: -1))
         XCTAssertEqual(csv, .csv(odd, options: CSVOptions(labelColumn: -1)))
     }

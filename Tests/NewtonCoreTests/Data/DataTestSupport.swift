@@ -1,6 +1,7 @@
 import CZlib
 import Foundation
 import XCTest
+
 @testable import NewtonCore
 
 /// A fresh temporary directory per test, removed afterwards.
@@ -8,7 +9,8 @@ class DataTestCase: XCTestCase {
     private(set) var directory = ""
 
     override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory
+        directory =
+            FileManager.default.temporaryDirectory
             .appendingPathComponent("newtonps-data-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
@@ -42,7 +44,9 @@ class DataTestCase: XCTestCase {
     }
 
     /// Asserts that `body` throws a `CoreError` with `code` whose message contains every one of `fragments`.
-    func assertThrows<T>(_ code: CoreError.Code, containing fragments: [String], file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> T) {
+    func assertThrows<T>(
+        _ code: CoreError.Code, containing fragments: [String], file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> T
+    ) {
         do {
             _ = try body()
             XCTFail("expected a \(code) error", file: file, line: line)

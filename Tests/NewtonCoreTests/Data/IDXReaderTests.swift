@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NewtonCore
 
 final class IDXReaderTests: DataTestCase {
@@ -7,15 +8,17 @@ final class IDXReaderTests: DataTestCase {
     private let labelBytes: [UInt8] = [3, 1, 3, 0, 1]
 
     private func writePlain(prefix: String = "train") throws -> DataSource {
-        .idx(images: try file("\(prefix)-images-idx3-ubyte", idxBytes(type: 0x08, dimensions: [5, 2, 3], data: pixels)),
-             labels: try file("\(prefix)-labels-idx1-ubyte", idxBytes(type: 0x08, dimensions: [5], data: labelBytes)))
+        .idx(
+            images: try file("\(prefix)-images-idx3-ubyte", idxBytes(type: 0x08, dimensions: [5, 2, 3], data: pixels)),
+            labels: try file("\(prefix)-labels-idx1-ubyte", idxBytes(type: 0x08, dimensions: [5], data: labelBytes)))
     }
 
     func testPlainAndGzipGiveTheSameData() throws {
         let plain = try DataLoader.loadTraining(try writePlain())
-        let zipped = try DataLoader.loadTraining(.idx(
-            images: try gzipFile("z-images-idx3-ubyte.gz", idxBytes(type: 0x08, dimensions: [5, 2, 3], data: pixels)),
-            labels: try gzipFile("z-labels-idx1-ubyte.gz", idxBytes(type: 0x08, dimensions: [5], data: labelBytes))))
+        let zipped = try DataLoader.loadTraining(
+            .idx(
+                images: try gzipFile("z-images-idx3-ubyte.gz", idxBytes(type: 0x08, dimensions: [5, 2, 3], data: pixels)),
+                labels: try gzipFile("z-labels-idx1-ubyte.gz", idxBytes(type: 0x08, dimensions: [5], data: labelBytes))))
         XCTAssertEqual(plain.rows, 5)
         XCTAssertEqual(plain.columns, 6)
         XCTAssertEqual(plain.features, pixels.map(Float.init))
@@ -33,7 +36,8 @@ final class IDXReaderTests: DataTestCase {
     }
 
     func testTruncatedImagesNameFileAndOffset() throws {
-        let images = try file("t-images-idx3-ubyte", idxBytes(type: 0x08, dimensions: [100, 28, 28], data: Array(repeating: 7, count: 50 * 784)))
+        let images = try file(
+            "t-images-idx3-ubyte", idxBytes(type: 0x08, dimensions: [100, 28, 28], data: Array(repeating: 7, count: 50 * 784)))
         let labels = try file("t-labels-idx1-ubyte", idxBytes(type: 0x08, dimensions: [100], data: Array(repeating: 1, count: 100)))
         assertThrows(.malformedData, containing: [images, "byte offset \(16 + 50 * 784)", "truncated", "100×28×28"]) {
             try DataLoader.loadTraining(.idx(images: images, labels: labels))
@@ -93,7 +97,9 @@ final class IDXReaderTests: DataTestCase {
             (0x0D, bigEndianBytes([Float(-1.5), 2, 0.25, -1].map(\.bitPattern))),
             (0x0E, bigEndianBytes([Double(-1.5), 2, 0.25, -1].map(\.bitPattern))),
         ]
-        let expected: [[Float]] = [[-1, 2, -128, 127], [-300, 2, 300, -1], [-100_000, 2, 100_000, -1], [-1.5, 2, 0.25, -1], [-1.5, 2, 0.25, -1]]
+        let expected: [[Float]] = [
+            [-1, 2, -128, 127], [-300, 2, 300, -1], [-100_000, 2, 100_000, -1], [-1.5, 2, 0.25, -1], [-1.5, 2, 0.25, -1],
+        ]
         for ((type, data), values) in zip(cases, expected) {
             let images = try file("images-\(type)", idxBytes(type: type, dimensions: [2, 2], data: data))
             let set = try DataLoader.loadTraining(.idx(images: images, labels: labels))
@@ -105,7 +111,8 @@ final class IDXReaderTests: DataTestCase {
 
     func testNonFiniteFloats() throws {
         let labels = try file("labels", idxBytes(type: 0x08, dimensions: [2], data: [0, 1]))
-        let images = try file("images", idxBytes(type: 0x0D, dimensions: [2, 2], data: bigEndianBytes([Float(1), 2, .nan, 4].map(\.bitPattern))))
+        let images = try file(
+            "images", idxBytes(type: 0x0D, dimensions: [2, 2], data: bigEndianBytes([Float(1), 2, .nan, 4].map(\.bitPattern))))
         assertThrows(.nonFinite, containing: [images, "byte offset 20", "element 2"]) {
             try DataLoader.loadTraining(.idx(images: images, labels: labels))
         }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import NewtonCore
 
 final class LIBSVMReaderTests: DataTestCase {
@@ -8,7 +9,8 @@ final class LIBSVMReaderTests: DataTestCase {
     }
 
     func testReadsSparseRowsWithCommentsAndLabelSpellings() throws {
-        let set = try load("""
+        let set = try load(
+            """
             # a comment line
             +1 1:0.5 3:-2   # trailing comment
             -1 2:1e-3\r

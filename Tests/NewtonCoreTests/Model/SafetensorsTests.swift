@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import NewtonCore
 
 final class SafetensorsTests: XCTestCase {
@@ -41,7 +42,8 @@ final class SafetensorsTests: XCTestCase {
 
     private let sample = [
         SafetensorsTensor(name: "layer.0.weight", shape: [2, 3], values: [1, -2.5, 0, -0.0, .pi, 1e-30]),
-        SafetensorsTensor(name: "special", shape: [5], values: [.infinity, -.infinity, .nan, .leastNonzeroMagnitude, .greatestFiniteMagnitude]),
+        SafetensorsTensor(
+            name: "special", shape: [5], values: [.infinity, -.infinity, .nan, .leastNonzeroMagnitude, .greatestFiniteMagnitude]),
         SafetensorsTensor(name: "scalar", shape: [], values: [42]),
         SafetensorsTensor(name: "empty", shape: [3, 0], values: []),
         SafetensorsTensor(name: "b\u{e9}\"\\\n", shape: [1, 1, 1], values: [-7]),
@@ -66,7 +68,8 @@ final class SafetensorsTests: XCTestCase {
     }
 
     func testEncodingIsDeterministicAndPadded() throws {
-        var a: [String: String] = [:], b: [String: String] = [:]
+        var a: [String: String] = [:]
+        var b: [String: String] = [:]
         for i in 0..<50 { a["key\(i)"] = "\(i)" }
         for i in (0..<50).reversed() { b["key\(i)"] = "\(i)" }
         let bytesA = try Safetensors.encode(sample, metadata: a)
@@ -80,7 +83,10 @@ final class SafetensorsTests: XCTestCase {
         let cases: [([SafetensorsTensor], CoreError.Code)] = [
             ([SafetensorsTensor(name: "a", shape: [2, 2], values: [1, 2, 3])], .shapeMismatch),
             ([SafetensorsTensor(name: "a", shape: [-1], values: [])], .invalidArgument),
-            ([SafetensorsTensor(name: "a", shape: [1], values: [1]), SafetensorsTensor(name: "a", shape: [1], values: [2])], .invalidArgument),
+            (
+                [SafetensorsTensor(name: "a", shape: [1], values: [1]), SafetensorsTensor(name: "a", shape: [1], values: [2])],
+                .invalidArgument
+            ),
             ([SafetensorsTensor(name: "__metadata__", shape: [1], values: [1])], .invalidArgument),
         ]
         for (tensors, code) in cases {
@@ -122,10 +128,12 @@ final class SafetensorsTests: XCTestCase {
     }
 
     func testTensorsComeBackInDataOffsetOrder() throws {
-        let bytes = file(#"{"z":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
-                         data: floats([1, 2, 3]))
+        let bytes = file(
+            #"{"z":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+            data: floats([1, 2, 3]))
         let (tensors, _) = try Safetensors.decode(bytes, source: source)
-        XCTAssertEqual(tensors, [SafetensorsTensor(name: "z", shape: [1], values: [1]), SafetensorsTensor(name: "a", shape: [2], values: [2, 3])])
+        XCTAssertEqual(
+            tensors, [SafetensorsTensor(name: "z", shape: [1], values: [1]), SafetensorsTensor(name: "a", shape: [2], values: [2, 3])])
     }
 
     // MARK: Malformed input
@@ -133,7 +141,8 @@ final class SafetensorsTests: XCTestCase {
     func testShortFileAndAbsurdHeaderLength() {
         assertMalformed([], "too short")
         assertMalformed([1, 0, 0, 0, 0, 0, 0], "too short")
-        assertMalformed([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7B, 0x7D], "header length 18446744073709551615 exceeds the 2 bytes")
+        assertMalformed(
+            [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7B, 0x7D], "header length 18446744073709551615 exceeds the 2 bytes")
         var tooLong = file("{}")
         tooLong[0] += 1
         assertMalformed(tooLong, "at byte 0")
@@ -168,7 +177,8 @@ final class SafetensorsTests: XCTestCase {
         assertMalformed(entry(#"{"dtype":"F32","shape":[2]}"#), "tensor 't' has no \"data_offsets\"")
         assertMalformed(entry(#"{"dtype":"F16","shape":[4],"data_offsets":[0,8]}"#), "tensor 't' has dtype F16; only F32 is supported")
         assertMalformed(entry(#"{"dtype":7,"shape":[2],"data_offsets":[0,8]}"#), "dtype is not a string")
-        assertMalformed(entry(#"{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}"#), "shape holds something other than a non-negative integer")
+        assertMalformed(
+            entry(#"{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}"#), "shape holds something other than a non-negative integer")
         assertMalformed(entry(#"{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}"#), "non-negative integer")
         assertMalformed(entry(#"{"dtype":"F32","shape":[2e0],"data_offsets":[0,8]}"#), "non-negative integer")
         assertMalformed(entry(#"{"dtype":"F32","shape":["2"],"data_offsets":[0,8]}"#), "non-negative integer")

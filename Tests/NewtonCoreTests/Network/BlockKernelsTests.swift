@@ -7,9 +7,12 @@ final class BlockKernelsTests: XCTestCase {
         let pass = f.kernels.forward(inputs: f.inputs, rows: f.rows)
         let slices = f.kernels.jacobianSlices(pass)
         let caches = try grid.blocks.map { b -> BlockJacobian in
-            let rows = grid.inputRange(b), cols = grid.outputRange(b)
-            var cache = BlockJacobian(rows: f.rows, classes: f.spec.classes, inputWidth: rows.count, outputWidth: cols.count, hasBias: grid.hasBias(b))
-            let nIn = f.spec.layerSizes[b.layer - 1], nOut = f.spec.layerSizes[b.layer]
+            let rows = grid.inputRange(b)
+            let cols = grid.outputRange(b)
+            var cache = BlockJacobian(
+                rows: f.rows, classes: f.spec.classes, inputWidth: rows.count, outputWidth: cols.count, hasBias: grid.hasBias(b))
+            let nIn = f.spec.layerSizes[b.layer - 1]
+            let nOut = f.spec.layerSizes[b.layer]
             let z = pass.activations[b.layer - 1]
             let inputs = (0..<f.rows).flatMap { s in rows.map { z[s * nIn + $0] } }
             let d = slices[b.layer - 1]
@@ -59,9 +62,13 @@ final class BlockKernelsTests: XCTestCase {
                     for (i, x) in cache.jacobianProduct(grid.extract(b, from: v)).enumerated() { jvSum[i] += x }
                 }
                 var bu = [Float](repeating: 0, count: u.count)
-                outputs.withUnsafeBufferPointer { z in jvSum.withUnsafeBufferPointer { j in bu.withUnsafeMutableBufferPointer { o in
-                    loss.curvatureProduct(outputs: z, j, classes: f.spec.classes, into: o)
-                } } }
+                outputs.withUnsafeBufferPointer { z in
+                    jvSum.withUnsafeBufferPointer { j in
+                        bu.withUnsafeMutableBufferPointer { o in
+                            loss.curvatureProduct(outputs: z, j, classes: f.spec.classes, into: o)
+                        }
+                    }
+                }
                 let assembled = try grid.assemble(caches.map { $0.jacobianTransposeProduct(bu) })
                 XCTAssertLessThan(maxRelativeDifference(gv.values, assembled.values), 1e-5, "\(loss) grid \(partitions)")
             }
@@ -91,7 +98,9 @@ final class BlockKernelsTests: XCTestCase {
 
     func testStoreRejectsMisshapenSlices() {
         var cache = BlockJacobian(rows: 4, classes: 3, inputWidth: 2, outputWidth: 5, hasBias: true)
-        XCTAssertThrowsError(try cache.store(rowOffset: 3, inputs: [Float](repeating: 0, count: 4), slices: [Float](repeating: 0, count: 30)))
-        XCTAssertThrowsError(try cache.store(rowOffset: 0, inputs: [Float](repeating: 0, count: 4), slices: [Float](repeating: 0, count: 29)))
+        XCTAssertThrowsError(
+            try cache.store(rowOffset: 3, inputs: [Float](repeating: 0, count: 4), slices: [Float](repeating: 0, count: 30)))
+        XCTAssertThrowsError(
+            try cache.store(rowOffset: 0, inputs: [Float](repeating: 0, count: 4), slices: [Float](repeating: 0, count: 29)))
     }
 }

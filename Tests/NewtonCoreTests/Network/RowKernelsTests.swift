@@ -26,7 +26,8 @@ final class RowKernelsTests: XCTestCase {
         let v = f.randomDirection(seed: 3)
         let jv = f.kernels.jacobianProduct(f.kernels.forward(inputs: f.inputs, rows: f.rows), direction: v).product
         let h: Float = 1e-2
-        let plus = f.outputs(along: v, step: h), minus = f.outputs(along: v, step: -h)
+        let plus = f.outputs(along: v, step: h)
+        let minus = f.outputs(along: v, step: -h)
         let fd = zip(plus, minus).map { ($0 - $1) / (2 * h) }
         XCTAssertLessThan(maxRelativeDifference(fd, jv), 2e-3)
     }
@@ -49,7 +50,8 @@ final class RowKernelsTests: XCTestCase {
         for loss in Loss.allCases {
             let f = try KernelFixture(loss: loss)
             let pass = f.kernels.forward(inputs: f.inputs, rows: f.rows)
-            let v = f.randomDirection(seed: 21), w = f.randomDirection(seed: 22)
+            let v = f.randomDirection(seed: 21)
+            let w = f.randomDirection(seed: 22)
             let gv = f.kernels.gaussNewtonProduct(pass, direction: v)
             let gw = f.kernels.gaussNewtonProduct(pass, direction: w)
             XCTAssertLessThan(relativeError(dot(gv.values, w.values), dot(v.values, gw.values)), 1e-5, "\(loss)")
@@ -63,7 +65,8 @@ final class RowKernelsTests: XCTestCase {
     /// The loss curvature B against finite differences of the loss gradient.
     func testLossCurvatureMatchesDifferencesOfGradient() throws {
         for loss in Loss.allCases {
-            let classes = 5, rows = 3
+            let classes = 5
+            let rows = 3
             var rng = SeededGenerator(seed: 5)
             let z = (0..<(rows * classes)).map { _ in Float(rng.nextGaussian()) }
             let u = (0..<(rows * classes)).map { _ in Float(rng.nextGaussian()) }
@@ -71,17 +74,26 @@ final class RowKernelsTests: XCTestCase {
             let h: Float = 1e-2
             func gradient(_ x: [Float]) -> [Float] {
                 var g = [Float](repeating: 0, count: x.count)
-                x.withUnsafeBufferPointer { xp in labels.withUnsafeBufferPointer { y in g.withUnsafeMutableBufferPointer { gp in
-                    loss.gradient(outputs: xp, labels: y, classes: classes, into: gp)
-                } } }
+                x.withUnsafeBufferPointer { xp in
+                    labels.withUnsafeBufferPointer { y in
+                        g.withUnsafeMutableBufferPointer { gp in
+                            loss.gradient(outputs: xp, labels: y, classes: classes, into: gp)
+                        }
+                    }
+                }
                 return g
             }
-            let plus = gradient(zip(z, u).map { $0 + h * $1 }), minus = gradient(zip(z, u).map { $0 - h * $1 })
+            let plus = gradient(zip(z, u).map { $0 + h * $1 })
+            let minus = gradient(zip(z, u).map { $0 - h * $1 })
             let fd = zip(plus, minus).map { ($0 - $1) / (2 * h) }
             var bu = [Float](repeating: 0, count: u.count)
-            z.withUnsafeBufferPointer { zp in u.withUnsafeBufferPointer { up in bu.withUnsafeMutableBufferPointer { b in
-                loss.curvatureProduct(outputs: zp, up, classes: classes, into: b)
-            } } }
+            z.withUnsafeBufferPointer { zp in
+                u.withUnsafeBufferPointer { up in
+                    bu.withUnsafeMutableBufferPointer { b in
+                        loss.curvatureProduct(outputs: zp, up, classes: classes, into: b)
+                    }
+                }
+            }
             XCTAssertLessThan(maxRelativeDifference(fd, bu), 1e-3, "\(loss)")
         }
     }
@@ -121,7 +133,8 @@ final class HessianProductTests: XCTestCase {
     func testHessianIsSymmetricAndCanBeIndefinite() throws {
         let f = try KernelFixture(activation: .tanh, loss: .crossEntropy)
         let pass = f.kernels.forward(inputs: f.inputs, rows: f.rows)
-        let v = f.randomDirection(seed: 51), w = f.randomDirection(seed: 52)
+        let v = f.randomDirection(seed: 51)
+        let w = f.randomDirection(seed: 52)
         let hv = f.kernels.hessianProduct(pass, labels: f.labels, direction: v)
         let hw = f.kernels.hessianProduct(pass, labels: f.labels, direction: w)
         XCTAssertLessThan(relativeError(dot(hv.values, w.values), dot(v.values, hw.values)), 1e-4)
@@ -138,8 +151,10 @@ final class HessianProductTests: XCTestCase {
         let f = try KernelFixture(layers: [5, 4], activation: .tanh, loss: .crossEntropy)
         let pass = f.kernels.forward(inputs: f.inputs, rows: f.rows)
         let v = f.randomDirection(seed: 7)
-        XCTAssertLessThan(maxRelativeDifference(f.kernels.gaussNewtonProduct(pass, direction: v).values,
-                                                f.kernels.hessianProduct(pass, labels: f.labels, direction: v).values), 1e-5)
+        XCTAssertLessThan(
+            maxRelativeDifference(
+                f.kernels.gaussNewtonProduct(pass, direction: v).values,
+                f.kernels.hessianProduct(pass, labels: f.labels, direction: v).values), 1e-5)
     }
 }
 
@@ -151,8 +166,10 @@ final class SquaredGradientTests: XCTestCase {
         var reference = [Float](repeating: 0, count: f.parameters.count)
         let n0 = f.spec.inputs
         for r in 0..<f.rows {
-            let row = f.kernels.lossAndGradient(f.kernels.forward(inputs: Array(f.inputs[(r * n0)..<((r + 1) * n0)]), rows: 1),
-                                                labels: [f.labels[r]]).gradient
+            let row = f.kernels.lossAndGradient(
+                f.kernels.forward(inputs: Array(f.inputs[(r * n0)..<((r + 1) * n0)]), rows: 1),
+                labels: [f.labels[r]]
+            ).gradient
             for i in reference.indices { reference[i] += row.values[i] * row.values[i] }
         }
         XCTAssertLessThan(maxRelativeDifference(reference, sum.values), 1e-5)
