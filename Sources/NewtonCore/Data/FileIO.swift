@@ -8,38 +8,20 @@ import CZlib
     import Darwin
 #endif
 
-/// Whole-file reading and writing for the data readers and writers.
+/// Whole-file reading and writing: the one file layer of the data readers
+/// and writers and of safetensors models. Errors name the path first.
 enum FileIO {
     /// The bytes of the file at `path`, decompressed if the file starts with the
     /// gzip magic bytes (1f 8b). The name of the file plays no part.
     static func readAll(_ path: String) throws -> [UInt8] {
-        let raw = try readUncompressed(path)
+        let raw = try readRaw(path)
         guard raw.count >= 2, raw[0] == 0x1F, raw[1] == 0x8B else { return raw }
         return try gunzip(raw, path: path)
     }
 
-    /// Replaces the file at `path` with `bytes`.
-    static func writeAll(_ bytes: [UInt8], to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw ioError("cannot create", path) }
-        defer { close(fd) }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ioError("cannot write", path)
-            }
-            written += n
-        }
-    }
-
-    private static func ioError(_ what: String, _ path: String) -> CoreError {
-        CoreError(.io, "\(what) \(path): \(String(cString: strerror(errno)))")
-    }
-
-    private static func readUncompressed(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY)
+    /// The bytes of the file at `path`, as they are.
+    static func readRaw(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ioError("cannot open", path) }
         defer { close(fd) }
         var info = stat()
@@ -52,13 +34,54 @@ enum FileIO {
             let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw ioError("cannot read", path)
+                throw ioError("read failed at byte \(count)", path)
             }
             if n == 0 { break }
             count += n
         }
         bytes.removeSubrange(count...)
         return bytes
+    }
+
+    /// Replaces the file at `path` with `bytes` atomically: they go to a
+    /// temporary file in the same directory, which is synced and renamed over
+    /// `path`. On failure the temporary file is removed and `path` is untouched.
+    static func writeAll(_ bytes: [UInt8], to path: String) throws {
+        let directory = path.lastIndex(of: "/").map { String(path[...$0]) } ?? ""
+        let temp = "\(directory).newtonps-\(getpid())-\(String(UInt64.random(in: .min ... .max), radix: 16)).tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ioError("cannot create temporary file \(temp)", path) }
+        var closed = false
+        do {
+            var written = 0
+            while written < bytes.count {
+                let n = bytes.withUnsafeBytes { raw in write(fd, raw.baseAddress.map { $0 + written }, raw.count - written) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ioError("write failed at byte \(written)", path)
+                }
+                written += n
+            }
+            guard fsync(fd) == 0 else { throw ioError("fsync failed", path) }
+            closed = true
+            guard close(fd) == 0 else { throw ioError("close failed", path) }
+            guard rename(temp, path) == 0 else { throw ioError("cannot rename \(temp) into place", path) }
+        } catch {
+            if !closed { close(fd) }
+            unlink(temp)
+            throw error
+        }
+        // Best effort: make the rename itself durable.
+        let directoryFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_CLOEXEC)
+        if directoryFD >= 0 {
+            fsync(directoryFD)
+            close(directoryFD)
+        }
+    }
+
+    /// `path: what: strerror(errno)`.
+    private static func ioError(_ what: String, _ path: String) -> CoreError {
+        CoreError(.io, "\(path): \(what): \(String(cString: strerror(errno)))")
     }
 
     /// Inflates one or more concatenated gzip members.
