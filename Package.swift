@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
 
 let package = Package(
@@ -35,25 +35,45 @@ let package = Package(
         .systemLibrary(name: "CProcess"),
         .target(
             name: "NewtonCore",
-            dependencies: ["CBLAS", "CZlib"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            dependencies: ["CBLAS", "CZlib"]
         ),
         .target(name: "NewtonTraining", dependencies: ["NewtonCore"]),
-        // Roles, transports (in-process and gRPC), membership, job store, health and metrics.
+        // Server and worker cores, the embedded cluster, the data catalog: no transport, database or HTTP.
+        .target(name: "NewtonRoles", dependencies: ["NewtonCore", "NewtonTraining"]),
+        // Health server and metrics (HTTP, Prometheus).
         .target(
-            name: "NewtonCluster",
+            name: "NewtonObservability",
             dependencies: [
-                "NewtonCore", "NewtonTraining", "NewtonProto",
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Yams", package: "Yams"),
+                "NewtonCore", "NewtonTraining",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // gRPC services and clients, wire conversions, the server and worker processes.
+        .target(
+            name: "NewtonTransport",
+            dependencies: [
+                "NewtonCore", "NewtonTraining", "NewtonRoles", "NewtonObservability", "NewtonProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Job spec, job store (SQLite), job runner, membership, the driver process.
+        .target(
+            name: "NewtonDriver",
+            dependencies: [
+                "NewtonCore", "NewtonTraining", "NewtonRoles", "NewtonObservability", "NewtonTransport", "NewtonProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Generated from proto/newtonps/v1/*.proto by scripts/generate-proto.
@@ -68,22 +88,42 @@ let package = Package(
         .executableTarget(
             name: "newtonps",
             dependencies: [
-                "NewtonCore", "NewtonTraining", "NewtonCluster", "CProcess",
+                "NewtonCore", "NewtonTraining", "NewtonRoles", "NewtonTransport", "NewtonDriver", "NewtonObservability", "CProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "NewtonCoreTests", dependencies: ["NewtonCore"]),
-        .testTarget(name: "NewtonTrainingTests", dependencies: ["NewtonTraining", "NewtonCluster"]),
         .testTarget(
-            name: "NewtonClusterTests",
+            name: "NewtonTrainingTests", dependencies: ["NewtonCore", "NewtonTraining", "NewtonRoles"],
+            // The NumPy reference implementation and the fixture it writes.
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(name: "NewtonRolesTests", dependencies: ["NewtonCore", "NewtonTraining", "NewtonRoles"]),
+        .testTarget(
+            name: "NewtonObservabilityTests",
             dependencies: [
-                "NewtonCluster", "NewtonCore", "NewtonTraining", "newtonps",
+                "NewtonObservability",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "NewtonTransportTests", dependencies: ["NewtonTransport"]),
+        .testTarget(name: "NewtonDriverTests", dependencies: ["NewtonCore", "NewtonTraining", "NewtonDriver"]),
+        // Real processes of the built `newtonps` binary on loopback.
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["newtonps", "NewtonCore", "NewtonTraining", "NewtonRoles", "NewtonTransport", "NewtonDriver"]
+        ),
         // Runs the built `newtonps` binary as a separate process.
-        .testTarget(name: "CommandLineTests", dependencies: ["newtonps"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["newtonps", "NewtonDriver"]),
     ]
 )
+
+// CI builds with NEWTONPS_WARNINGS_AS_ERRORS=1: any warning in this package's
+// own code (dependencies are not affected) fails the build.
+if Context.environment["NEWTONPS_WARNINGS_AS_ERRORS"] != nil {
+    for target in package.targets where target.type != .system {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.treatAllWarnings(as: .error)]
+    }
+}

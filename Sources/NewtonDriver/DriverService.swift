@@ -2,7 +2,9 @@ import Foundation
 import GRPCCore
 import NewtonCore
 import NewtonProto
+import NewtonRoles
 import NewtonTraining
+import NewtonTransport
 
 /// The driver's gRPC service: membership, the worker task streams and the
 /// job API (submit, list, get, watch, cancel, export).
@@ -24,19 +26,13 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
     // MARK: Membership
 
     public func register(request: Newtonps_V1_RegisterRequest, context: ServerContext) async throws -> Newtonps_V1_RegisterResponse {
-        do {
-            var response = Newtonps_V1_RegisterResponse()
-            response.peerID = try await membership.register(request.peer)
-            response.heartbeatIntervalMs = Int32(
-                membership.heartbeatInterval.components.seconds * 1000
-                    + membership.heartbeatInterval.components.attoseconds / 1_000_000_000_000_000)
-            response.driverVersion = NewtonPSVersion.version
-            return response
-        } catch let error as ClusterError where error.code == .incompatible {
-            throw RPCError(code: .failedPrecondition, message: "\(error)")
-        } catch {
-            throw RPCError(serverFailure: error)
-        }
+        var response = Newtonps_V1_RegisterResponse()
+        response.peerID = try await membership.register(request.peer)
+        response.heartbeatIntervalMs = Int32(
+            membership.heartbeatInterval.components.seconds * 1000
+                + membership.heartbeatInterval.components.attoseconds / 1_000_000_000_000_000)
+        response.driverVersion = NewtonPSVersion.version
+        return response
     }
 
     public func heartbeat(request: Newtonps_V1_HeartbeatRequest, context: ServerContext) async throws -> Newtonps_V1_HeartbeatResponse {
@@ -51,11 +47,10 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
     ) async throws {
         var messages = request.makeAsyncIterator()
         guard let first = try await messages.next(), case .hello(let hello) = first.kind else {
-            throw RPCError(code: .invalidArgument, message: "a worker session must start with a hello naming the registered worker")
+            throw DriverError(.invalidRequest, "a worker session must start with a hello naming the registered worker")
         }
         let session = WorkerSession(peerID: hello.peerID)
-        do { try await membership.attach(session) } catch { throw RPCError(serverFailure: error) }
-        defer { Task { await membership.detach(session) } }
+        try await membership.attach(session)
         do {
             // Requests go out from a child task; answers are read here until
             // the worker ends the stream.
@@ -66,43 +61,37 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
                 while let message = try await messages.next() {
                     if case .result(let result) = message.kind { session.receive(result) }
                 }
-                session.close(ClusterError(.unreachable, "worker \(hello.peerID) ended its session"))
+                session.close(DriverError(.unreachable, "worker \(hello.peerID) ended its session"))
                 group.cancelAll()
             }
         } catch {
-            session.close(ClusterError(.unreachable, "worker \(hello.peerID)'s session broke", cause: error))
+            session.close(DriverError(.unreachable, "worker \(hello.peerID)'s session broke", cause: error))
+            await membership.detach(session)
             throw error
         }
+        await membership.detach(session)
     }
 
     // MARK: Jobs
 
     public func submitJob(request: Newtonps_V1_SubmitJobRequest, context: ServerContext) async throws -> Newtonps_V1_SubmitJobResponse {
-        do {
-            let spec = try JobSpec.parse(yaml: request.specYaml)
-            // Checks that need the data: the layers against its shape.
-            let data = try await catalog.data(for: spec.data)
-            let network = try spec.network(for: data.train)
-            _ = try spec.grid(for: network)
-            // A caller that gave up while the data loaded must not get a job.
-            try Task.checkCancellation()
-            let row = try store.create(specYAML: request.specYaml, name: spec.name ?? "")
-            await runner.enqueue(row.id)
-            var response = Newtonps_V1_SubmitJobResponse()
-            response.job = row.wire
-            return response
-        } catch let error as ClusterError where error.code == .invalidJob || error.code == .data || error.code == .invalidRequest {
-            throw RPCError(code: .invalidArgument, message: "\(error)")
-        } catch let error as CoreError {
-            throw RPCError(code: .invalidArgument, message: "\(error)")
-        } catch {
-            throw RPCError(serverFailure: error)
-        }
+        let spec = try JobSpec.parse(yaml: request.specYaml)
+        // Checks that need the data: the layers against its shape.
+        let data = try await catalog.data(for: spec.data)
+        let network = try spec.network(for: data.train)
+        _ = try spec.grid(for: network)
+        // A caller that gave up while the data loaded must not get a job.
+        try Task.checkCancellation()
+        let row = try store.create(specYAML: request.specYaml, name: spec.name ?? "")
+        await runner.enqueue(row.id)
+        var response = Newtonps_V1_SubmitJobResponse()
+        response.job = row.wire
+        return response
     }
 
     public func listJobs(request: Newtonps_V1_ListJobsRequest, context: ServerContext) async throws -> Newtonps_V1_ListJobsResponse {
         var response = Newtonps_V1_ListJobsResponse()
-        response.jobs = try storeCall { try store.list().map(\.wire) }
+        response.jobs = try store.list().map(\.wire)
         return response
     }
 
@@ -111,7 +100,7 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
         var response = Newtonps_V1_GetJobResponse()
         response.job = row.wire
         response.specYaml = row.specYAML
-        response.records = try storeCall { try store.records(job: row.id).map(\.wire) }
+        response.records = try store.records(job: row.id).map(\.wire)
         return response
     }
 
@@ -121,7 +110,7 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
         let live = events.subscribe(request.jobID)
         let row = try job(request.jobID)
         var sent = -1
-        for record in try storeCall({ try store.records(job: row.id) }) {
+        for record in try store.records(job: row.id) {
             var event = Newtonps_V1_WatchEvent()
             event.record = record.wire
             try await response.write(event)
@@ -142,15 +131,15 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
     public func cancelJob(request: Newtonps_V1_JobRequest, context: ServerContext) async throws -> Newtonps_V1_JobSummary {
         let row = try job(request.jobID)
         if !row.state.isFinal {
-            do { try await runner.cancel(row.id) } catch { throw RPCError(serverFailure: error) }
+            try await runner.cancel(row.id)
         }
         return try job(request.jobID).wire
     }
 
     public func exportModel(request: Newtonps_V1_JobRequest, context: ServerContext) async throws -> Newtonps_V1_ExportModelResponse {
         let row = try job(request.jobID)
-        guard let bytes = try storeCall({ try store.model(job: row.id) }) else {
-            throw RPCError(code: .failedPrecondition, message: "job \(row.id) is \(row.state.rawValue) and has no trained model yet")
+        guard let bytes = try store.model(job: row.id) else {
+            throw DriverError(.state, "job \(row.id) is \(row.state.rawValue) and has no trained model yet")
         }
         var response = Newtonps_V1_ExportModelResponse()
         response.safetensors = Data(bytes)
@@ -158,14 +147,10 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
     }
 
     private func job(_ id: String) throws -> JobRow {
-        guard let row = try storeCall({ try store.job(id: id) }) else {
-            throw RPCError(code: .notFound, message: "no job '\(id)'")
+        guard let row = try store.job(id: id) else {
+            throw DriverError(.notFound, "no job '\(id)'")
         }
         return row
-    }
-
-    private func storeCall<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch { throw RPCError(code: .internalError, message: "\(error)") }
     }
 }
 

@@ -1,12 +1,20 @@
 import Foundation
 import Logging
 import NewtonCore
+import NewtonObservability
 import NewtonProto
+import NewtonRoles
 import NewtonTraining
+import NewtonTransport
+import ServiceLifecycle
 
 /// Runs submitted jobs one at a time on the registered servers and workers,
 /// recording every iteration and the final model in the job store.
-public actor JobRunner {
+///
+/// A long-lived service: jobs run as child tasks of `run()`, so a graceful
+/// shutdown cancels the running job and leaves it `running` in the store
+/// (recovered at the next start), while `cancel(_:)` ends it as `cancelled`.
+public actor JobRunner: Service {
     public let store: JobStore
     public let membership: Membership
     public let catalog: DataCatalog
@@ -16,7 +24,11 @@ public actor JobRunner {
     public let clusterWait: Duration
     private let logger = Logger(label: "newtonps.driver.jobs")
     private var queue: [String] = []
-    private var running: (id: String, task: Task<Void, Never>)?
+    /// Wakes `run()` when a job is queued.
+    private let (queued, queuedContinuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    /// The running job and the signal that cancels it.
+    private var running: (id: String, cancel: AsyncStream<Void>.Continuation)?
+    private var cancelRequested = false
 
     public init(
         store: JobStore, membership: Membership, catalog: DataCatalog, events: JobEvents, metrics: TrainingMetrics,
@@ -30,10 +42,19 @@ public actor JobRunner {
         self.clusterWait = clusterWait
     }
 
-    /// Queues a stored job and starts it when nothing else runs.
+    /// Runs queued jobs, one at a time, until graceful shutdown.
+    public func run() async {
+        for await _ in queued.cancelOnGracefulShutdown() {
+            while !Task.isCancelled, !queue.isEmpty {
+                await runToEnd(queue.removeFirst())
+            }
+        }
+    }
+
+    /// Queues a stored job.
     public func enqueue(_ id: String) {
         queue.append(id)
-        startNextIfIdle()
+        queuedContinuation.yield()
     }
 
     /// Cancels a queued job at once, or a running one at its next iteration.
@@ -43,20 +64,26 @@ public actor JobRunner {
             try store.setState(id: id, state: .cancelled, stopReason: StopReason.cancelled.rawValue, error: nil)
             if let row = try store.job(id: id) { events.finish(row.wire) }
         } else if let running, running.id == id {
-            running.task.cancel()
+            cancelRequested = true
+            running.cancel.yield()
         }
     }
 
-    private func startNextIfIdle() {
-        guard running == nil, !queue.isEmpty else { return }
-        let id = queue.removeFirst()
-        let task = Task { await self.execute(id) }
-        running = (id, task)
-    }
-
-    private func finished(_ id: String) {
-        if running?.id == id { running = nil }
-        startNextIfIdle()
+    /// Runs one job beside a watcher for its cancellation; whichever ends
+    /// first cancels the other.
+    private func runToEnd(_ id: String) async {
+        let (cancellation, cancel) = AsyncStream<Void>.makeStream()
+        running = (id, cancel)
+        cancelRequested = false
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.execute(id) }
+            group.addTask {
+                for await _ in cancellation { return }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+        running = nil
     }
 
     private func execute(_ id: String) async {
@@ -65,7 +92,7 @@ public actor JobRunner {
             for c in connections { c.close() }
         }
         do {
-            guard let row = try store.job(id: id) else { throw ClusterError(.store, "job \(id) vanished from the store") }
+            guard let row = try store.job(id: id) else { throw DriverError(.store, "job \(id) vanished from the store") }
             try store.setState(id: id, state: .running, stopReason: nil, error: nil)
             let spec = try JobSpec.parse(yaml: row.specYAML)
             let data = try await catalog.data(for: spec.data)
@@ -90,13 +117,16 @@ public actor JobRunner {
                 metrics.record(record)
                 events.publish(record, job: id)
             }
+            // Shutting down: the job stays running, for the next start to recover.
+            if summary.stopReason == .cancelled && !cancelRequested { return }
             let weights = try await coordinator.read(.weights)
             try store.saveModel(
                 job: id, bytes: SavedModel(parameters: weights, classNames: data.train.classNames, scaler: data.scaler).encoded())
             let state: JobState = summary.stopReason == .cancelled ? .cancelled : .succeeded
             try store.setState(id: id, state: state, stopReason: summary.stopReason.rawValue, error: nil)
         } catch {
-            let cancelled = Task.isCancelled
+            if Task.isCancelled && !cancelRequested { return }
+            let cancelled = cancelRequested
             do {
                 try store.setState(
                     id: id, state: cancelled ? .cancelled : .failed,
@@ -107,7 +137,6 @@ public actor JobRunner {
             }
         }
         if let row = try? store.job(id: id) { events.finish(row.wire) }
-        finished(id)
     }
 
     /// Waits until the servers and workers the job asks for are live; with
@@ -123,7 +152,7 @@ public actor JobRunner {
                 return (Array(servers.prefix(needServers)), Array(workers.prefix(needWorkers)))
             }
             if ContinuousClock.now >= deadline {
-                throw ClusterError(
+                throw DriverError(
                     .unreachable,
                     "job needs \(needServers) server(s) and \(needWorkers) worker(s); after \(clusterWait) only \(servers.count) and \(workers.count) are live"
                 )

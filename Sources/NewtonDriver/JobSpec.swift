@@ -3,12 +3,14 @@ import NewtonCore
 import NewtonTraining
 import Yams
 
-/// A training job as submitted to the driver: a YAML mapping whose keys are
-/// `newtonps train`'s long flags with `-` written as `_`, with the same
-/// defaults. The data is either files (`train`, `test`, `no_test`, `format`,
-/// `label_column`, `csv_header`) or a `synthetic:` mapping (`train_rows`,
-/// `test_rows`, `features`, `classes`, `seed`). A key whose value is null
-/// counts as not given.
+/// A training job: what `newtonps submit` sends (a YAML mapping) and what
+/// `newtonps train` builds from its flags. One table of keys defines both:
+/// every key is a `train` flag with `_` written as `-` (`cg_tolerance` is
+/// `--cg-tolerance`), with the same meaning, default and help. The data is
+/// either files (`train`, `test`, `no_test`, `format`, `label_column`,
+/// `csv_header`) or, in YAML only, a `synthetic:` mapping (`train_rows`,
+/// `test_rows`, `features`, `classes`, `seed`). A key whose YAML value is
+/// null counts as not given.
 public struct JobSpec: Sendable, Equatable {
     /// Where the data comes from and how it is scaled.
     public var data: DataDescriptor
@@ -19,9 +21,11 @@ public struct JobSpec: Sendable, Equatable {
     public var activations: [Activation]
     public var loss: Loss
     public var optimizer: OptimizerKind
-    /// Newton-CG knobs; `C` sets `regularization` here and in `firstOrder`.
+    /// C in ‖θ‖²/(2·C·l), for every optimiser.
+    public var regularization: Double
+    /// CG limits and step control, shared by Newton-CG and Hessian-free.
+    public var secondOrder: SecondOrderOptions
     public var newton: NewtonOptions
-    /// Hessian-free knobs, with the shared ones equal to `newton`'s.
     public var hessianFree: HessianFreeOptions
     /// SGD / Adam knobs, with the learning rate resolved (unless given, 0.01
     /// for sgd and 0.001 for adam, as the CLI).
@@ -29,9 +33,11 @@ public struct JobSpec: Sendable, Equatable {
     public var budget: TrainingBudget
     /// Groups of neurons per layer, input first; nil for one group per layer.
     public var partitions: [Int]?
-    /// How many of the registered servers to use; nil for all of them.
+    /// Servers: on a cluster, how many of the registered ones to use; nil
+    /// for all of them (`train`: 2).
     public var servers: Int?
-    /// How many of the registered workers to use; nil for all of them.
+    /// Workers: on a cluster, how many of the registered ones to use; nil
+    /// for all of them (`train`: one per core).
     public var workers: Int?
     /// Rows per shard.
     public var shardRows: Int
@@ -45,9 +51,9 @@ public struct JobSpec: Sendable, Equatable {
     /// that does not fit the layers) is reported in one `.invalidJob` error,
     /// one problem per line, each naming its key and line.
     public static func parse(yaml: String) throws -> JobSpec {
+        let pairs: [(key: Node, value: Node)]
         let root: Node?
         do { root = try Yams.compose(yaml: yaml) } catch { throw invalidJob([syntaxProblem(error)]) }
-        let pairs: [(key: Node, value: Node)]
         if let root {
             guard let mapping = root.mapping else {
                 throw invalidJob([SpecProblem("", "the job spec must be a mapping of keys to values, got \(describe(root))")])
@@ -59,13 +65,43 @@ public struct JobSpec: Sendable, Equatable {
 
         var problems = [SpecProblem]()
         let given = fields(of: pairs, knobs: jobKnobs, prefix: "", problems: &problems)
+        return try build(given, problems: problems)
+    }
+
+    /// Builds a job from command-line options: each key with its value as
+    /// typed (flags given as "true"). Problems name the flag (`--key-name`).
+    public static func parse(arguments: [(key: String, value: String)]) throws -> JobSpec {
+        var problems = [SpecProblem]()
+        var given = [SpecField<SpecDraft, JobSpec>]()
+        for (key, value) in arguments {
+            let flag = "--" + key.replacingOccurrences(of: "_", with: "-")
+            guard let knob = jobKnobs.first(where: { $0.key == key && $0.isFlag }) else {
+                problems.append(SpecProblem(flag, "is not a job setting"))
+                continue
+            }
+            given.append(SpecField(knob: knob, value: Node(value, .implicit, .doubleQuoted), place: flag))
+        }
+        return try build(given, problems: problems)
+    }
+
+    /// Every key `train` takes as a flag, in table order (`synthetic` is YAML only).
+    public static var keys: [String] { jobKnobs.filter(\.isFlag).map(\.key) }
+
+    /// What `key` sets, for `train --help` and docs/JOBS.md.
+    public static func help(for key: String) -> String {
+        jobKnobs.first { $0.key == key }?.help ?? ""
+    }
+
+    /// The default training data: Debian's Fashion-MNIST package.
+    public static let defaultTrain = "/usr/share/datasets/fashion-mnist"
+
+    private static func build(_ given: [SpecField<SpecDraft, JobSpec>], problems: [SpecProblem]) throws -> JobSpec {
+        var problems = problems
         let draft = apply(given, to: SpecDraft(), problems: &problems)
         problems += dataProblems(draft, given: given)
         problems += attributedValueProblems(given: given, draft: draft)
-        guard problems.isEmpty, let spec = JobSpec(draft) else {
-            throw invalidJob(problems)
-        }
-        return spec
+        guard problems.isEmpty else { throw invalidJob(problems) }
+        return JobSpec(draft)
     }
 
     /// The network for the loaded training data: `layers` (or the default
@@ -102,8 +138,21 @@ public struct JobSpec: Sendable, Equatable {
     /// The run this spec describes on `network` (see `network(for:)`).
     public func trainingJob(network: NetworkSpec) -> TrainingJob {
         TrainingJob(
-            network: network, optimizer: optimizer, newton: newton, hessianFree: hessianFree, firstOrder: firstOrder,
-            budget: budget, seed: seed)
+            network: network, optimizer: optimizer, regularization: regularization, secondOrder: secondOrder, newton: newton,
+            hessianFree: hessianFree, firstOrder: firstOrder, budget: budget, seed: seed)
+    }
+
+    /// One line naming the optimiser and its main mode.
+    public var summary: String {
+        switch optimizer {
+        case .newton:
+            return "newton (\(newton.products.rawValue) products\(newton.blockDiagonal ? ", block-diagonal" : ""))"
+        case .hessianFree:
+            let batch = hessianFree.gradientBatch.map(String.init) ?? "full"
+            return "hf (\(hessianFree.solver.rawValue), gradient batch \(batch), curvature batch \(hessianFree.curvatureBatch))"
+        case .sgd, .adam:
+            return "\(optimizer.rawValue) (batch \(firstOrder.batchSize))"
+        }
     }
 
     /// The canonical YAML form: every key, sorted, one per line; it parses
@@ -112,25 +161,25 @@ public struct JobSpec: Sendable, Equatable {
         jobKnobs.sorted { $0.key < $1.key }.map { "\($0.key): \($0.write(self))\n" }.joined()
     }
 
-    /// The spec of a draft that has data (nil when it has none).
-    private init?(_ draft: SpecDraft) {
+    /// The spec of a draft.
+    private init(_ draft: SpecDraft) {
         let source: DataDescriptor.Source
         if let synthetic = draft.synthetic {
             source = .synthetic(
                 trainRows: synthetic.trainRows, testRows: synthetic.testRows, features: synthetic.features,
                 classes: synthetic.classes, seed: synthetic.seed)
-        } else if let train = draft.train {
-            source = .files(
-                format: draft.format, train: train, test: draft.effectiveTest, csvLabelColumn: draft.labelColumn,
-                csvHeader: draft.csvHeader)
         } else {
-            return nil
+            source = .files(
+                format: draft.format, train: draft.train, test: draft.effectiveTest, csvLabelColumn: draft.labelColumn,
+                csvHeader: draft.csvHeader)
         }
         data = DataDescriptor(source: source, scaling: draft.scaling)
         layers = draft.layers
         activations = draft.activations
         loss = draft.loss
         optimizer = draft.optimizer
+        regularization = draft.regularization
+        secondOrder = draft.secondOrder
         newton = draft.newton
         hessianFree = draft.resolvedHessianFree
         firstOrder = draft.resolvedFirstOrder
@@ -143,8 +192,8 @@ public struct JobSpec: Sendable, Equatable {
         name = draft.name
     }
 
-    private static func invalidJob(_ problems: [SpecProblem]) -> ClusterError {
-        ClusterError(.invalidJob, "invalid job spec:\n" + problems.map(\.text).joined(separator: "\n"))
+    private static func invalidJob(_ problems: [SpecProblem]) -> DriverError {
+        DriverError(.invalidJob, "invalid job spec:\n" + problems.map(\.text).joined(separator: "\n"))
     }
 
     /// The data source's file settings, when the data is files.
@@ -164,7 +213,7 @@ public struct JobSpec: Sendable, Equatable {
 
 /// The spec's values while it is read, in the shape of its keys.
 private struct SpecDraft {
-    var train: String?
+    var train = JobSpec.defaultTrain
     var test: String?
     var noTest = false
     var format = DataFormat.idx
@@ -176,13 +225,15 @@ private struct SpecDraft {
     var activations: [Activation] = [.relu]
     var loss = Loss.crossEntropy
     var optimizer = OptimizerKind.newton
+    var regularization = 0.01
+    var secondOrder = SecondOrderOptions()
     var newton = NewtonOptions()
-    /// Hessian-free's own knobs; the ones it shares with Newton (C, CG, λ,
-    /// line search) are read from `newton`.
     var hessianFree = HessianFreeOptions()
     var firstOrder = FirstOrderOptions()
-    /// nil for the CLI's default, which depends on the optimiser.
+    /// nil for the default, which depends on the optimiser.
     var learningRate: Double?
+    /// Hessian-free's gradient batch, which also overrides SGD/Adam's `batch_size`.
+    var gradientBatch: BatchSize?
     var partitions: [Int]?
     var servers: Int?
     var workers: Int?
@@ -193,16 +244,14 @@ private struct SpecDraft {
 
     var resolvedHessianFree: HessianFreeOptions {
         var options = hessianFree
-        options.regularization = newton.regularization
-        options.cgTolerance = newton.cgTolerance
-        options.cgMaxIterations = newton.cgMaxIterations
-        options.step = newton.step
+        options.gradientBatch = gradientBatch?.rows
         return options
     }
 
     var resolvedFirstOrder: FirstOrderOptions {
         var options = firstOrder
         options.learningRate = learningRate ?? (optimizer == .adam ? 0.001 : 0.01)
+        if let gradientBatch { options.batchSize = gradientBatch.rows ?? Int(Int32.max) }
         return options
     }
 
@@ -211,7 +260,7 @@ private struct SpecDraft {
     var effectiveTest: String? {
         guard !noTest else { return nil }
         if let test { return test }
-        guard format == .idx, let train else { return nil }
+        guard format == .idx else { return nil }
         var isDirectory: ObjCBool = false
         return FileManager.default.fileExists(atPath: train, isDirectory: &isDirectory) && isDirectory.boolValue ? train : nil
     }
@@ -242,57 +291,65 @@ private struct SyntheticSpec {
     }
 }
 
-/// One key of a mapping: how its YAML value is read into a `Target` and how
-/// a `Source` writes it back as YAML.
+/// One key of a mapping: what it sets (its help), how its YAML value is read
+/// into a `Target` and how a `Source` writes it back as YAML.
 private struct SpecKnob<Target, Source>: Sendable {
     let key: String
+    let help: String
+    /// Also a `train` flag (every top-level key but `synthetic`).
+    let isFlag: Bool
     let read: @Sendable (Node, inout Target) throws -> Void
     let write: @Sendable (Source) -> String
 
-    init(key: String, read: @escaping @Sendable (Node, inout Target) throws -> Void, write: @escaping @Sendable (Source) -> String) {
+    init(
+        key: String, help: String, isFlag: Bool, read: @escaping @Sendable (Node, inout Target) throws -> Void,
+        write: @escaping @Sendable (Source) -> String
+    ) {
         self.key = key
+        self.help = help
+        self.isFlag = isFlag
         self.read = read
         self.write = write
     }
 
     /// A key holding one scalar.
     init<T: SpecScalar>(
-        _ key: String, _ set: @escaping @Sendable (inout Target, T) -> Void,
-        _ get: @escaping @Sendable (Source) -> T?
+        _ key: String, _ help: String, _ set: @escaping @Sendable (inout Target, T) -> Void, _ get: @escaping @Sendable (Source) -> T?
     ) {
         self.init(
-            key: key, read: { node, target in set(&target, try T(node: node)) },
+            key: key, help: help, isFlag: true, read: { node, target in set(&target, try T(node: node)) },
             write: { get($0)?.yamlText ?? "null" })
     }
 
     /// A key holding a list, given as a YAML list or a comma-separated string.
     init<T: SpecScalar>(
-        _ key: String, list set: @escaping @Sendable (inout Target, [T]) -> Void,
+        _ key: String, _ help: String, list set: @escaping @Sendable (inout Target, [T]) -> Void,
         _ get: @escaping @Sendable (Source) -> [T]?
     ) {
         self.init(
-            key: key, read: { node, target in set(&target, try T.list(node: node)) },
+            key: key, help: help, isFlag: true, read: { node, target in set(&target, try T.list(node: node)) },
             write: { get($0).map { "[" + $0.map(\.yamlText).joined(separator: ", ") + "]" } ?? "null" })
     }
 }
 
 private let syntheticKnobs: [SpecKnob<SyntheticSpec, SyntheticSpec>] = [
-    SpecKnob("train_rows", { $0.trainRows = $1 }, { $0.trainRows }),
-    SpecKnob("test_rows", { $0.testRows = $1 }, { $0.testRows }),
-    SpecKnob("features", { $0.features = $1 }, { $0.features }),
-    SpecKnob("classes", { $0.classes = $1 }, { $0.classes }),
-    SpecKnob("seed", { $0.seed = $1 }, { $0.seed }),
+    SpecKnob("train_rows", "Training rows.", { $0.trainRows = $1 }, { $0.trainRows }),
+    SpecKnob("test_rows", "Test rows.", { $0.testRows = $1 }, { $0.testRows }),
+    SpecKnob("features", "Feature columns.", { $0.features = $1 }, { $0.features }),
+    SpecKnob("classes", "Classes.", { $0.classes = $1 }, { $0.classes }),
+    SpecKnob("seed", "Seed of the generator.", { $0.seed = $1 }, { $0.seed }),
 ]
 
 private let syntheticKnob = SpecKnob<SpecDraft, JobSpec>(
-    key: "synthetic",
+    key: "synthetic", help: "Synthetic data instead of files: a mapping of train_rows, test_rows, features, classes, seed.",
+    isFlag: false,
     read: { node, draft in
         guard let mapping = node.mapping else {
             throw SpecValueError("expected a mapping of \(syntheticKnobs.map(\.key).joined(separator: ", ")), got \(describe(node))")
         }
         var problems = [SpecProblem]()
         let given = fields(of: Array(mapping), knobs: syntheticKnobs, prefix: "synthetic.", problems: &problems)
-        // Kept even with problems, so that the spec still counts as having data.
+        // Kept even with problems, so that the spec still counts as having synthetic data.
         draft.synthetic = apply(given, to: SyntheticSpec(), problems: &problems)
         guard problems.isEmpty else { throw SpecValueError(problems: problems) }
     },
@@ -302,67 +359,123 @@ private let syntheticKnob = SpecKnob<SpecDraft, JobSpec>(
         } ?? "null"
     })
 
-/// Every top-level key, data first, as the CLI's option groups.
+/// Every top-level key, data first; `train --help` lists them in this order.
 private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
-    SpecKnob("train", { $0.train = $1 }, { $0.files?.train }),
-    SpecKnob("test", { $0.test = $1 }, { $0.files?.test }),
-    SpecKnob("no_test", { $0.noTest = $1 }, { $0.files.map { $0.test == nil } }),
-    SpecKnob("format", { $0.format = $1 }, { $0.files?.format }),
-    SpecKnob("label_column", { $0.labelColumn = $1 }, { $0.files?.labelColumn }),
-    SpecKnob("csv_header", { $0.csvHeader = $1 }, { $0.files?.header }),
-    SpecKnob("scaling", { $0.scaling = $1 }, { $0.data.scaling }),
+    SpecKnob(
+        "train", "Training data: a file, or for idx a directory or images file (default: \(JobSpec.defaultTrain)).",
+        { $0.train = $1 }, { $0.files?.train }),
+    SpecKnob(
+        "test", "Test data, same format (default: the t10k split next to idx training data; none otherwise).",
+        { $0.test = $1 }, { $0.files?.test }),
+    SpecKnob("no_test", "Train without a test set.", { $0.noTest = $1 }, { $0.files.map { $0.test == nil } }),
+    SpecKnob("format", "Data format: idx, libsvm or csv.", { $0.format = $1 }, { $0.files?.format }),
+    SpecKnob(
+        "label_column", "CSV: the label column (0-based; negative counts from the end).", { $0.labelColumn = $1 },
+        { $0.files?.labelColumn }),
+    SpecKnob(
+        "csv_header", "CSV: whether the first line is a header (true/false; default: detect).", { $0.csvHeader = $1 },
+        { $0.files?.header }),
+    SpecKnob(
+        "scaling", "Feature scaling fitted on the training set: none, unit or standard.", { $0.scaling = $1 },
+        { $0.data.scaling }),
     syntheticKnob,
 
-    SpecKnob("layers", list: { $0.layers = $1 }, { $0.layers }),
-    SpecKnob("activation", list: { $0.activations = $1 }, { $0.activations }),
-    SpecKnob("loss", { $0.loss = $1 }, { $0.loss }),
-
-    SpecKnob("optimizer", { $0.optimizer = $1 }, { $0.optimizer }),
     SpecKnob(
-        "C",
-        { (draft: inout SpecDraft, value: Double) in
-            draft.newton.regularization = value
-            draft.firstOrder.regularization = value
-        }, { $0.newton.regularization }),
-    SpecKnob("subsample", { $0.newton.subsampleFraction = $1 }, { $0.newton.subsampleFraction }),
-    SpecKnob("cg_tolerance", { $0.newton.cgTolerance = $1 }, { $0.newton.cgTolerance }),
-    SpecKnob("cg_max_iterations", { $0.newton.cgMaxIterations = $1 }, { $0.newton.cgMaxIterations }),
-    SpecKnob("lambda", { $0.newton.step.initialLambda = $1 }, { $0.newton.step.initialLambda }),
-    SpecKnob("lambda_increase", { $0.newton.step.lambdaIncrease = $1 }, { $0.newton.step.lambdaIncrease }),
-    SpecKnob("lambda_decrease", { $0.newton.step.lambdaDecrease = $1 }, { $0.newton.step.lambdaDecrease }),
-    SpecKnob("armijo", { $0.newton.step.armijo = $1 }, { $0.newton.step.armijo }),
-    SpecKnob("line_search_steps", { $0.newton.step.maxLineSearchSteps = $1 }, { $0.newton.step.maxLineSearchSteps }),
-    SpecKnob("line_search_failures", { $0.newton.step.maxLineSearchFailures = $1 }, { $0.newton.step.maxLineSearchFailures }),
-    SpecKnob("products", { $0.newton.products = $1 }, { $0.newton.products }),
-    SpecKnob("block_diagonal", { $0.newton.blockDiagonal = $1 }, { $0.newton.blockDiagonal }),
-    SpecKnob("straggler_cutoff", { $0.newton.stragglerCutoff = $1 }, { $0.newton.stragglerCutoff }),
-    SpecKnob("solver", { $0.hessianFree.solver = $1 }, { $0.hessianFree.solver }),
-    SpecKnob("gradient_batch", { $0.hessianFree.gradientBatch = $1 }, { $0.hessianFree.gradientBatch }),
-    SpecKnob("curvature_batch", { $0.hessianFree.curvatureBatch = $1 }, { $0.hessianFree.curvatureBatch }),
-    SpecKnob("warm_start", { $0.hessianFree.warmStart = $1 }, { $0.hessianFree.warmStart }),
-    SpecKnob("iterate_backtracking", { $0.hessianFree.iterateBacktracking = $1 }, { $0.hessianFree.iterateBacktracking }),
-    SpecKnob("relative_progress_stop", { $0.hessianFree.relativeProgressStop = $1 }, { $0.hessianFree.relativeProgressStop }),
-    SpecKnob("preconditioner", { $0.hessianFree.diagonalPreconditioner = $1 }, { $0.hessianFree.diagonalPreconditioner }),
+        "layers", "Neurons per layer, input first (default: <features>,300,300,<classes>).", list: { $0.layers = $1 },
+        { $0.layers }),
     SpecKnob(
-        "negative_curvature_tolerance", { $0.hessianFree.negativeCurvatureTolerance = $1 },
-        { $0.hessianFree.negativeCurvatureTolerance }),
-    SpecKnob("learning_rate", { $0.learningRate = $1 }, { $0.firstOrder.learningRate }),
-    SpecKnob("momentum", { $0.firstOrder.momentum = $1 }, { $0.firstOrder.momentum }),
-    SpecKnob("batch_size", { $0.firstOrder.batchSize = $1 }, { $0.firstOrder.batchSize }),
-    SpecKnob("adam_beta1", { $0.firstOrder.beta1 = $1 }, { $0.firstOrder.beta1 }),
-    SpecKnob("adam_beta2", { $0.firstOrder.beta2 = $1 }, { $0.firstOrder.beta2 }),
-    SpecKnob("adam_epsilon", { $0.firstOrder.epsilon = $1 }, { $0.firstOrder.epsilon }),
+        "activation", "Hidden activation(s): sigmoid, tanh or relu; one for all hidden layers or one per hidden layer.",
+        list: { $0.activations = $1 }, { $0.activations }),
+    SpecKnob("loss", "Loss: squared or cross-entropy.", { $0.loss = $1 }, { $0.loss }),
 
-    SpecKnob("partitions", list: { $0.partitions = $1 }, { $0.partitions }),
-    SpecKnob("servers", { $0.servers = $1 }, { $0.servers }),
-    SpecKnob("workers", { $0.workers = $1 }, { $0.workers }),
-    SpecKnob("shard_rows", { $0.shardRows = $1 }, { $0.shardRows }),
+    SpecKnob("optimizer", "newton, hf (Hessian-free), sgd or adam.", { $0.optimizer = $1 }, { $0.optimizer }),
+    SpecKnob("C", "Regularisation constant C in ‖θ‖²/(2·C·l), for every optimiser.", { $0.regularization = $1 }, { $0.regularization }),
+    SpecKnob(
+        "subsample", "Newton: Gauss-Newton subsample as a fraction of the rows.", { $0.newton.subsampleFraction = $1 },
+        { $0.newton.subsampleFraction }),
+    SpecKnob(
+        "cg_tolerance", "Newton, HF: CG stops at ‖r‖ ≤ ξ‖∇f‖.", { $0.secondOrder.cgTolerance = $1 }, { $0.secondOrder.cgTolerance }),
+    SpecKnob(
+        "cg_max_iterations", "Newton, HF: CG iteration cap.", { $0.secondOrder.cgMaxIterations = $1 },
+        { $0.secondOrder.cgMaxIterations }),
+    SpecKnob(
+        "lambda", "Newton, HF: initial Levenberg–Marquardt λ.", { $0.secondOrder.step.initialLambda = $1 },
+        { $0.secondOrder.step.initialLambda }),
+    SpecKnob(
+        "lambda_increase", "Newton, HF: λ factor when ρ < 0.25.", { $0.secondOrder.step.lambdaIncrease = $1 },
+        { $0.secondOrder.step.lambdaIncrease }),
+    SpecKnob(
+        "lambda_decrease", "Newton, HF: λ factor when ρ ≥ 0.75.", { $0.secondOrder.step.lambdaDecrease = $1 },
+        { $0.secondOrder.step.lambdaDecrease }),
+    SpecKnob("armijo", "Newton, HF: Armijo constant η.", { $0.secondOrder.step.armijo = $1 }, { $0.secondOrder.step.armijo }),
+    SpecKnob(
+        "line_search_steps", "Newton, HF: halvings of the step before the line search gives up.",
+        { $0.secondOrder.step.maxLineSearchSteps = $1 }, { $0.secondOrder.step.maxLineSearchSteps }),
+    SpecKnob(
+        "line_search_failures", "Newton, HF: stop (as stalled) after this many failed line searches in a row.",
+        { $0.secondOrder.step.maxLineSearchFailures = $1 }, { $0.secondOrder.step.maxLineSearchFailures }),
+    SpecKnob(
+        "products", "Newton: Gauss-Newton products from cached Jacobians (jacobian) or R-operator passes (rop).",
+        { $0.newton.products = $1 }, { $0.newton.products }),
+    SpecKnob(
+        "block_diagonal", "Newton: block-diagonal G; each block solves its own CG with no exchange.",
+        { $0.newton.blockDiagonal = $1 }, { $0.newton.blockDiagonal }),
+    SpecKnob(
+        "straggler_cutoff", "Newton, block-diagonal: stop the direction search once this fraction of blocks has finished.",
+        { $0.newton.stragglerCutoff = $1 }, { $0.newton.stragglerCutoff }),
+    SpecKnob(
+        "solver", "HF: gn-cg (CG on Gauss-Newton), hessian-cg (CG on the Hessian, keeps negative curvature) or bicgstab.",
+        { $0.hessianFree.solver = $1 }, { $0.hessianFree.solver }),
+    SpecKnob(
+        "gradient_batch", "HF, SGD/Adam: rows per gradient minibatch, or 'full' (HF default: full; SGD/Adam: batch_size).",
+        { $0.gradientBatch = $1 }, { $0.hessianFree.gradientBatch.map(BatchSize.count) }),
+    SpecKnob(
+        "curvature_batch", "HF: rows per curvature minibatch.", { $0.hessianFree.curvatureBatch = $1 },
+        { $0.hessianFree.curvatureBatch }),
+    SpecKnob(
+        "warm_start", "HF: start each solve from this fraction of the previous solution (0: from zero).",
+        { $0.hessianFree.warmStart = $1 }, { $0.hessianFree.warmStart }),
+    SpecKnob(
+        "backtracking", "HF: backtrack over kept CG iterates (default true).", { $0.hessianFree.iterateBacktracking = $1 },
+        { $0.hessianFree.iterateBacktracking }),
+    SpecKnob(
+        "relative_progress", "HF: Martens' relative-progress stop for CG (default true).",
+        { $0.hessianFree.relativeProgressStop = $1 }, { $0.hessianFree.relativeProgressStop }),
+    SpecKnob(
+        "preconditioner", "HF (CG solvers): Martens' diagonal preconditioner from the curvature batch.",
+        { $0.hessianFree.diagonalPreconditioner = $1 }, { $0.hessianFree.diagonalPreconditioner }),
+    SpecKnob(
+        "negative_curvature_tolerance", "HF, hessian-cg: negative curvature when pᵀ(H+μI)p ≤ ε‖p‖², μ = λ + 1/(C·l).",
+        { $0.hessianFree.negativeCurvatureTolerance = $1 }, { $0.hessianFree.negativeCurvatureTolerance }),
+    SpecKnob(
+        "learning_rate", "SGD/Adam: learning rate (default 0.01 for sgd, 0.001 for adam).", { $0.learningRate = $1 },
+        { $0.firstOrder.learningRate }),
+    SpecKnob("momentum", "SGD: momentum.", { $0.firstOrder.momentum = $1 }, { $0.firstOrder.momentum }),
+    SpecKnob("batch_size", "SGD/Adam: minibatch rows.", { $0.firstOrder.batchSize = $1 }, { $0.firstOrder.batchSize }),
+    SpecKnob("adam_beta1", "Adam: β₁.", { $0.firstOrder.beta1 = $1 }, { $0.firstOrder.beta1 }),
+    SpecKnob("adam_beta2", "Adam: β₂.", { $0.firstOrder.beta2 = $1 }, { $0.firstOrder.beta2 }),
+    SpecKnob("adam_epsilon", "Adam: ε.", { $0.firstOrder.epsilon = $1 }, { $0.firstOrder.epsilon }),
 
-    SpecKnob("max_iterations", { $0.budget.maxIterations = $1 }, { $0.budget.maxIterations }),
-    SpecKnob("time_limit", { $0.budget.timeLimit = $1 }, { $0.budget.timeLimit }),
-    SpecKnob("gradient_tolerance", { $0.budget.gradientTolerance = $1 }, { $0.budget.gradientTolerance }),
-    SpecKnob("seed", { $0.seed = $1 }, { $0.seed }),
-    SpecKnob("name", { $0.name = $1 }, { $0.name }),
+    SpecKnob(
+        "partitions", "Groups of neurons per layer, input first, e.g. 2,2,2,1 (default: one group per layer).",
+        list: { $0.partitions = $1 }, { $0.partitions }),
+    SpecKnob(
+        "servers", "Parameter servers (train: 2; a cluster job: every registered server).", { $0.servers = $1 },
+        { $0.servers }),
+    SpecKnob("workers", "Workers (train: one per core; a cluster job: every live worker).", { $0.workers = $1 }, { $0.workers }),
+    SpecKnob(
+        "shard_rows", "Rows per shard (fixed; results do not depend on the number of workers).", { $0.shardRows = $1 },
+        { $0.shardRows }),
+
+    SpecKnob(
+        "max_iterations", "Newton iterations (or epochs for sgd/adam).", { $0.budget.maxIterations = $1 },
+        { $0.budget.maxIterations }),
+    SpecKnob("time_limit", "Stop after this many seconds of training.", { $0.budget.timeLimit = $1 }, { $0.budget.timeLimit }),
+    SpecKnob(
+        "gradient_tolerance", "Stop once ‖∇f‖ falls below this fraction of its initial value (0: never).",
+        { $0.budget.gradientTolerance = $1 }, { $0.budget.gradientTolerance }),
+    SpecKnob("seed", "Seed for the initial weights, subsamples and minibatch order.", { $0.seed = $1 }, { $0.seed }),
+    SpecKnob("name", "Free text naming the job.", { $0.name = $1 }, { $0.name }),
 ]
 
 /// The keys that describe data files, which synthetic data replaces.
@@ -455,6 +568,37 @@ extension String: SpecScalar {
             }
         }
         return out + "\""
+    }
+}
+
+/// A minibatch size: a number of rows, or every row.
+private enum BatchSize: SpecScalar, Equatable {
+    case full
+    case count(Int)
+
+    static var expectation: String { "a positive number of rows or 'full'" }
+
+    init?(yamlText: String) {
+        if yamlText == "full" {
+            self = .full
+        } else if let n = Int(yamlText, radix: 10), n > 0 {
+            self = .count(n)
+        } else {
+            return nil
+        }
+    }
+
+    var yamlText: String {
+        switch self {
+        case .full: return "full"
+        case .count(let n): return String(n)
+        }
+    }
+
+    /// The row count, or nil for every row.
+    var rows: Int? {
+        if case .count(let n) = self { return n }
+        return nil
     }
 }
 
@@ -565,9 +709,7 @@ private func dataProblems(_ draft: SpecDraft, given: [SpecField<SpecDraft, JobSp
             SpecProblem($0.place, "describes data files, but \(place("synthetic")) gives synthetic data; give one or the other")
         }
     }
-    guard let train = draft.train else {
-        return [SpecProblem("", "no data: give train (and format) for data files, or a synthetic mapping")]
-    }
+    let train = draft.train
     var problems = [SpecProblem]()
     if draft.noTest && draft.test != nil {
         problems.append(SpecProblem(place("test"), "a test set is given but \(place("no_test")) says there is none"))
@@ -600,9 +742,10 @@ private func fileProblem(_ path: String, split: DataSplit, _ draft: SpecDraft) -
 /// the budget's, the cluster's, and the network and grid when `layers` is
 /// given.
 private func valueProblems(_ draft: SpecDraft) -> [String] {
-    var p =
-        draft.newton.problems + draft.resolvedHessianFree.problems.filter { !draft.newton.problems.contains($0) }
-        + draft.resolvedFirstOrder.problems
+    var p = draft.secondOrder.problems + draft.newton.problems + draft.resolvedHessianFree.problems + draft.resolvedFirstOrder.problems
+    if !(draft.regularization > 0 && draft.regularization.isFinite) {
+        p.append("regularization C must be positive and finite, got \(draft.regularization)")
+    }
     let budget = draft.budget
     if budget.maxIterations < 0 { p.append("max iterations must be non-negative, got \(budget.maxIterations)") }
     if let t = budget.timeLimit, !(t > 0) { p.append("time limit must be positive, got \(t)") }

@@ -42,14 +42,14 @@ public final class JobStore: Sendable {
         do {
             let database = try DatabasePool(path: path)
             if try database.read({ try Self.migrator.hasBeenSuperseded($0) }) {
-                throw ClusterError(.store, "the job store \(path) was written by a newer newtonps")
+                throw DriverError(.store, "the job store \(path) was written by a newer newtonps")
             }
             try Self.migrator.migrate(database)
             self.database = database
-        } catch let error as ClusterError {
+        } catch let error as DriverError {
             throw error
         } catch {
-            throw ClusterError(.store, "cannot open \(path) as a job store", cause: error)
+            throw DriverError(.store, "cannot open \(path) as a job store", cause: error)
         }
     }
 
@@ -133,7 +133,7 @@ public final class JobStore: Sendable {
                 try Bool.fetchOne(
                     db, sql: "SELECT 1 FROM iteration WHERE job_id = ? AND iteration = ?",
                     arguments: [id, record.iteration]) ?? false
-            if exists { throw ClusterError(.invalidRequest, "job \(id) already has a record of iteration \(record.iteration)") }
+            if exists { throw DriverError(.invalidRequest, "job \(id) already has a record of iteration \(record.iteration)") }
             try db.execute(
                 sql: "INSERT INTO iteration (job_id, iteration, record) VALUES (?, ?, ?)",
                 arguments: [id, record.iteration, encoded])
@@ -201,14 +201,14 @@ public final class JobStore: Sendable {
     }
 
     /// Our own errors as they are; anything else names the store.
-    private func storeError(_ error: any Error) -> ClusterError {
-        error as? ClusterError ?? ClusterError(.store, "job store \(path)", cause: error)
+    private func storeError(_ error: any Error) -> DriverError {
+        error as? DriverError ?? DriverError(.store, "job store \(path)", cause: error)
     }
 
     /// The row of job `id`, or `.invalidRequest` when there is none.
     private static func row(_ db: Database, _ id: String) throws -> JobRow {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]) else {
-            throw ClusterError(.invalidRequest, "no job \(id)")
+            throw DriverError(.invalidRequest, "no job \(id)")
         }
         return try jobRow(row)
     }
@@ -217,7 +217,7 @@ public final class JobStore: Sendable {
         let id: String = try row.decode(forColumn: "id")
         let stateName: String = try row.decode(forColumn: "state")
         guard let state = JobState(rawValue: stateName) else {
-            throw ClusterError(.store, "job \(id) has an unknown state '\(stateName)'")
+            throw DriverError(.store, "job \(id) has an unknown state '\(stateName)'")
         }
         return JobRow(
             id: id,
@@ -245,7 +245,7 @@ public final class JobStore: Sendable {
         encoder.nonConformingFloatEncodingStrategy = .convertToString(
             positiveInfinity: nonFinite.positiveInfinity, negativeInfinity: nonFinite.negativeInfinity, nan: nonFinite.nan)
         do { return try encoder.encode(record) } catch {
-            throw ClusterError(.store, "cannot encode the record of iteration \(record.iteration)", cause: error)
+            throw DriverError(.store, "cannot encode the record of iteration \(record.iteration)", cause: error)
         }
     }
 
@@ -254,7 +254,7 @@ public final class JobStore: Sendable {
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(
             positiveInfinity: nonFinite.positiveInfinity, negativeInfinity: nonFinite.negativeInfinity, nan: nonFinite.nan)
         do { return try decoder.decode(IterationRecord.self, from: data) } catch {
-            throw ClusterError(.store, "a stored iteration record cannot be read", cause: error)
+            throw DriverError(.store, "a stored iteration record cannot be read", cause: error)
         }
     }
 }

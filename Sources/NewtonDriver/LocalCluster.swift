@@ -1,4 +1,5 @@
 import Foundation
+import NewtonTransport
 import Synchronization
 
 /// A whole cluster of real `newtonps` processes on one machine: a driver,
@@ -84,10 +85,10 @@ public final class LocalCluster: Sendable {
         while http == nil || (grpc == nil && role != "worker") {
             guard ContinuousClock.now < deadline else {
                 process.terminate()
-                throw ClusterError(.unreachable, "\(role) did not announce its addresses within 60 s; output:\n\(process.output)")
+                throw DriverError(.unreachable, "\(role) did not announce its addresses within 60 s; output:\n\(process.output)")
             }
             guard process.isRunning else {
-                throw ClusterError(.unreachable, "\(role) exited with status \(process.exitStatus ?? -1); output:\n\(process.output)")
+                throw DriverError(.unreachable, "\(role) exited with status \(process.exitStatus ?? -1); output:\n\(process.output)")
             }
             for line in process.output.split(separator: "\n") {
                 if line.hasPrefix("http listening on "), http == nil {
@@ -128,7 +129,7 @@ public final class ManagedProcess: Sendable {
             collected.append(data)
         }
         do { try process.run() } catch {
-            throw ClusterError(.invalidRequest, "cannot start \(binary.path)", cause: error)
+            throw DriverError(.invalidRequest, "cannot start \(binary.path)", cause: error)
         }
         self.process = process
     }

@@ -1,4 +1,5 @@
 import NewtonProto
+import NewtonTransport
 
 /// The peers that have registered with the driver and still heartbeat.
 public actor Membership {
@@ -25,7 +26,7 @@ public actor Membership {
     /// Admits a peer after the version check; returns its id.
     func register(_ info: Newtonps_V1_PeerInfo) throws -> String {
         if let problem = NewtonPSVersion.incompatibility(version: info.version, wireProtocol: info.protocol) {
-            throw ClusterError(
+            throw DriverError(
                 .incompatible, "\(info.role) at \(info.endpoint.isEmpty ? info.httpEndpoint : info.endpoint) refused: \(problem)")
         }
         let endpoint: Endpoint?
@@ -40,7 +41,7 @@ public actor Membership {
         case "worker":
             endpoint = nil
         default:
-            throw ClusterError(.invalidRequest, "unknown role '\(info.role)' (expected server or worker)")
+            throw DriverError(.invalidRequest, "unknown role '\(info.role)' (expected server or worker)")
         }
         counter += 1
         let id = "\(info.role)-\(counter)"
@@ -58,9 +59,9 @@ public actor Membership {
 
     func attach(_ session: WorkerSession) throws {
         guard peers[session.peerID]?.role == "worker" else {
-            throw ClusterError(.invalidRequest, "worker session for unknown worker '\(session.peerID)'; register first")
+            throw DriverError(.invalidRequest, "worker session for unknown worker '\(session.peerID)'; register first")
         }
-        sessions[session.peerID]?.close(ClusterError(.unreachable, "worker \(session.peerID) opened a new session"))
+        sessions[session.peerID]?.close(DriverError(.unreachable, "worker \(session.peerID) opened a new session"))
         sessions[session.peerID] = session
         peers[session.peerID]!.lastSeen = .now
     }
@@ -93,7 +94,7 @@ public actor Membership {
     func closeSilentSessions() {
         for (id, session) in sessions {
             guard let peer = peers[id], !isLive(peer) else { continue }
-            session.close(ClusterError(.unreachable, "worker \(id) stopped heartbeating"))
+            session.close(DriverError(.unreachable, "worker \(id) stopped heartbeating"))
             sessions[id] = nil
         }
     }

@@ -1,7 +1,9 @@
 import GRPCCore
 import NewtonCore
+import NewtonObservability
 import NewtonProto
 import NewtonTraining
+import NewtonTransport
 import Synchronization
 
 /// The driver's end of one worker's task stream. Requests go out in order on
@@ -13,7 +15,7 @@ public final class WorkerSession: Sendable {
     private struct State {
         var nextRequest: Int64 = 1
         var pending: [Int64: CheckedContinuation<Newtonps_V1_TaskResult, any Error>] = [:]
-        var closed: ClusterError?
+        var closed: DriverError?
     }
 
     private let state = Mutex(State())
@@ -55,7 +57,7 @@ public final class WorkerSession: Sendable {
             }
             group.addTask {
                 try await Task.sleep(for: timeout)
-                throw ClusterError(.unreachable, "worker \(self.peerID) did not answer request \(id) within \(timeout)")
+                throw DriverError(.unreachable, "worker \(self.peerID) did not answer request \(id) within \(timeout)")
             }
             defer { group.cancelAll() }
             do {
@@ -74,7 +76,7 @@ public final class WorkerSession: Sendable {
     }
 
     /// Ends the session: every waiting and later request fails with `reason`.
-    func close(_ reason: ClusterError) {
+    func close(_ reason: DriverError) {
         let waiting = state.withLock { s -> [CheckedContinuation<Newtonps_V1_TaskResult, any Error>] in
             if s.closed == nil { s.closed = reason }
             defer { s.pending.removeAll() }
@@ -110,7 +112,7 @@ public struct RemoteWorker: Worker {
         wire.data = job.data.wire
         let result = try await session.request({ $0.prepare = wire }, timeout: timeout)
         if !result.error.isEmpty {
-            throw ClusterError(.remote, "worker \(session.peerID) could not prepare job \(job.jobID): \(result.error)")
+            throw DriverError(.remote, "worker \(session.peerID) could not prepare job \(job.jobID): \(result.error)")
         }
     }
 
@@ -121,7 +123,7 @@ public struct RemoteWorker: Worker {
             role: "driver", method: "WorkerTask", side: .client, requestBytes: 0,
             responseBytes: result.tensorBytes, seconds: seconds(since: clock), failed: !result.error.isEmpty)
         if !result.error.isEmpty {
-            throw ClusterError(.remote, "worker \(session.peerID) failed shards \(task.shards.map(\.index)): \(result.error)")
+            throw DriverError(.remote, "worker \(session.peerID) failed shards \(task.shards.map(\.index)): \(result.error)")
         }
         return try result.shards.map(ShardResult.init(wire:))
     }

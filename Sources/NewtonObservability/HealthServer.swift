@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 /// Whether a process can take work now and, if not, why.
 public struct Readiness: Sendable, Equatable {
@@ -103,12 +104,12 @@ public struct HealthServer: Service, Sendable {
         do {
             try await app.run()
             binding.finish(
-                ClusterError(
-                    .invalidRequest, "HTTP server for \(host):\(port) stopped before it was listening"))
+                ObservabilityError(
+                    .http, "HTTP server for \(host):\(port) stopped before it was listening"))
         } catch {
             binding.finish(
-                ClusterError(
-                    .invalidRequest, "HTTP server for \(host):\(port) failed", cause: error))
+                ObservabilityError(
+                    .http, "HTTP server for \(host):\(port) failed", cause: error))
             throw error
         }
     }
@@ -144,71 +145,63 @@ public struct HealthServer: Service, Sendable {
     }
 }
 
-/// The bound port, once known, and the tasks waiting for it.
-private final class PortBinding: @unchecked Sendable {
-    // All state is guarded by `lock`; continuations are resumed outside it.
-    private enum State {
+/// The bound port, once known, and the tasks waiting for it. Continuations
+/// are resumed outside the lock.
+private final class PortBinding: Sendable {
+    private enum Phase {
         case waiting
         case bound(Int)
-        case failed(ClusterError)
+        case failed(ObservabilityError)
     }
 
-    private let lock = NSLock()
-    private var state = State.waiting
-    private var waiters: [Int: CheckedContinuation<Int, any Error>] = [:]
-    private var nextWaiter = 0
+    private struct State {
+        var phase = Phase.waiting
+        var waiters: [Int: CheckedContinuation<Int, any Error>] = [:]
+        var nextWaiter = 0
+    }
+
+    private let state = Mutex(State())
 
     func bind(_ port: Int) {
-        let resumed: [CheckedContinuation<Int, any Error>] = lock.withLock {
-            guard case .waiting = state else { return [] }
-            state = .bound(port)
-            defer { waiters = [:] }
-            return Array(waiters.values)
-        }
-        for waiter in resumed { waiter.resume(returning: port) }
+        for waiter in resolve(.bound(port)) { waiter.resume(returning: port) }
     }
 
     /// Fails the waiters if the port was never bound; a bound port stays readable.
-    func finish(_ error: ClusterError) {
-        let resumed: [CheckedContinuation<Int, any Error>] = lock.withLock {
-            guard case .waiting = state else { return [] }
-            state = .failed(error)
-            defer { waiters = [:] }
-            return Array(waiters.values)
+    func finish(_ error: ObservabilityError) {
+        for waiter in resolve(.failed(error)) { waiter.resume(throwing: error) }
+    }
+
+    /// Moves from waiting to `phase` and hands back the waiters to resume.
+    private func resolve(_ phase: Phase) -> [CheckedContinuation<Int, any Error>] {
+        state.withLock { state in
+            guard case .waiting = state.phase else { return [] }
+            state.phase = phase
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
         }
-        for waiter in resumed { waiter.resume(throwing: error) }
     }
 
     func wait() async throws -> Int {
-        let id: Int = lock.withLock {
-            nextWaiter += 1
-            return nextWaiter
+        let id: Int = state.withLock { state in
+            state.nextWaiter += 1
+            return state.nextWaiter
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
-                enum Now {
-                    case value(Int)
-                    case error(any Error)
-                    case later
-                }
-                let now: Now = lock.withLock {
-                    switch state {
-                    case .bound(let port): return .value(port)
-                    case .failed(let error): return .error(error)
+                let now: Result<Int, any Error>? = state.withLock { state in
+                    switch state.phase {
+                    case .bound(let port): return .success(port)
+                    case .failed(let error): return .failure(error)
                     case .waiting:
-                        if Task.isCancelled { return .error(CancellationError()) }
-                        waiters[id] = continuation
-                        return .later
+                        if Task.isCancelled { return .failure(CancellationError()) }
+                        state.waiters[id] = continuation
+                        return nil
                     }
                 }
-                switch now {
-                case .value(let port): continuation.resume(returning: port)
-                case .error(let error): continuation.resume(throwing: error)
-                case .later: break
-                }
+                if let now { continuation.resume(with: now) }
             }
         } onCancel: {
-            let waiter = lock.withLock { waiters.removeValue(forKey: id) }
+            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
             waiter?.resume(throwing: CancellationError())
         }
     }

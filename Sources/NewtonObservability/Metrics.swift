@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import Prometheus
+import Synchronization
 
 /// The process-wide Prometheus registry that `/metrics` serves.
 ///
@@ -121,8 +122,7 @@ public enum RPCMetrics {
 /// `newtonps_live_servers`, `newtonps_live_workers` (gauges).
 /// The series are unlabelled (one run at a time per driver); several
 /// `TrainingMetrics` over one registry share them.
-public final class TrainingMetrics: @unchecked Sendable {
-    // The gauges and counters are Sendable; `lock` guards `jobStates` only.
+public final class TrainingMetrics: Sendable {
     private let registry: PrometheusCollectorRegistry
     private let objective: Prometheus.Gauge
     private let lambda: Prometheus.Gauge
@@ -132,8 +132,8 @@ public final class TrainingMetrics: @unchecked Sendable {
     private let cgIterations: Prometheus.Counter
     private let liveServers: Prometheus.Gauge
     private let liveWorkers: Prometheus.Gauge
-    private let lock = NSLock()
-    private var jobStates: Set<String> = []
+    /// The `state` labels reported so far.
+    private let jobStates = Mutex(Set<String>())
 
     private static func name(_ metric: String, _ unit: String = "", _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "newtonps", metricName: metric, unitName: unit, helpText: help)
@@ -181,10 +181,9 @@ public final class TrainingMetrics: @unchecked Sendable {
     /// Sets `newtonps_jobs{state}` for every state given; states reported
     /// before but missing now drop to 0.
     public func setJobCounts(_ counts: [String: Int]) {
-        let stale: Set<String> = lock.withLock {
-            let stale = jobStates.subtracting(counts.keys)
-            jobStates.formUnion(counts.keys)
-            return stale
+        let stale: Set<String> = jobStates.withLock { states in
+            defer { states.formUnion(counts.keys) }
+            return states.subtracting(counts.keys)
         }
         for (state, count) in counts { jobsGauge(state).set(to: Double(count)) }
         for state in stale { jobsGauge(state).set(to: 0) }
@@ -192,7 +191,7 @@ public final class TrainingMetrics: @unchecked Sendable {
 
     /// Sets `newtonps_jobs{state}` for one state.
     public func setJobCount(_ count: Int, state: String) {
-        lock.withLock { _ = jobStates.insert(state) }
+        _ = jobStates.withLock { $0.insert(state) }
         jobsGauge(state).set(to: Double(count))
     }
 

@@ -2,7 +2,7 @@ import NewtonTraining
 
 extension TrainingMetrics {
     /// Records one iteration of a running job.
-    func record(_ record: IterationRecord) {
+    public func record(_ record: IterationRecord) {
         recordIteration(
             objective: record.objective, gradientNorm: record.gradientNorm, cgIterations: record.cgIterations,
             lambda: record.lambda, testAccuracy: record.testAccuracy, countsAsIteration: record.iteration > 0)

@@ -20,7 +20,7 @@ public actor DataCatalog {
             loaded[descriptor] = data
             return data
         } catch {
-            throw ClusterError(.data, "cannot load the job's data", cause: error)
+            throw RoleError(.data, "cannot load the job's data", cause: error)
         }
     }
 }

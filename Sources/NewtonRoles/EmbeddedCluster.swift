@@ -16,7 +16,7 @@ public struct EmbeddedCluster: Sendable {
         serverOptions: ServerCore.Options = .init()
     ) async throws {
         guard serverCount >= 1, workerCount >= 1 else {
-            throw ClusterError(
+            throw RoleError(
                 .invalidRequest, "an embedded cluster needs at least one server and one worker, got \(serverCount) and \(workerCount)")
         }
         let catalog = DataCatalog()

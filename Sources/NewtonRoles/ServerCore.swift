@@ -2,12 +2,6 @@ import NewtonCore
 import NewtonTraining
 import Synchronization
 
-#if canImport(Glibc)
-    import Glibc
-#else
-    import Foundation
-#endif
-
 /// The state and operations of one parameter server: the blocks it owns,
 /// every named vector over them, running shard-ordered sums, the cached
 /// Jacobian of the current subsample, and block-local solves.
@@ -25,15 +19,15 @@ public actor ServerCore: ParameterServer {
     private final class Block {
         let index: Int
         let id: BlockID
-        let size: Int
-        var vectors: [VectorName: [Float]] = [:]
+        let vectors: VectorStore
         var jacobian: BlockJacobian?
         init(index: Int, id: BlockID, size: Int) {
             self.index = index
             self.id = id
-            self.size = size
+            self.vectors = VectorStore(size: size, label: "block \(id)")
         }
-        func vector(_ name: VectorName) -> [Float] { vectors[name] ?? [Float](repeating: 0, count: size) }
+        var size: Int { vectors.size }
+        func vector(_ name: VectorName) -> [Float] { vectors.vector(name) }
     }
 
     /// A sum of pushed contributions, added strictly in shard order.
@@ -61,7 +55,7 @@ public actor ServerCore: ParameterServer {
 
     public func assign(_ assignment: BlockAssignment) throws {
         guard assignment.blocks.count == assignment.weights.count else {
-            throw ClusterError(
+            throw RoleError(
                 .invalidRequest,
                 "assignment of job \(assignment.jobID) lists \(assignment.blocks.count) blocks but \(assignment.weights.count) weight arrays"
             )
@@ -70,11 +64,11 @@ public actor ServerCore: ParameterServer {
         var owned = [Block]()
         for (index, weights) in zip(assignment.blocks, assignment.weights) {
             guard grid.blocks.indices.contains(index) else {
-                throw ClusterError(.invalidRequest, "job \(assignment.jobID) assigns block \(index) but the grid has \(grid.blocks.count)")
+                throw RoleError(.invalidRequest, "job \(assignment.jobID) assigns block \(index) but the grid has \(grid.blocks.count)")
             }
             let id = grid.blocks[index]
             guard weights.count == grid.parameterCount(id) else {
-                throw ClusterError(.invalidRequest, "block \(id) needs \(grid.parameterCount(id)) weights, got \(weights.count)")
+                throw RoleError(.invalidRequest, "block \(id) needs \(grid.parameterCount(id)) weights, got \(weights.count)")
             }
             let block = Block(index: index, id: id, size: weights.count)
             block.vectors[.weights] = weights
@@ -99,23 +93,23 @@ public actor ServerCore: ParameterServer {
     }
 
     public func run(_ program: [VectorOp]) throws -> [BlockDots] {
-        try blocks.map { block in BlockDots(block: block.index, values: try Self.run(program, on: block)) }
+        try blocks.map { block in BlockDots(block: block.index, values: try block.vectors.run(program)) }
     }
 
     public func beginSum(into vector: VectorName, shards: Int) throws {
-        guard shards >= 0 else { throw ClusterError(.invalidRequest, "a sum over \(shards) shards") }
+        guard shards >= 0 else { throw RoleError(.invalidRequest, "a sum over \(shards) shards") }
         sums[vector] = RunningSum(expected: shards, total: blocks.map { [Float](repeating: 0, count: $0.size) })
     }
 
     public func push(into vector: VectorName, shard: Int, blocks pushed: [Int], values: [[Float]]) throws {
         guard var sum = sums[vector] else {
-            throw ClusterError(.invalidRequest, "push of shard \(shard) into \(vector), which has no sum in progress")
+            throw RoleError(.invalidRequest, "push of shard \(shard) into \(vector), which has no sum in progress")
         }
         guard shard >= 0, shard < sum.expected else {
-            throw ClusterError(.invalidRequest, "push of shard \(shard) into \(vector), whose sum expects shards 0..<\(sum.expected)")
+            throw RoleError(.invalidRequest, "push of shard \(shard) into \(vector), whose sum expects shards 0..<\(sum.expected)")
         }
         guard pushed == ownedBlocks else {
-            throw ClusterError(
+            throw RoleError(
                 .invalidRequest, "push of shard \(shard) into \(vector) names blocks \(pushed); this server owns \(ownedBlocks)")
         }
         try checkPayload(pushed, values, what: "push of shard \(shard) into \(vector)")
@@ -136,11 +130,11 @@ public actor ServerCore: ParameterServer {
 
     public func finishSum(into vector: VectorName) throws {
         guard let sum = sums.removeValue(forKey: vector) else {
-            throw ClusterError(.invalidRequest, "finish of a sum into \(vector) that was never begun")
+            throw RoleError(.invalidRequest, "finish of a sum into \(vector) that was never begun")
         }
         guard sum.next == sum.expected else {
             let missing = (sum.next..<sum.expected).filter { sum.pending[$0] == nil }
-            throw ClusterError(
+            throw RoleError(
                 .invalidRequest, "sum into \(vector) is missing shards \(missing.prefix(10))\(missing.count > 10 ? "…" : "")")
         }
         for (block, total) in zip(blocks, sum.total) { block.vectors[vector] = total }
@@ -149,7 +143,7 @@ public actor ServerCore: ParameterServer {
     public func beginJacobian(rows: Int) throws {
         let grid = try requireGrid()
         guard rows > 0, rows * grid.spec.classes <= 1 << 26 else {
-            throw ClusterError(.invalidRequest, "a Jacobian cache for \(rows) rows of \(grid.spec.classes) outputs is out of range")
+            throw RoleError(.invalidRequest, "a Jacobian cache for \(rows) rows of \(grid.spec.classes) outputs is out of range")
         }
         for block in blocks {
             if let cache = block.jacobian, cache.rows == rows { continue }
@@ -166,22 +160,22 @@ public actor ServerCore: ParameterServer {
     {
         let grid = try requireGrid()
         guard pushed == ownedBlocks, inputs.count == pushed.count, slices.count == pushed.count else {
-            throw ClusterError(
+            throw RoleError(
                 .invalidRequest,
                 "Jacobian push for rows from \(rowOffset) names blocks \(pushed) with \(inputs.count) inputs and \(slices.count) slices; this server owns \(ownedBlocks)"
             )
         }
         let classes = grid.spec.classes
         guard newOutputs.count % classes == 0, rowOffset >= 0, rowOffset * classes + newOutputs.count <= outputs.count else {
-            throw ClusterError(
+            throw RoleError(
                 .invalidRequest,
                 "Jacobian push of \(newOutputs.count) outputs at row \(rowOffset) does not fit a subsample of \(outputs.count / max(classes, 1)) rows"
             )
         }
         for (k, block) in blocks.enumerated() {
-            guard block.jacobian != nil else { throw ClusterError(.invalidRequest, "Jacobian push before beginJacobian") }
+            guard block.jacobian != nil else { throw RoleError(.invalidRequest, "Jacobian push before beginJacobian") }
             do { try block.jacobian!.store(rowOffset: rowOffset, inputs: inputs[k], slices: slices[k]) } catch {
-                throw ClusterError(.invalidRequest, "Jacobian push for block \(block.id)", cause: error)
+                throw RoleError(.invalidRequest, "Jacobian push for block \(block.id)", cause: error)
             }
         }
         outputs.replaceSubrange((rowOffset * classes)..<(rowOffset * classes + newOutputs.count), with: newOutputs)
@@ -195,7 +189,7 @@ public actor ServerCore: ParameterServer {
         for block in blocks {
             let cache = try cache(of: block)
             guard u.count == cache.rows * cache.classes else {
-                throw ClusterError(
+                throw RoleError(
                     .invalidRequest, "J_bᵀu with \(u.count) values; the cached subsample has \(cache.rows) rows × \(cache.classes) classes")
             }
             block.vectors[vector] = cache.jacobianTransposeProduct(u)
@@ -204,49 +198,31 @@ public actor ServerCore: ParameterServer {
 
     public func solveDiagonalBlock(_ request: BlockSolveRequest) async throws -> BlockSolveReport {
         let block = try block(request.block)
-        let cache = try cache(of: block)
-        let loss = try requireGrid().spec.loss
-        let g = block.vector(request.rightHandSide)
-        var x = [Float](repeating: 0, count: block.size)
-        var r = g.map { -$0 }
-        var p = r
-        var rr = VectorMath.dot(r, r)
-        let stop = request.tolerance * VectorMath.dot(g, g).squareRoot()
-        var iterations = 0
-        var outcome = BlockSolveReport.Outcome.iterationLimit
-        while true {
-            if rr.squareRoot() <= stop {
-                outcome = .converged
-                break
-            }
-            if iterations >= request.maxIterations { break }
-            if stoppedGeneration.withLock({ $0 >= request.generation }) {
-                outcome = .stopped
-                break
-            }
-            try Task.checkCancellation()
-            if options.solveIterationDelay > .zero { try await Task.sleep(for: options.solveIterationDelay) }
-            iterations += 1
-            var q = cache.gaussNewtonProduct(p, loss: loss, outputs: outputs, scale: Float(request.curvatureScale))
-            let mu = Float(request.damping)
-            for i in q.indices { q[i] += mu * p[i] }
-            let pq = VectorMath.dot(p, q)
-            guard pq > 0 else {
-                throw ClusterError(.numerical, "block \(block.id): pᵀ(G_bb+μI)p = \(pq) at local CG iteration \(iterations)")
-            }
-            let alpha = Float(rr / pq)
-            for i in x.indices {
-                x[i] += alpha * p[i]
-                r[i] -= alpha * q[i]
-            }
-            let rrNew = VectorMath.dot(r, r)
-            let beta = Float(rrNew / rr)
-            rr = rrNew
-            for i in p.indices { p[i] = r[i] + beta * p[i] }
+        let space = BlockSolveSpace(
+            rightHandSide: block.vector(request.rightHandSide), label: "block \(block.id)", cache: try cache(of: block),
+            loss: try requireGrid().spec.loss, outputs: outputs, curvatureScale: Float(request.curvatureScale), damping: request.damping,
+            stopped: { self.isStopped(generation: request.generation) },
+            iterationDelay: options.solveIterationDelay)
+        let report: SolveReport
+        do {
+            report = try await space.solve(tolerance: request.tolerance, maxIterations: request.maxIterations)
+        } catch let error as TrainingError {
+            throw RoleError(.numerical, "block \(block.id): local CG failed", cause: error)
         }
-        block.vectors[request.solution] = x
-        block.vectors[request.residual] = r
-        return BlockSolveReport(block: request.block, iterations: iterations, outcome: outcome)
+        block.vectors[request.solution] = space.vectors.vector(.direction)
+        block.vectors[request.residual] = space.vectors.vector(.residual)
+        let outcome: BlockSolveReport.Outcome =
+            switch report.outcome {
+            case .converged: .converged
+            case .stopped: .stopped
+            default: .iterationLimit
+            }
+        return BlockSolveReport(block: request.block, iterations: report.iterations, outcome: outcome)
+    }
+
+    /// Whether solves of `generation` were told to stop.
+    private nonisolated func isStopped(generation: Int) -> Bool {
+        stoppedGeneration.withLock { $0 >= generation }
     }
 
     public nonisolated func stopDiagonalSolves(generation: Int) {
@@ -256,91 +232,33 @@ public actor ServerCore: ParameterServer {
     // MARK: Helpers
 
     private func requireGrid() throws -> PartitionGrid {
-        guard let grid else { throw ClusterError(.invalidRequest, "this server has no job assigned") }
+        guard let grid else { throw RoleError(.invalidRequest, "this server has no job assigned") }
         return grid
     }
 
     private func block(_ index: Int) throws -> Block {
         guard let k = position[index] else {
-            throw ClusterError(.invalidRequest, "block \(index) is not owned by this server (owns \(ownedBlocks))")
+            throw RoleError(.invalidRequest, "block \(index) is not owned by this server (owns \(ownedBlocks))")
         }
         return blocks[k]
     }
 
     private func cache(of block: Block) throws -> BlockJacobian {
         guard let cache = block.jacobian else {
-            throw ClusterError(.invalidRequest, "block \(block.id) has no cached Jacobian; the subsample's slices were never pushed")
+            throw RoleError(.invalidRequest, "block \(block.id) has no cached Jacobian; the subsample's slices were never pushed")
         }
         return cache
     }
 
     private func checkPayload(_ indices: [Int], _ values: [[Float]], what: String) throws {
         guard indices.count == values.count else {
-            throw ClusterError(.invalidRequest, "\(what) names \(indices.count) blocks but carries \(values.count) arrays")
+            throw RoleError(.invalidRequest, "\(what) names \(indices.count) blocks but carries \(values.count) arrays")
         }
         for (index, v) in zip(indices, values) {
             let b = try block(index)
             guard v.count == b.size else {
-                throw ClusterError(.invalidRequest, "\(what): block \(b.id) holds \(b.size) values, got \(v.count)")
+                throw RoleError(.invalidRequest, "\(what): block \(b.id) holds \(b.size) values, got \(v.count)")
             }
         }
-    }
-
-    /// Runs a vector program on one block; returns the block's dot values.
-    private static func run(_ program: [VectorOp], on block: Block) throws -> [Double] {
-        var dots = [Double]()
-        for op in program {
-            switch op {
-            case .combine(let target, let terms):
-                // In place: the target's own terms scale its buffer, the
-                // others are added to it (no fresh megabyte per CG step).
-                let own = terms.filter { $0.vector == target }.reduce(0.0) { $0 + $1.coefficient }
-                var result = block.vectors.removeValue(forKey: target) ?? [Float](repeating: 0, count: block.size)
-                result.withUnsafeMutableBufferPointer { out in
-                    // Overwrite rather than multiply by 0, so stale NaNs cannot survive.
-                    let scale = Float(own)
-                    if scale == 0 { out.update(repeating: 0) } else if scale != 1 { for i in out.indices { out[i] *= scale } }
-                    for term in terms where term.vector != target {
-                        block.vector(term.vector).withUnsafeBufferPointer { VectorMath.axpy(Float(term.coefficient), $0, out) }
-                    }
-                }
-                block.vectors[target] = result
-            case .fill(let target, let value):
-                block.vectors[target] = [Float](repeating: value, count: block.size)
-            case .dot(let a, let b):
-                dots.append(VectorMath.dot(block.vector(a), block.vector(b)))
-            case .adam(let update, let weights, let gradient, let firstMoment, let secondMoment):
-                var w = block.vector(weights)
-                var m = block.vector(firstMoment)
-                var v = block.vector(secondMoment)
-                let g = block.vector(gradient)
-                let b1 = Float(update.beta1)
-                let b2 = Float(update.beta2)
-                let correction1 = Float(1 - pow(update.beta1, Double(update.step)))
-                let correction2 = Float(1 - pow(update.beta2, Double(update.step)))
-                let rate = Float(update.learningRate)
-                let eps = Float(update.epsilon)
-                for i in w.indices {
-                    m[i] = b1 * m[i] + (1 - b1) * g[i]
-                    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
-                    w[i] -= rate * (m[i] / correction1) / ((v[i] / correction2).squareRoot() + eps)
-                }
-                block.vectors[weights] = w
-                block.vectors[firstMoment] = m
-                block.vectors[secondMoment] = v
-            case .multiply(let target, let a, let b):
-                let x = block.vector(a)
-                let y = block.vector(b)
-                block.vectors[target] = (0..<block.size).map { x[$0] * y[$0] }
-            case .power(let target, let source, let scale, let shift, let exponent):
-                let x = block.vector(source)
-                let values = x.map { Float(pow(scale * Double($0) + shift, exponent)) }
-                if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                    throw ClusterError(.numerical, "block \(block.id): (\(scale)·\(x[bad]) + \(shift))^\(exponent) is not finite")
-                }
-                block.vectors[target] = values
-            }
-        }
-        return dots
     }
 }

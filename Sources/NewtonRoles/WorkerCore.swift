@@ -23,16 +23,16 @@ public actor WorkerCore: Worker {
     public func prepare(_ job: WorkerJob) async throws {
         let data = try await catalog.data(for: job.data)
         guard data.train.columns == job.grid.spec.inputs else {
-            throw ClusterError(
+            throw RoleError(
                 .invalidRequest, "job \(job.jobID) expects \(job.grid.spec.inputs) input features; its data has \(data.train.columns)")
         }
         guard data.train.classCount <= job.grid.spec.classes else {
-            throw ClusterError(
+            throw RoleError(
                 .invalidRequest, "job \(job.jobID) has \(job.grid.spec.classes) outputs; its data has \(data.train.classCount) classes")
         }
         let servers = try await resolveServers(job)
         guard let maxOwner = job.ownership.max(), maxOwner < servers.count else {
-            throw ClusterError(
+            throw RoleError(
                 .invalidRequest, "job \(job.jobID) names servers up to \(job.ownership.max() ?? -1) but \(servers.count) are known")
         }
         self.job = job
@@ -41,7 +41,7 @@ public actor WorkerCore: Worker {
     }
 
     public func run(_ task: WorkerTask) async throws -> [ShardResult] {
-        guard let job, let data else { throw ClusterError(.invalidRequest, "worker has no job; prepare must come first") }
+        guard let job, let data else { throw RoleError(.invalidRequest, "worker has no job; prepare must come first") }
         switch task.kind {
         case .evaluate(let point):
             let kernels = RowKernels(parameters: try await pull(point, job))
@@ -133,7 +133,7 @@ public actor WorkerCore: Worker {
         var dense = DenseParameters(zeros: grid.spec)
         for (owned, values) in perServer {
             guard owned.count == values.count else {
-                throw ClusterError(
+                throw RoleError(
                     .invalidRequest, "a server answered a read of \(vector) for \(owned.count) blocks with \(values.count) arrays")
             }
             for (b, v) in zip(owned, values) { try grid.insert(grid.blocks[b], values: v, into: &dense) }
@@ -186,18 +186,18 @@ public actor WorkerCore: Worker {
     /// The features and labels of a shard's rows.
     private func rows(of shard: RowShard, in data: TrainingData) throws -> ([Float], [Int32]) {
         guard let set = shard.split == .train ? data.train : data.test else {
-            throw ClusterError(.invalidRequest, "shard \(shard.index) asks for test rows but the job has no test set")
+            throw RoleError(.invalidRequest, "shard \(shard.index) asks for test rows but the job has no test set")
         }
         let width = set.columns
         switch shard.rows {
         case .range(let r):
             guard r.lowerBound >= 0, r.upperBound <= set.rows else {
-                throw ClusterError(.invalidRequest, "shard \(shard.index) asks for rows \(r) of a \(shard.split) set with \(set.rows)")
+                throw RoleError(.invalidRequest, "shard \(shard.index) asks for rows \(r) of a \(shard.split) set with \(set.rows)")
             }
             return (Array(set.features[(r.lowerBound * width)..<(r.upperBound * width)]), Array(set.labels[r]))
         case .indices(let indices):
             guard indices.allSatisfy({ $0 >= 0 && $0 < set.rows }) else {
-                throw ClusterError(.invalidRequest, "shard \(shard.index) asks for a row outside the \(shard.split) set's \(set.rows)")
+                throw RoleError(.invalidRequest, "shard \(shard.index) asks for a row outside the \(shard.split) set's \(set.rows)")
             }
             var features = [Float]()
             features.reserveCapacity(indices.count * width)

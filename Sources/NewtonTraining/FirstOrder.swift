@@ -9,16 +9,12 @@ public enum FirstOrderMethod: String, Sendable, CaseIterable, Codable {
 }
 
 public struct FirstOrderOptions: Sendable, Equatable {
-    public var method = FirstOrderMethod.sgd
     public var learningRate = 0.01
     public var momentum = 0.9
     public var beta1 = 0.9
     public var beta2 = 0.999
     public var epsilon = 1e-8
     public var batchSize = 128
-    /// C in ‖θ‖²/(2·C·l), the same objective the Newton methods minimise.
-    public var regularization = 0.01
-    public var seed: UInt64 = 1
 
     public init() {}
 
@@ -30,7 +26,6 @@ public struct FirstOrderOptions: Sendable, Equatable {
         if !(beta2 >= 0 && beta2 < 1) { p.append("beta2 must be in [0, 1), got \(beta2)") }
         if !(epsilon > 0) { p.append("epsilon must be positive, got \(epsilon)") }
         if batchSize < 1 { p.append("batch size must be at least 1, got \(batchSize)") }
-        if !(regularization > 0) { p.append("regularization C must be positive, got \(regularization)") }
         return p
     }
 }
@@ -39,12 +34,17 @@ public struct FirstOrderOptions: Sendable, Equatable {
 /// Newton methods. One recorded iteration is one epoch: a pass over every row
 /// in an order drawn from the seed and the epoch number.
 public struct FirstOrderTrainer: Sendable {
+    public let method: FirstOrderMethod
     public let options: FirstOrderOptions
+    /// Seeds the minibatch order.
+    public let seed: UInt64
     public let objective: Objective
 
-    public init(options: FirstOrderOptions, objective: Objective) throws {
+    public init(method: FirstOrderMethod, options: FirstOrderOptions, seed: UInt64, objective: Objective) throws {
         if let problem = options.problems.first { throw TrainingError(.invalidOptions, problem) }
+        self.method = method
         self.options = options
+        self.seed = seed
         self.objective = objective
     }
 
@@ -72,7 +72,7 @@ public struct FirstOrderTrainer: Sendable {
             epoch += 1
             phases = [:]
             var order = Array(0..<rows)
-            var rng = SeededGenerator(seed: options.seed, stream: 5000 + UInt64(epoch))
+            var rng = SeededGenerator(seed: seed, stream: 5000 + UInt64(epoch))
             order.shuffle(using: &rng)
             try await timed("minibatches", into: &phases) {
                 for start in stride(from: 0, to: rows, by: options.batchSize) {
@@ -97,17 +97,13 @@ public struct FirstOrderTrainer: Sendable {
 
     /// The server-side update for one minibatch whose gradient sum is in `.gradient`.
     private func update(batchRows: Int, step: Int) -> [VectorOp] {
-        let average = VectorOp.combine(
-            target: .gradient,
-            terms: [
-                VectorTerm(1 / Double(batchRows), .gradient), VectorTerm(objective.ridge, .weights),
-            ])
-        switch options.method {
+        let average = VectorOp.axpby(objective.ridge, .weights, 1 / Double(batchRows), .gradient)
+        switch method {
         case .sgd:
             return [
                 average,
-                .combine(target: .momentum, terms: [VectorTerm(options.momentum, .momentum), VectorTerm(1, .gradient)]),
-                .combine(target: .weights, terms: [VectorTerm(1, .weights), VectorTerm(-options.learningRate, .momentum)]),
+                .axpby(1, .gradient, options.momentum, .momentum),
+                .axpy(-options.learningRate, .momentum, .weights),
             ]
         case .adam:
             let adam = AdamUpdate(

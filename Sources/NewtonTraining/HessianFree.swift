@@ -14,18 +14,11 @@ public enum CurvatureSolver: String, Sendable, CaseIterable, Codable {
 /// The knobs of Hessian-free optimisation with negative curvature (He,
 /// Mudigere, Smelyanskiy, Takáč) and Martens' practical extras.
 public struct HessianFreeOptions: Sendable, Equatable {
-    /// C in ‖θ‖²/(2·C·l), the same objective as every other method.
-    public var regularization = 0.01
     public var solver = CurvatureSolver.hessianCG
     /// Rows per gradient minibatch; nil for the full gradient.
     public var gradientBatch: Int?
     /// Rows per curvature minibatch (drawn fresh each iteration).
     public var curvatureBatch = 3000
-    /// The solver stops at ‖r‖ ≤ ξ‖∇f‖.
-    public var cgTolerance = 0.1
-    public var cgMaxIterations = 250
-    /// Levenberg–Marquardt damping and the Armijo line search (as Newton-CG).
-    public var step = StepControl()
     /// CG stops at pᵀ(H+λI)p ≤ ε‖p‖² (hessian-cg only).
     public var negativeCurvatureTolerance = 1e-10
     /// Start each solve from this fraction of the previous solution (0: from 0).
@@ -41,18 +34,13 @@ public struct HessianFreeOptions: Sendable, Equatable {
     /// so a CG run from a random right-hand side probes for negative
     /// curvature (a first-order stationary point may be a saddle).
     public var saddleGradientNorm = 1e-6
-    public var seed: UInt64 = 1
 
     public init() {}
 
     public var problems: [String] {
         var p = [String]()
-        if !(regularization > 0) { p.append("regularization C must be positive, got \(regularization)") }
         if let b = gradientBatch, b < 1 { p.append("gradient batch must be at least 1 row, got \(b)") }
         if curvatureBatch < 1 { p.append("curvature batch must be at least 1 row, got \(curvatureBatch)") }
-        if !(cgTolerance > 0 && cgTolerance < 1) { p.append("CG tolerance must be in (0, 1), got \(cgTolerance)") }
-        if cgMaxIterations < 1 { p.append("CG max iterations must be at least 1, got \(cgMaxIterations)") }
-        p += step.problems
         if !(saddleGradientNorm >= 0) { p.append("saddle gradient norm must be non-negative, got \(saddleGradientNorm)") }
         if !(negativeCurvatureTolerance >= 0) {
             p.append("negative-curvature tolerance must be non-negative, got \(negativeCurvatureTolerance)")
@@ -64,7 +52,8 @@ public struct HessianFreeOptions: Sendable, Equatable {
 
 /// Hessian-free optimisation with negative curvature. Each iteration:
 ///
-/// 1. the gradient on a minibatch (or all rows) and a fresh curvature batch;
+/// 1. a fresh curvature batch (the gradient batch, or all rows, was drawn at
+///    the end of the previous iteration);
 /// 2. solve `(A + μI) x = −g` with A = H (true Hessian, R-operator) or G,
 ///    μ = λ + 1/(C·l): CG warm-started from 0.95·x_prev, stopped by the
 ///    tolerance, Martens' relative progress rule or — on H — at a direction
@@ -73,28 +62,41 @@ public struct HessianFreeOptions: Sendable, Equatable {
 ///    curvature batch, damped, to the power 0.75);
 /// 3. CG-iterate backtracking: of the iterates kept at ⌈1.3^j⌉, walk back
 ///    from the last while f on the curvature batch improves;
-/// 4. **negative curvature**: when CG found such a p, the step is
+/// 4. **negative curvature**: when CG found such a p (or, at a stationary
+///    point, a probe from a random vector found one), the step is
 ///    `d = x + τ ŝ` with `ŝ = −sign(gᵀp) p/‖p‖` (a non-ascent direction
 ///    along which the quadratic model falls without bound) and
 ///    `τ = max(‖x‖, |κ|)`, `κ = pᵀHp/‖p‖²` the undamped curvature: near a
 ///    saddle the Newton part x is tiny but the negative curvature is not, so
 ///    the step still leaves it; the line search then shortens it as needed;
-/// 5. Armijo backtracking on the gradient batch's f, then Levenberg–
+/// 5. **fallback**: if d is still an ascent direction (`gᵀd > 0`, possible
+///    on an indefinite H, e.g. after BiCG-STAB), it is replaced by the
+///    damped gradient step `d = −g/μ` and the negative curvature is dropped;
+/// 6. Armijo backtracking on the gradient batch's f, then Levenberg–
 ///    Marquardt on ρ = actual / predicted with the predicted reduction
 ///    `αgᵀd + ½α²dᵀAd` (one more product); a non-negative prediction
-///    counts as a bad fit (λ grows).
+///    counts as a bad fit (λ grows);
+/// 7. the next gradient batch, f and ∇f at the new point.
 public struct HessianFree: Sendable {
     public let options: HessianFreeOptions
+    public let secondOrder: SecondOrderOptions
+    /// Seeds the minibatches and probes.
+    public let seed: UInt64
     public let objective: Objective
 
-    public init(options: HessianFreeOptions, objective: Objective) throws {
-        if let problem = options.problems.first { throw TrainingError(.invalidOptions, problem) }
+    public init(options: HessianFreeOptions, secondOrder: SecondOrderOptions, seed: UInt64, objective: Objective) throws {
+        if let problem = (secondOrder.problems + options.problems).first { throw TrainingError(.invalidOptions, problem) }
         self.options = options
+        self.secondOrder = secondOrder
+        self.seed = seed
         self.objective = objective
     }
 
+    private var step: StepControl { secondOrder.step }
+
     private var cluster: ClusterCoordinator { objective.cluster }
 
+    /// Runs from the weights already on the servers.
     public func train(budget: TrainingBudget, observe: @escaping IterationObserver = { _ in }) async throws -> TrainingSummary {
         var runLog = RunLog(budget: budget, observe: observe)
         var phases = [String: Double]()
@@ -105,18 +107,19 @@ public struct HessianFree: Sendable {
         runLog.emit(
             IterationRecord(
                 iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                cgIterations: 0, lambda: options.step.initialLambda, step: 0, lineSearchSteps: 0,
+                cgIterations: 0, lambda: step.initialLambda, step: 0, lineSearchSteps: 0,
                 testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
-        var lambda = options.step.initialLambda
+        var lambda = step.initialLambda
         var failures = 0
         var iteration = 0
         var havePrevious = false
-        let solver = KrylovSolver(cluster: cluster)
         while true {
             if let reason = runLog.stopReason(after: iteration, gradientNorm: gradientNorm) { return runLog.summary(reason) }
             iteration += 1
             phases = [:]
-            let curvatureRows = objective.sampleRows(options.curvatureBatch, seed: options.seed, stream: 2000 + UInt64(iteration))
+
+            // 1. Curvature batch and the damped operator.
+            let curvatureRows = objective.sampleRows(options.curvatureBatch, seed: seed, stream: 2000 + UInt64(iteration))
             let curvatureBatch = objective.batch(curvatureRows)
             let kind: Curvature.Kind = options.solver == .gaussNewtonCG ? .gaussNewton(.rop) : .hessian
             let damping = lambda + objective.ridge
@@ -124,59 +127,58 @@ public struct HessianFree: Sendable {
                 curvature: Curvature(
                     cluster: cluster, kind: kind, shards: curvatureBatch.shards, outputs: [],
                     scale: 1 / Double(curvatureRows.count)), damping: damping)
+            let space = ServerVectorSpace(cluster: cluster, operator: A)
 
-            // Solve, backtrack over iterates, add negative curvature.
+            // 2. Solve.
             var start: VectorName?
             if havePrevious && options.warmStart > 0 {
-                try await cluster.run([.combine(target: .previousDirection, terms: [VectorTerm(options.warmStart, .previousDirection)])])
+                try await cluster.run([.scale(.previousDirection, by: options.warmStart)])
                 start = .previousDirection
             }
-            var inversePreconditioner: VectorName?
-            if options.diagonalPreconditioner && options.solver != .bicgstab {
-                try await timed("preconditioner", into: &phases) {
-                    try await cluster.squaredGradientSum(at: .weights, into: .squaredGradient, shards: curvatureBatch.shards)
-                    try await cluster.run([
-                        .power(
-                            target: .inversePreconditioner, source: .squaredGradient,
-                            scale: 1 / Double(curvatureRows.count), shift: damping, exponent: -0.75)
-                    ])
-                }
-                inversePreconditioner = .inversePreconditioner
-            }
+            let inversePreconditioner =
+                options.solver == .bicgstab ? nil : try await preconditioner(on: curvatureBatch, damping: damping, phases: &phases)
+            var iterates = KeptIterates(keep: options.iterateBacktracking, stopOnRelativeProgress: options.relativeProgressStop)
             let report = try await timed("solve", into: &phases) {
                 switch options.solver {
                 case .bicgstab:
-                    return try await solver.bicgstab(
-                        A, gradient: .gradient, gradientNorm: gradientNorm, tolerance: options.cgTolerance,
-                        maxIterations: options.cgMaxIterations, start: start)
+                    return try await BiCGSTAB(tolerance: secondOrder.cgTolerance, maxIterations: secondOrder.cgMaxIterations)
+                        .solve(in: space, rhs: .gradient, gradientNorm: gradientNorm, start: start)
                 case .gaussNewtonCG, .hessianCG:
-                    return try await solver.conjugateGradient(
-                        A, gradient: .gradient, gradientNorm: gradientNorm,
-                        options: .init(
-                            tolerance: options.cgTolerance, maxIterations: options.cgMaxIterations, start: start,
-                            negativeCurvatureTolerance: options.solver == .hessianCG ? options.negativeCurvatureTolerance : nil,
-                            relativeProgress: options.relativeProgressStop, keepIterates: options.iterateBacktracking,
-                            inversePreconditioner: inversePreconditioner))
+                    let cg = ConjugateGradient(
+                        tolerance: secondOrder.cgTolerance, maxIterations: secondOrder.cgMaxIterations,
+                        curvature: options.solver == .hessianCG
+                            ? .stopAtNegative(tolerance: options.negativeCurvatureTolerance) : .positiveDefinite,
+                        inversePreconditioner: inversePreconditioner)
+                    let report = try await cg.solve(in: space, rhs: .gradient, gradientNorm: gradientNorm, start: start) {
+                        try await iterates.observe($0, in: space)
+                    }
+                    try await iterates.finish(after: report.iterations, in: space)
+                    return report
                 }
             }
-            try await cluster.run([.combine(target: .previousDirection, terms: [VectorTerm(1, .direction)])])
+            try await cluster.run([.copy(.direction, to: .previousDirection)])
             havePrevious = true
-            if report.keptIterates.count > 1 {
-                try await timed("backtrack", into: &phases) { try await backtrack(report.keptIterates, on: curvatureBatch) }
+
+            // 3. Backtrack over the kept iterates.
+            if iterates.names.count > 1 {
+                try await timed("backtrack", into: &phases) { try await backtrack(iterates.names, on: curvatureBatch) }
             }
+
+            // 4. Negative curvature, from CG or from a probe at a stationary point.
             var negativeCurvature = report.negativeCurvature
             if options.solver == .hessianCG && negativeCurvature == nil && gradientNorm <= options.saddleGradientNorm {
                 negativeCurvature = try await timed("solve", into: &phases) {
-                    try await probeNegativeCurvature(A, iteration: iteration, solver: solver)
+                    try await probeNegativeCurvature(space, iteration: iteration)
                 }
             }
             if let curvature = negativeCurvature {
                 try await addNegativeCurvature(curvature: curvature - damping)
             }
+
+            // 5. Fallback to the damped gradient step if d ascends.
             let dots = try await cluster.run([.dot(.gradient, .direction), .dot(.direction, .direction)])
             var gd = try checked(dots[0], "∇fᵀd")
             if gd > 0 {
-                // An ascent direction (possible on an indefinite H): use −g.
                 negativeCurvature = nil
                 try await cluster.run([.combine(target: .direction, terms: [VectorTerm(-1 / damping, .gradient)])])
                 gd = -gradientNorm * gradientNorm / damping
@@ -187,21 +189,23 @@ public struct HessianFree: Sendable {
                 return d[0] - lambda * d[1]
             }
 
-            // Line search on the gradient batch, then damping.
+            // 6. Line search on the gradient batch, then damping.
             let search = try await timed("line_search", into: &phases) {
-                try await options.step.search(objective, on: batch, from: f, slope: gd)
+                try await step.search(objective, on: batch, from: f, slope: gd)
             }
             let usedLambda = lambda
-            lambda = options.step.nextLambda(lambda, after: search, from: f, slope: gd, curvature: dAd)
+            lambda = step.nextLambda(lambda, after: search, from: f, slope: gd, curvature: dAd)
             let outcome: IterationRecord.Outcome
             if search.value != nil {
-                try await cluster.run([.combine(target: .weights, terms: [VectorTerm(1, .trial)])])
+                try await cluster.run([.copy(.trial, to: .weights)])
                 failures = 0
-                outcome = .accepted
+                outcome = negativeCurvature != nil ? .negativeCurvature : .accepted
             } else {
                 failures += 1
                 outcome = .lineSearchFailed
             }
+
+            // 7. The next gradient batch at the new point.
             batch = gradientBatch(iteration: iteration)
             (f, gradientNorm) = try await timed("gradient", into: &phases) {
                 try await objective.valueAndGradient(at: .weights, into: .gradient, on: batch)
@@ -211,16 +215,30 @@ public struct HessianFree: Sendable {
                 IterationRecord(
                     iteration: iteration, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
                     cgIterations: report.iterations, lambda: usedLambda, step: search.step, lineSearchSteps: search.steps,
-                    testAccuracy: accuracy, outcome: negativeCurvature != nil && outcome == .accepted ? .negativeCurvature : outcome,
-                    phaseSeconds: phases))
-            if failures >= options.step.maxLineSearchFailures { return runLog.summary(.stalled) }
+                    testAccuracy: accuracy, outcome: outcome, phaseSeconds: phases))
+            if failures >= step.maxLineSearchFailures { return runLog.summary(.stalled) }
         }
     }
 
     /// The gradient minibatch for an iteration (all rows without a batch size).
     private func gradientBatch(iteration: Int) -> Objective.Batch {
         guard let size = options.gradientBatch, size < objective.rows else { return objective.fullBatch }
-        return objective.batch(objective.sampleRows(size, seed: options.seed, stream: 3000 + UInt64(iteration)))
+        return objective.batch(objective.sampleRows(size, seed: seed, stream: 3000 + UInt64(iteration)))
+    }
+
+    /// Martens' diagonal preconditioner `M⁻¹ = (diag(Σ_r ∇ξ_r²)/|batch| + μ)^−0.75`
+    /// on the curvature batch, when asked for.
+    private func preconditioner(on batch: Objective.Batch, damping: Double, phases: inout [String: Double]) async throws -> VectorName? {
+        guard options.diagonalPreconditioner else { return nil }
+        try await timed("preconditioner", into: &phases) {
+            try await cluster.squaredGradientSum(at: .weights, into: .squaredGradient, shards: batch.shards)
+            try await cluster.run([
+                .power(
+                    target: .inversePreconditioner, source: .squaredGradient,
+                    scale: 1 / Double(batch.rows), shift: damping, exponent: -0.75)
+            ])
+        }
+        return .inversePreconditioner
     }
 
     /// Walks back from the last kept CG iterate while f(θ + x) on the
@@ -237,26 +255,25 @@ public struct HessianFree: Sendable {
             guard v < bestValue else { break }
             (best, bestValue) = (candidate, v)
         }
-        try await cluster.run([.combine(target: .direction, terms: [VectorTerm(1, best)])])
+        try await cluster.run([.copy(best, to: .direction)])
     }
 
-    /// CG on `A x = u` for a random u drawn from the seed, with negative-
-    /// curvature detection: returns the damped curvature of the direction it
-    /// finds (left in `.negativeCurvature`), or nil.
-    private func probeNegativeCurvature(_ A: DampedOperator, iteration: Int, solver: KrylovSolver) async throws -> Double? {
+    /// CG on `A x = u` for a random u drawn from the seed, stopping at negative
+    /// curvature: returns the damped curvature of the direction it finds
+    /// (left in `.negativeCurvature`), or nil.
+    private func probeNegativeCurvature(_ space: some KrylovSpace, iteration: Int) async throws -> Double? {
         var probe = DenseParameters(zeros: cluster.grid.spec)
-        var rng = SeededGenerator(seed: options.seed, stream: 4000 + UInt64(iteration))
+        var rng = SeededGenerator(seed: seed, stream: 4000 + UInt64(iteration))
         for i in probe.values.indices { probe.values[i] = Float(rng.nextGaussian()) }
         try await cluster.write(.probe, probe)
         let norm = try await cluster.run([.dot(.probe, .probe)])[0].squareRoot()
         // The probe's own solution is not a step; keep the Newton part aside.
-        try await cluster.run([.combine(target: .probeKept, terms: [VectorTerm(1, .direction)])])
-        let report = try await solver.conjugateGradient(
-            A, gradient: .probe, gradientNorm: norm,
-            options: .init(
-                tolerance: options.cgTolerance, maxIterations: options.cgMaxIterations,
-                negativeCurvatureTolerance: options.negativeCurvatureTolerance))
-        try await cluster.run([.combine(target: .direction, terms: [VectorTerm(1, .probeKept)])])
+        try await cluster.run([.copy(.direction, to: .probeKept)])
+        let report = try await ConjugateGradient(
+            tolerance: secondOrder.cgTolerance, maxIterations: secondOrder.cgMaxIterations,
+            curvature: .stopAtNegative(tolerance: options.negativeCurvatureTolerance)
+        ).solve(in: space, rhs: .probe, gradientNorm: norm)
+        try await cluster.run([.copy(.probeKept, to: .direction)])
         return report.negativeCurvature
     }
 
@@ -270,12 +287,65 @@ public struct HessianFree: Sendable {
         guard pp > 0 else { return }
         let tau = max(xx.squareRoot(), abs(kappa))
         let sign: Double = gp > 0 ? -1 : 1
-        try await cluster.run([
-            .combine(
-                target: .direction,
-                terms: [
-                    VectorTerm(1, .direction), VectorTerm(sign * tau / pp.squareRoot(), .negativeCurvature),
-                ])
-        ])
+        try await cluster.run([.axpy(sign * tau / pp.squareRoot(), .negativeCurvature, .direction)])
     }
+}
+
+/// Martens' (2010) extras on a CG run: the iterates at iterations ⌈1.3^j⌉
+/// (and the last) kept for backtracking, and the relative-progress stop —
+/// at iteration i > k = max(10, ⌈0.1 i⌉) once `(φ_i − φ_{i−k}) / φ_i < k · 5e-4`.
+private struct KeptIterates {
+    let keep: Bool
+    let stopOnRelativeProgress: Bool
+    /// The kept iterates, in CG order.
+    private(set) var names: [VectorName] = []
+    /// φ(x_i), i = 1, 2, …
+    private var models: [Double] = []
+    private static let keepAt = Set((0..<40).map { Int(pow13($0).rounded(.up)) })
+
+    init(keep: Bool, stopOnRelativeProgress: Bool) {
+        self.keep = keep
+        self.stopOnRelativeProgress = stopOnRelativeProgress
+    }
+
+    /// Keeps the iterate if it is due; true to stop CG.
+    mutating func observe(_ progress: ConjugateGradient.Progress, in space: some KrylovSpace) async throws -> Bool {
+        models.append(progress.model)
+        if keep && Self.keepAt.contains(progress.iteration) { try await keepCurrent(in: space) }
+        guard stopOnRelativeProgress else { return false }
+        let i = models.count
+        let k = max(10, Int((0.1 * Double(i)).rounded(.up)))
+        return i > k && models[i - 1] < 0 && (models[i - 1] - models[i - 1 - k]) / models[i - 1] < Double(k) * 5e-4
+    }
+
+    /// Keeps the final iterate unless it was kept already.
+    mutating func finish(after iterations: Int, in space: some KrylovSpace) async throws {
+        if keep && (names.isEmpty || !Self.keepAt.contains(iterations)) { try await keepCurrent(in: space) }
+    }
+
+    private mutating func keepCurrent(in space: some KrylovSpace) async throws {
+        let name = VectorName(rawValue: "cg-iterate-\(names.count)")
+        _ = try await space.run([.copy(.direction, to: name)])
+        names.append(name)
+    }
+}
+
+/// 1.3^j, the spacing of kept CG iterates (Martens 2010).
+private func pow13(_ j: Int) -> Double {
+    var x = 1.0
+    for _ in 0..<j { x *= 1.3 }
+    return x
+}
+
+extension VectorName {
+    /// The previous solve's solution (warm starts).
+    public static let previousDirection: VectorName = "previous-direction"
+    /// A random vector for probing curvature.
+    public static let probe: VectorName = "probe"
+    /// `Σ_r ∇ξ_r²`, the empirical Fisher diagonal of a batch.
+    static let squaredGradient: VectorName = "squared-gradient"
+    /// The inverse diagonal preconditioner `M⁻¹`.
+    static let inversePreconditioner: VectorName = "inverse-preconditioner"
+    /// Where the Newton part waits while a probe runs.
+    static let probeKept: VectorName = "probe-kept-direction"
 }

@@ -12,33 +12,21 @@ public enum ProductsMode: String, Sendable, CaseIterable, Codable {
 /// The knobs of subsampled Gauss-Newton Newton-CG (Wang et al. 2018), with
 /// the defaults of the authors' code.
 public struct NewtonOptions: Sendable, Equatable {
-    /// C in ‖θ‖²/(2·C·l).
-    public var regularization = 0.01
     /// |S| / l, the Gauss-Newton subsample drawn fresh each iteration.
     public var subsampleFraction = 0.05
-    /// CG stops at ‖r‖ ≤ ξ‖∇f‖.
-    public var cgTolerance = 0.1
-    public var cgMaxIterations = 250
-    /// Levenberg–Marquardt damping and the Armijo line search.
-    public var step = StepControl()
     public var products = ProductsMode.jacobian
     /// Approximate G by its diagonal blocks; each block solves alone.
     public var blockDiagonal = false
     /// Block-diagonal mode: stop the direction search once this fraction of
     /// blocks has finished.
     public var stragglerCutoff = 1.0
-    public var seed: UInt64 = 1
 
     public init() {}
 
     /// Every problem with these options, as messages naming the option.
     public var problems: [String] {
         var p = [String]()
-        if !(regularization > 0) { p.append("regularization C must be positive, got \(regularization)") }
         if !(subsampleFraction > 0 && subsampleFraction <= 1) { p.append("subsample fraction must be in (0, 1], got \(subsampleFraction)") }
-        if !(cgTolerance > 0 && cgTolerance < 1) { p.append("CG tolerance must be in (0, 1), got \(cgTolerance)") }
-        if cgMaxIterations < 1 { p.append("CG max iterations must be at least 1, got \(cgMaxIterations)") }
-        p += step.problems
         if blockDiagonal && products != .jacobian {
             p.append("block-diagonal mode needs the jacobian products mode (blocks solve from their cached slices)")
         }
@@ -64,13 +52,20 @@ public struct NewtonOptions: Sendable, Equatable {
 /// the run stops as `stalled`.
 public struct NewtonCG: Sendable {
     public let options: NewtonOptions
+    public let secondOrder: SecondOrderOptions
+    /// Seeds the subsamples.
+    public let seed: UInt64
     public let objective: Objective
 
-    public init(options: NewtonOptions, objective: Objective) throws {
-        if let problem = options.problems.first { throw TrainingError(.invalidOptions, problem) }
+    public init(options: NewtonOptions, secondOrder: SecondOrderOptions, seed: UInt64, objective: Objective) throws {
+        if let problem = (secondOrder.problems + options.problems).first { throw TrainingError(.invalidOptions, problem) }
         self.options = options
+        self.secondOrder = secondOrder
+        self.seed = seed
         self.objective = objective
     }
+
+    private var step: StepControl { secondOrder.step }
 
     private var cluster: ClusterCoordinator { objective.cluster }
 
@@ -84,10 +79,10 @@ public struct NewtonCG: Sendable {
         runLog.emit(
             IterationRecord(
                 iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                cgIterations: 0, lambda: options.step.initialLambda, step: 0, lineSearchSteps: 0,
+                cgIterations: 0, lambda: step.initialLambda, step: 0, lineSearchSteps: 0,
                 testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
 
-        var lambda = options.step.initialLambda
+        var lambda = step.initialLambda
         var failures = 0
         var iteration = 0
         while true {
@@ -121,13 +116,13 @@ public struct NewtonCG: Sendable {
 
             // 3. Line search, 4. damping and the new point.
             let search = try await timed("line_search", into: &phases) {
-                try await options.step.search(objective, from: f, slope: gd)
+                try await step.search(objective, from: f, slope: gd)
             }
             let usedLambda = lambda
-            lambda = options.step.nextLambda(lambda, after: search, from: f, slope: gd, curvature: dGd)
+            lambda = step.nextLambda(lambda, after: search, from: f, slope: gd, curvature: dGd)
             let outcome: IterationRecord.Outcome
             if search.value != nil {
-                try await cluster.run([.combine(target: .weights, terms: [VectorTerm(1, .trial)])])
+                try await cluster.run([.copy(.trial, to: .weights)])
                 (f, gradientNorm) = try await timed("gradient", into: &phases) {
                     try await objective.valueAndGradient(at: .weights, into: .gradient)
                 }
@@ -143,7 +138,7 @@ public struct NewtonCG: Sendable {
                     iteration: iteration, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
                     cgIterations: solve, lambda: usedLambda, step: search.step, lineSearchSteps: search.steps,
                     testAccuracy: accuracy, outcome: outcome, phaseSeconds: phases))
-            if failures >= options.step.maxLineSearchFailures { return runLog.summary(.stalled) }
+            if failures >= step.maxLineSearchFailures { return runLog.summary(.stalled) }
         }
     }
 
@@ -152,16 +147,15 @@ public struct NewtonCG: Sendable {
     func drawSubsample(iteration: Int) -> [Int] {
         objective.sampleRows(
             Int((options.subsampleFraction * Double(objective.rows)).rounded(.up)),
-            seed: options.seed, stream: 1000 + UInt64(iteration))
+            seed: seed, stream: 1000 + UInt64(iteration))
     }
 
     /// CG on `(G + λI) d = −g` from d = 0; leaves d in `.direction` and the
     /// residual in `.residual`; returns the iterations taken.
     private func conjugateGradientDirection(curvature: Curvature, damping: Double, gradientNorm: Double) async throws -> Int {
-        try await KrylovSolver(cluster: cluster).conjugateGradient(
-            DampedOperator(curvature: curvature, damping: damping), gradient: .gradient, gradientNorm: gradientNorm,
-            options: .init(tolerance: options.cgTolerance, maxIterations: options.cgMaxIterations)
-        ).iterations
+        let space = ServerVectorSpace(cluster: cluster, operator: DampedOperator(curvature: curvature, damping: damping))
+        return try await ConjugateGradient(tolerance: secondOrder.cgTolerance, maxIterations: secondOrder.cgMaxIterations)
+            .solve(in: space, rhs: .gradient, gradientNorm: gradientNorm).iterations
     }
 
     /// Each diagonal block solves `(G_bb + λI) d_b = −g_b` on its owner;
@@ -169,49 +163,9 @@ public struct NewtonCG: Sendable {
     private func blockDiagonalDirection(curvature: Curvature, damping: Double, gradientNorm: Double, iteration: Int) async throws -> Int {
         let template = BlockSolveRequest(
             block: 0, generation: iteration, rightHandSide: .gradient, solution: .direction, residual: .residual,
-            damping: damping, curvatureScale: curvature.scale, tolerance: options.cgTolerance,
-            maxIterations: options.cgMaxIterations)
+            damping: damping, curvatureScale: curvature.scale, tolerance: secondOrder.cgTolerance,
+            maxIterations: secondOrder.cgMaxIterations)
         let reports = try await cluster.solveDiagonalBlocks(template, cutoff: options.stragglerCutoff)
         return reports.map(\.iterations).max() ?? 0
-    }
-}
-
-/// A curvature product on one iteration's sample: the Gauss-Newton
-/// `(1/|S|) Σ JᵀBJ v` in either products mode, or the true Hessian
-/// `(1/|S|) Σ ∇²ξ v` by R-operator passes on the workers.
-struct Curvature: Sendable {
-    enum Kind: Sendable {
-        case gaussNewton(ProductsMode)
-        case hessian
-    }
-    let cluster: ClusterCoordinator
-    let kind: Kind
-    let shards: [RowShard]
-    /// The sample's outputs (jacobian mode only).
-    let outputs: [Float]
-    let scale: Double
-
-    func product(of v: VectorName, into target: VectorName) async throws {
-        switch kind {
-        case .gaussNewton(.jacobian):
-            try await cluster.gaussNewtonFromJacobian(direction: v, into: target, outputs: outputs, scale: scale)
-            return
-        case .gaussNewton(.rop):
-            try await cluster.gaussNewtonByROperator(at: .weights, direction: v, into: target, shards: shards)
-        case .hessian:
-            try await cluster.hessianProduct(at: .weights, direction: v, into: target, shards: shards)
-        }
-        try await cluster.run([.combine(target: target, terms: [VectorTerm(scale, target)])])
-    }
-}
-
-/// `(C + μI) v` for a curvature product C and damping μ = λ + 1/(C·l).
-struct DampedOperator: LinearOperator {
-    let curvature: Curvature
-    let damping: Double
-
-    func apply(_ x: VectorName, into y: VectorName) async throws {
-        try await curvature.product(of: x, into: y)
-        try await curvature.cluster.run([.combine(target: y, terms: [VectorTerm(1, y), VectorTerm(damping, x)])])
     }
 }

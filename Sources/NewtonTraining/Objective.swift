@@ -55,7 +55,7 @@ public struct Objective: Sendable {
         let batch = batch ?? fullBatch
         let loss = try await cluster.gradient(at: point, into: gradient, shards: batch.shards)
         let dots = try await cluster.run([
-            .combine(target: gradient, terms: [VectorTerm(1 / Double(batch.rows), gradient), VectorTerm(ridge, point)]),
+            .axpby(ridge, point, 1 / Double(batch.rows), gradient),
             .dot(gradient, gradient), .dot(point, point),
         ])
         let value = try checked(loss / Double(batch.rows) + 0.5 * ridge * dots[1], "objective at \(point)")

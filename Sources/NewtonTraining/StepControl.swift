@@ -1,5 +1,25 @@
-/// Levenberg–Marquardt damping and the Armijo line search, the step control
-/// both second-order trainers share: its knobs and what it does with them.
+/// What both second-order trainers (Newton-CG and Hessian-free) share: how
+/// far CG goes and the step control.
+public struct SecondOrderOptions: Sendable, Equatable {
+    /// CG stops at ‖r‖ ≤ ξ‖∇f‖.
+    public var cgTolerance = 0.1
+    public var cgMaxIterations = 250
+    /// Levenberg–Marquardt damping and the Armijo line search.
+    public var step = StepControl()
+
+    public init() {}
+
+    /// Every problem with these knobs, as messages naming the knob.
+    public var problems: [String] {
+        var p = [String]()
+        if !(cgTolerance > 0 && cgTolerance < 1) { p.append("CG tolerance must be in (0, 1), got \(cgTolerance)") }
+        if cgMaxIterations < 1 { p.append("CG max iterations must be at least 1, got \(cgMaxIterations)") }
+        return p + step.problems
+    }
+}
+
+/// Levenberg–Marquardt damping and the Armijo line search: the knobs and
+/// what the second-order trainers do with them.
 public struct StepControl: Sendable, Equatable {
     /// Levenberg–Marquardt λ₀.
     public var initialLambda = 1.0

@@ -11,10 +11,15 @@ public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
 }
 
 /// Everything that decides a run's iterates, apart from the data and the
-/// cluster it runs on: network, initial weights, optimiser and budget.
+/// cluster it runs on: network, objective, initial weights, optimiser and
+/// budget.
 public struct TrainingJob: Sendable {
     public var network: NetworkSpec
     public var optimizer: OptimizerKind
+    /// C in ‖θ‖²/(2·C·l): the one objective every method minimises.
+    public var regularization: Double
+    /// CG limits and step control, shared by Newton-CG and Hessian-free.
+    public var secondOrder: SecondOrderOptions
     public var newton: NewtonOptions
     public var hessianFree: HessianFreeOptions
     public var firstOrder: FirstOrderOptions
@@ -23,11 +28,14 @@ public struct TrainingJob: Sendable {
     public var seed: UInt64
 
     public init(
-        network: NetworkSpec, optimizer: OptimizerKind, newton: NewtonOptions = .init(),
-        hessianFree: HessianFreeOptions = .init(), firstOrder: FirstOrderOptions = .init(), budget: TrainingBudget, seed: UInt64
+        network: NetworkSpec, optimizer: OptimizerKind, regularization: Double = 0.01, secondOrder: SecondOrderOptions = .init(),
+        newton: NewtonOptions = .init(), hessianFree: HessianFreeOptions = .init(), firstOrder: FirstOrderOptions = .init(),
+        budget: TrainingBudget, seed: UInt64
     ) {
         self.network = network
         self.optimizer = optimizer
+        self.regularization = regularization
+        self.secondOrder = secondOrder
         self.newton = newton
         self.hessianFree = hessianFree
         self.firstOrder = firstOrder
@@ -38,11 +46,12 @@ public struct TrainingJob: Sendable {
     /// Every problem with the job, as messages naming the setting.
     public var problems: [String] {
         var p = [String]()
+        if !(regularization > 0 && regularization.isFinite) { p.append("regularization C must be positive, got \(regularization)") }
         if budget.maxIterations < 0 { p.append("max iterations must be non-negative, got \(budget.maxIterations)") }
         if let t = budget.timeLimit, !(t > 0) { p.append("time limit must be positive, got \(t)") }
         switch optimizer {
-        case .newton: p += newton.problems
-        case .hessianFree: p += hessianFree.problems
+        case .newton: p += secondOrder.problems + newton.problems
+        case .hessianFree: p += secondOrder.problems + hessianFree.problems
         case .sgd, .adam: p += firstOrder.problems
         }
         return p
@@ -60,23 +69,18 @@ public struct TrainingJob: Sendable {
                 .invalidOptions, "the cluster's grid is for network \(cluster.grid.spec.layerSizes), the job's is \(network.layerSizes)")
         }
         try await cluster.start(jobID: jobID, data: data, weights: DenseParameters(heNormal: network, seed: seed))
+        let objective = try Objective(cluster: cluster, regularization: regularization)
         switch optimizer {
         case .newton:
-            var options = newton
-            options.seed = seed
-            let objective = try Objective(cluster: cluster, regularization: options.regularization)
-            return try await NewtonCG(options: options, objective: objective).train(budget: budget, observe: observe)
+            return try await NewtonCG(options: newton, secondOrder: secondOrder, seed: seed, objective: objective)
+                .train(budget: budget, observe: observe)
         case .hessianFree:
-            var options = hessianFree
-            options.seed = seed
-            let objective = try Objective(cluster: cluster, regularization: options.regularization)
-            return try await HessianFree(options: options, objective: objective).train(budget: budget, observe: observe)
+            return try await HessianFree(options: hessianFree, secondOrder: secondOrder, seed: seed, objective: objective)
+                .train(budget: budget, observe: observe)
         case .sgd, .adam:
-            var options = firstOrder
-            options.seed = seed
-            options.method = optimizer == .sgd ? .sgd : .adam
-            let objective = try Objective(cluster: cluster, regularization: options.regularization)
-            return try await FirstOrderTrainer(options: options, objective: objective).train(budget: budget, observe: observe)
+            return try await FirstOrderTrainer(
+                method: optimizer == .sgd ? .sgd : .adam, options: firstOrder, seed: seed, objective: objective
+            ).train(budget: budget, observe: observe)
         }
     }
 }

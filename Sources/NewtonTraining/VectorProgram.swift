@@ -79,3 +79,26 @@ public struct BlockDots: Sendable, Equatable {
         self.values = values
     }
 }
+
+extension VectorOp {
+    /// `target = source`.
+    public static func copy(_ source: VectorName, to target: VectorName) -> VectorOp {
+        .combine(target: target, terms: [VectorTerm(1, source)])
+    }
+
+    /// `y += a·x`.
+    public static func axpy(_ a: Double, _ x: VectorName, _ y: VectorName) -> VectorOp {
+        .combine(target: y, terms: [VectorTerm(1, y), VectorTerm(a, x)])
+    }
+
+    /// `y = a·x + b·y` in one pass: a product's scale and damping, or CG's
+    /// `p = z + βp`.
+    public static func axpby(_ a: Double, _ x: VectorName, _ b: Double, _ y: VectorName) -> VectorOp {
+        .combine(target: y, terms: [VectorTerm(a, x), VectorTerm(b, y)])
+    }
+
+    /// `target = s·target`.
+    public static func scale(_ target: VectorName, by s: Double) -> VectorOp {
+        .combine(target: target, terms: [VectorTerm(s, target)])
+    }
+}

@@ -105,12 +105,12 @@ public final class DriverClient: Sendable {
                 }
             }
         } catch let error as RPCError {
-            throw ClusterError(remoteFailure: error, peer: connection.endpoint, method: "WatchJob", timeout: .zero)
+            throw TransportError(remoteFailure: error, peer: connection.endpoint, method: "WatchJob", timeout: .zero)
         }
     }
 }
 
-extension Newtonps_V1_SubmitJobResponse: TensorPayload { var tensorBytes: Int { 0 } }
-extension Newtonps_V1_ListJobsResponse: TensorPayload { var tensorBytes: Int { 0 } }
-extension Newtonps_V1_GetJobResponse: TensorPayload { var tensorBytes: Int { 0 } }
-extension Newtonps_V1_JobSummary: TensorPayload { var tensorBytes: Int { 0 } }
+extension Newtonps_V1_SubmitJobResponse: TensorPayload { public var tensorBytes: Int { 0 } }
+extension Newtonps_V1_ListJobsResponse: TensorPayload { public var tensorBytes: Int { 0 } }
+extension Newtonps_V1_GetJobResponse: TensorPayload { public var tensorBytes: Int { 0 } }
+extension Newtonps_V1_JobSummary: TensorPayload { public var tensorBytes: Int { 0 } }

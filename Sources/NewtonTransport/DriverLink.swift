@@ -48,7 +48,7 @@ public final class DriverLink: Sendable {
                 let interval = Duration.milliseconds(max(50, Int(response.heartbeatIntervalMs)))
                 state.withLock { $0 = (response.peerID, interval) }
                 return response.peerID
-            } catch let error as ClusterError where error.code == .unreachable {
+            } catch let error as TransportError where error.code == .unreachable {
                 try await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(2))
             }
@@ -70,12 +70,12 @@ public final class DriverLink: Sendable {
             }.known
             guard known == false, state.withLock({ $0.peerID == id }) else { continue }
             if info.role == "worker" {
-                throw ClusterError(.unreachable, "the driver at \(driver) no longer knows worker \(id)")
+                throw TransportError(.unreachable, "the driver at \(driver) no longer knows worker \(id)")
             }
             try await register()
         }
     }
 }
 
-extension Newtonps_V1_RegisterResponse: TensorPayload { var tensorBytes: Int { 0 } }
-extension Newtonps_V1_HeartbeatResponse: TensorPayload { var tensorBytes: Int { 0 } }
+extension Newtonps_V1_RegisterResponse: TensorPayload { public var tensorBytes: Int { 0 } }
+extension Newtonps_V1_HeartbeatResponse: TensorPayload { public var tensorBytes: Int { 0 } }

@@ -13,7 +13,7 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
     /// Parses `host:port`: IPv6 hosts go in brackets (`[::1]:7070`), an
     /// empty host means every interface (`:9090` is `0.0.0.0:9090`).
     public init(parsing text: String) throws {
-        let bad = ClusterError(.invalidRequest, "'\(text)' is not a host:port address (e.g. 127.0.0.1:7070)")
+        let bad = TransportError(.invalidRequest, "'\(text)' is not a host:port address (e.g. 127.0.0.1:7070)")
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard let colon = trimmed.lastIndex(of: ":"), let port = Int(trimmed[trimmed.index(after: colon)...]),
             (0...65535).contains(port)

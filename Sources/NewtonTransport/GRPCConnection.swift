@@ -1,5 +1,7 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+import Logging
+import NewtonObservability
 import NewtonProto
 
 /// Transport settings for every newtonps gRPC connection. HTTP/2's default
@@ -59,7 +61,13 @@ public final class GRPCConnection: Sendable {
         let client = GRPCClient(transport: transport)
         self.endpoint = endpoint
         self.client = client
-        self.runner = Task { try? await client.runConnections() }
+        // The connection's I/O runs for the object's lifetime (until close());
+        // a transport that fails is logged, and calls on it fail with it.
+        self.runner = Task {
+            do { try await client.runConnections() } catch {
+                Logger(label: "newtonps.connection").error("connection to \(endpoint) failed: \(error)")
+            }
+        }
     }
 
     /// Lets in-flight calls finish, then closes the connection.
@@ -73,7 +81,7 @@ public final class GRPCConnection: Sendable {
 }
 
 /// Runs one client call with a deadline, records its metrics, and turns any
-/// failure into a `ClusterError` that names the peer and the method.
+/// failure into a `TransportError` that names the peer and the method.
 func remoteCall<Response: TensorPayload>(
     role: String, peer: Endpoint, method: String, requestBytes: Int, timeout: Duration,
     _ body: (CallOptions) async throws -> Response
@@ -89,11 +97,11 @@ func remoteCall<Response: TensorPayload>(
         RPCMetrics.observe(
             role: role, method: method, side: .client, requestBytes: requestBytes,
             responseBytes: 0, seconds: seconds(since: clock), failed: true)
-        throw ClusterError(remoteFailure: error, peer: peer, method: method, timeout: timeout)
+        throw TransportError(remoteFailure: error, peer: peer, method: method, timeout: timeout)
     }
 }
 
-extension ClusterError {
+extension TransportError {
     /// A failed call to `peer`: unreachable (deadline, connection refused) or
     /// an error the peer reported.
     init(remoteFailure error: any Error, peer: Endpoint, method: String, timeout: Duration) {

@@ -24,7 +24,7 @@ public struct GRPCServerService: Service {
             let address = try await transport.listeningAddress
             if let v4 = address.ipv4 { return v4.port }
             if let v6 = address.ipv6 { return v6.port }
-            throw ClusterError(.invalidRequest, "gRPC server is not listening on an IP address")
+            throw TransportError(.invalidRequest, "gRPC server is not listening on an IP address")
         }
     }
 

@@ -1,6 +1,8 @@
 import GRPCCore
 import NewtonCore
+import NewtonObservability
 import NewtonProto
+import NewtonRoles
 import NewtonTraining
 
 /// Serves a `ServerCore` as the `newtonps.v1.ParameterServer` gRPC service.
@@ -16,7 +18,7 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
     public func assign(request: Newtonps_V1_AssignRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
         try await serve("Assign", request, context) {
             guard request.blocks.count == request.weights.count else {
-                throw ClusterError(
+                throw TransportError(
                     .invalidRequest, "assignment lists \(request.blocks.count) blocks and \(request.weights.count) weight tensors")
             }
             let weights = try request.weights.enumerated().map { try $1.floats("weights of block \(request.blocks[$0])") }
@@ -147,26 +149,13 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
             RPCMetrics.observe(
                 role: "server", method: method, side: .server, requestBytes: request.tensorBytes,
                 responseBytes: 0, seconds: seconds(since: clock), failed: true)
-            throw RPCError(serverFailure: error)
+            throw RPCError(answering: error)
         }
     }
 }
 
-extension RPCError {
-    /// The status a handler answers with: invalid requests are the caller's
-    /// fault, anything else is internal. The message keeps the full story.
-    init(serverFailure error: any Error) {
-        if let error = error as? RPCError {
-            self = error
-        } else if let error = error as? ClusterError, error.code == .invalidRequest || error.code == .invalidJob {
-            self.init(code: .invalidArgument, message: "\(error)")
-        } else {
-            self.init(code: .internalError, message: "\(error)")
-        }
-    }
-}
-
-func seconds(since start: ContinuousClock.Instant) -> Double {
+/// Seconds from `start` to now.
+public func seconds(since start: ContinuousClock.Instant) -> Double {
     let d = ContinuousClock.now - start
     return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
 }

@@ -2,6 +2,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import NewtonCore
 import NewtonProto
+import NewtonRoles
 import NewtonTraining
 
 /// A parameter server in another process, reached over gRPC. Implements the
@@ -58,7 +59,7 @@ public struct RemoteParameterServer: ParameterServer {
         let response = try await call("Read", request) { try await $0.read($1, options: $2) }
         let (answered, values) = try response.decoded("read of \(vector) from \(connection.endpoint)")
         guard answered == blocks else {
-            throw ClusterError(.remote, "read of \(vector) from \(connection.endpoint) answered blocks \(answered), asked \(blocks)")
+            throw TransportError(.remote, "read of \(vector) from \(connection.endpoint) answered blocks \(answered), asked \(blocks)")
         }
         return values
     }

@@ -2,6 +2,8 @@ import Foundation
 import GRPCCore
 import Logging
 import NewtonCore
+import NewtonObservability
+import NewtonRoles
 import NewtonTraining
 import ServiceLifecycle
 import Synchronization
@@ -29,7 +31,7 @@ public struct RoleAddresses: Sendable {
 /// Runs a role's services until SIGTERM or SIGINT, then shuts them down
 /// gracefully; streams that would outlive that (worker sessions, watches)
 /// are cut after 10 seconds.
-func runServices(_ services: [any Service], label: String) async throws {
+public func runServices(_ services: [any Service], label: String) async throws {
     let logger = Logger(label: "newtonps.\(label)")
     var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
     configuration.maximumGracefulShutdownDuration = .seconds(10)
@@ -38,14 +40,17 @@ func runServices(_ services: [any Service], label: String) async throws {
 
 /// Prints a line and flushes it at once, so supervisors and tests see
 /// addresses as soon as they are bound.
-func announce(_ line: String) {
+public func announce(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
 /// A service made from a closure (registration loops and the like).
-struct TaskService: Service {
+public struct TaskService: Service {
     let body: @Sendable () async throws -> Void
-    func run() async throws {
+
+    public init(_ body: @escaping @Sendable () async throws -> Void) { self.body = body }
+
+    public func run() async throws {
         try await cancelWhenGracefulShutdown { try await body() }
     }
 }
@@ -54,7 +59,7 @@ struct TaskService: Service {
 public enum ServerProcess {
     public static func run(_ addresses: RoleAddresses, options: ServerCore.Options = .init()) async throws {
         guard let listen = addresses.listen, let driver = addresses.driver else {
-            throw ClusterError(.invalidRequest, "a server needs --listen and --driver")
+            throw TransportError(.invalidRequest, "a server needs --listen and --driver")
         }
         let core = ServerCore(options: options)
         let grpc = GRPCServerService(listen: listen, services: [ParameterServerService(core: core)])
@@ -67,7 +72,7 @@ public enum ServerProcess {
             let port = try await grpc.boundPort
             let advertised = addresses.advertise ?? Endpoint(host: listen.host, port: port)
             guard !["0.0.0.0", "::"].contains(advertised.host) else {
-                throw ClusterError(
+                throw TransportError(
                     .invalidRequest,
                     "server listens on \(listen.host) and would advertise \(advertised), which other hosts cannot reach; give --advertise HOST:PORT"
                 )
@@ -86,7 +91,7 @@ public enum ServerProcess {
 /// `newtonps worker`: a stateless worker process.
 public enum WorkerProcess {
     public static func run(_ addresses: RoleAddresses) async throws {
-        guard let driver = addresses.driver else { throw ClusterError(.invalidRequest, "a worker needs --driver") }
+        guard let driver = addresses.driver else { throw TransportError(.invalidRequest, "a worker needs --driver") }
         let link = try DriverLink(driver: driver, role: "worker", endpoint: nil, httpEndpoint: addresses.http.description)
         let agent = WorkerAgent(link: link)
         let health = HealthServer(
@@ -95,48 +100,6 @@ public enum WorkerProcess {
             onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
         announce("worker connecting to driver \(driver)")
         try await runServices([TaskService { try await agent.run() }, health], label: "worker")
-    }
-}
-
-/// `newtonps driver`: membership, the job store and the job runner.
-public enum DriverProcess {
-    public static func run(_ addresses: RoleAddresses, storePath: String) async throws {
-        guard let listen = addresses.listen else { throw ClusterError(.invalidRequest, "a driver needs --listen") }
-        let store = try JobStore(path: storePath)
-        for id in try store.recoverAfterRestart() { announce("job \(id) was interrupted by a driver restart; marked failed") }
-        let membership = Membership()
-        let catalog = DataCatalog()
-        let events = JobEvents()
-        let metrics = TrainingMetrics()
-        let runner = JobRunner(store: store, membership: membership, catalog: catalog, events: events, metrics: metrics)
-        let service = DriverService(membership: membership, runner: runner, store: store, events: events, catalog: catalog)
-        let grpc = GRPCServerService(listen: listen, services: [service])
-        let health = HealthServer(
-            host: addresses.http.host, port: addresses.http.port,
-            readiness: {
-                let (servers, workers) = await membership.counts()
-                metrics.setLiveServers(servers)
-                metrics.setLiveWorkers(workers)
-                if servers == 0 || workers == 0 {
-                    return .notReady("job store open; cluster incomplete: \(servers) server(s), \(workers) worker(s) live")
-                }
-                return .ready
-            }, onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
-        let started = TaskService {
-            announce("driver listening on \(listen.host):\(try await grpc.boundPort), store \(storePath)")
-            // Keep the live-peer gauges current between scrapes of /readyz.
-            while !Task.isCancelled {
-                let (servers, workers) = await membership.counts()
-                metrics.setLiveServers(servers)
-                metrics.setLiveWorkers(workers)
-                if let jobs = try? store.list() {
-                    metrics.setJobCounts(Dictionary(jobs.map { ($0.state.rawValue, 1) }, uniquingKeysWith: +))
-                }
-                await membership.closeSilentSessions()
-                try await Task.sleep(for: .seconds(1))
-            }
-        }
-        try await runServices([grpc, health, started], label: "driver")
     }
 }
 

@@ -5,7 +5,7 @@ import NewtonTraining
 
 // Conversions between the Swift types the optimiser uses and the
 // `newtonps.v1` messages. Decoding validates everything: a message from the
-// network is untrusted, and a bad one becomes a `ClusterError` naming the
+// network is untrusted, and a bad one becomes a `TransportError` naming the
 // field, never a crash.
 
 #if _endian(big)
@@ -27,14 +27,14 @@ extension Newtonps_V1_Tensor {
         var count = 1
         for d in shape {
             guard d >= 0, d <= Int64(Int32.max) else {
-                throw ClusterError(.invalidRequest, "\(what()): tensor dimension \(d) is out of range")
+                throw TransportError(.invalidRequest, "\(what()): tensor dimension \(d) is out of range")
             }
             let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))
-            guard !overflow else { throw ClusterError(.invalidRequest, "\(what()): tensor shape \(shape) is too large") }
+            guard !overflow else { throw TransportError(.invalidRequest, "\(what()): tensor shape \(shape) is too large") }
             count = product
         }
         guard count <= data.count / MemoryLayout<Float>.size, data.count == count * MemoryLayout<Float>.size else {
-            throw ClusterError(.invalidRequest, "\(what()): shape \(shape) does not match \(data.count) bytes of float32")
+            throw TransportError(.invalidRequest, "\(what()): shape \(shape) does not match \(data.count) bytes of float32")
         }
         return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             data.withUnsafeBytes { raw in
@@ -55,14 +55,14 @@ extension Newtonps_V1_BlockTensors {
     /// The blocks and their values, checked to pair up.
     func decoded(_ what: String) throws -> (blocks: [Int], values: [[Float]]) {
         guard blocks.count == values.count else {
-            throw ClusterError(.invalidRequest, "\(what): \(blocks.count) block indices but \(values.count) tensors")
+            throw TransportError(.invalidRequest, "\(what): \(blocks.count) block indices but \(values.count) tensors")
         }
         return (blocks.map(Int.init), try values.enumerated().map { try $1.floats("\(what), block \(blocks[$0])") })
     }
 }
 
 extension PartitionGrid {
-    var wire: Newtonps_V1_PartitionGrid {
+    public var wire: Newtonps_V1_PartitionGrid {
         var grid = Newtonps_V1_PartitionGrid()
         grid.network = spec.wire
         grid.groupSizes = groups.map { ranges in
@@ -73,18 +73,18 @@ extension PartitionGrid {
         return grid
     }
 
-    init(wire: Newtonps_V1_PartitionGrid) throws {
+    public init(wire: Newtonps_V1_PartitionGrid) throws {
         let spec = try NetworkSpec(wire: wire.network)
         do {
             try self.init(spec: spec, groupSizes: wire.groupSizes.map { $0.sizes.map(Int.init) })
         } catch {
-            throw ClusterError(.invalidRequest, "partition grid", cause: error)
+            throw TransportError(.invalidRequest, "partition grid", cause: error)
         }
     }
 }
 
 extension NetworkSpec {
-    var wire: Newtonps_V1_NetworkSpec {
+    public var wire: Newtonps_V1_NetworkSpec {
         var spec = Newtonps_V1_NetworkSpec()
         spec.layerSizes = layerSizes.map(Int32.init)
         spec.hiddenActivations = hiddenActivations.map(\.rawValue)
@@ -92,22 +92,22 @@ extension NetworkSpec {
         return spec
     }
 
-    init(wire: Newtonps_V1_NetworkSpec) throws {
-        guard let loss = Loss(rawValue: wire.loss) else { throw ClusterError(.invalidRequest, "unknown loss '\(wire.loss)'") }
+    public init(wire: Newtonps_V1_NetworkSpec) throws {
+        guard let loss = Loss(rawValue: wire.loss) else { throw TransportError(.invalidRequest, "unknown loss '\(wire.loss)'") }
         let activations = try wire.hiddenActivations.map { name in
-            guard let a = Activation(rawValue: name) else { throw ClusterError(.invalidRequest, "unknown activation '\(name)'") }
+            guard let a = Activation(rawValue: name) else { throw TransportError(.invalidRequest, "unknown activation '\(name)'") }
             return a
         }
         do {
             try self.init(layerSizes: wire.layerSizes.map(Int.init), activations: activations, loss: loss)
         } catch {
-            throw ClusterError(.invalidRequest, "network spec", cause: error)
+            throw TransportError(.invalidRequest, "network spec", cause: error)
         }
     }
 }
 
 extension DataDescriptor {
-    var wire: Newtonps_V1_DataDescriptor {
+    public var wire: Newtonps_V1_DataDescriptor {
         var d = Newtonps_V1_DataDescriptor()
         d.scaling = scaling.rawValue
         switch source {
@@ -131,14 +131,14 @@ extension DataDescriptor {
         return d
     }
 
-    init(wire: Newtonps_V1_DataDescriptor) throws {
+    public init(wire: Newtonps_V1_DataDescriptor) throws {
         guard let scaling = FeatureScaling(rawValue: wire.scaling) else {
-            throw ClusterError(.invalidRequest, "unknown feature scaling '\(wire.scaling)'")
+            throw TransportError(.invalidRequest, "unknown feature scaling '\(wire.scaling)'")
         }
         switch wire.source {
         case .files(let f):
             guard let format = DataFormat(rawValue: f.format) else {
-                throw ClusterError(.invalidRequest, "unknown data format '\(f.format)'")
+                throw TransportError(.invalidRequest, "unknown data format '\(f.format)'")
             }
             self.init(
                 source: .files(
@@ -149,7 +149,7 @@ extension DataDescriptor {
             guard s.trainRows > 0, s.testRows >= 0, s.features > 0, s.classes > 1, s.classes <= 100_000,
                 s.trainRows + s.testRows <= 100_000_000, (s.trainRows + s.testRows) * Int64(s.features) <= 1 << 30
             else {
-                throw ClusterError(
+                throw TransportError(
                     .invalidRequest,
                     "synthetic data of \(s.trainRows)+\(s.testRows) rows, \(s.features) features, \(s.classes) classes is out of range")
             }
@@ -158,13 +158,13 @@ extension DataDescriptor {
                     trainRows: Int(s.trainRows), testRows: Int(s.testRows), features: Int(s.features),
                     classes: Int(s.classes), seed: s.seed), scaling: scaling)
         case nil:
-            throw ClusterError(.invalidRequest, "data descriptor names neither files nor synthetic data")
+            throw TransportError(.invalidRequest, "data descriptor names neither files nor synthetic data")
         }
     }
 }
 
 extension VectorOp {
-    var wire: Newtonps_V1_VectorOp {
+    public var wire: Newtonps_V1_VectorOp {
         var op = Newtonps_V1_VectorOp()
         switch self {
         case .combine(let target, let terms):
@@ -217,7 +217,7 @@ extension VectorOp {
         return op
     }
 
-    init(wire: Newtonps_V1_VectorOp) throws {
+    public init(wire: Newtonps_V1_VectorOp) throws {
         switch wire.op {
         case .combine(let c):
             self = .combine(
@@ -228,10 +228,10 @@ extension VectorOp {
             self = .dot(VectorName(rawValue: d.a), VectorName(rawValue: d.b))
         case .adam(let a):
             guard a.step >= 1, a.step <= Int64(Int32.max) else {
-                throw ClusterError(.invalidRequest, "Adam step \(a.step) is out of range")
+                throw TransportError(.invalidRequest, "Adam step \(a.step) is out of range")
             }
             guard a.beta1 >= 0, a.beta1 < 1, a.beta2 >= 0, a.beta2 < 1, a.epsilon > 0, a.learningRate.isFinite else {
-                throw ClusterError(
+                throw TransportError(
                     .invalidRequest,
                     "Adam needs 0 ≤ β₁, β₂ < 1, ε > 0 and a finite rate; got β₁ \(a.beta1), β₂ \(a.beta2), ε \(a.epsilon), rate \(a.learningRate)"
                 )
@@ -247,13 +247,13 @@ extension VectorOp {
                 target: VectorName(rawValue: p.target), source: VectorName(rawValue: p.source), scale: p.scale, shift: p.shift,
                 exponent: p.exponent)
         case nil:
-            throw ClusterError(.invalidRequest, "a vector op with no operation")
+            throw TransportError(.invalidRequest, "a vector op with no operation")
         }
     }
 }
 
 extension BlockSolveRequest {
-    var wire: Newtonps_V1_BlockSolveRequest {
+    public var wire: Newtonps_V1_BlockSolveRequest {
         var r = Newtonps_V1_BlockSolveRequest()
         r.block = Int32(block)
         r.generation = Int64(generation)
@@ -267,7 +267,7 @@ extension BlockSolveRequest {
         return r
     }
 
-    init(wire r: Newtonps_V1_BlockSolveRequest) {
+    public init(wire r: Newtonps_V1_BlockSolveRequest) {
         self.init(
             block: Int(r.block), generation: Int(r.generation), rightHandSide: VectorName(rawValue: r.rightHandSide),
             solution: VectorName(rawValue: r.solution), residual: VectorName(rawValue: r.residual),
@@ -277,7 +277,7 @@ extension BlockSolveRequest {
 }
 
 extension BlockSolveReport {
-    var wire: Newtonps_V1_BlockSolveReport {
+    public var wire: Newtonps_V1_BlockSolveReport {
         var r = Newtonps_V1_BlockSolveReport()
         r.block = Int32(block)
         r.iterations = Int32(iterations)
@@ -285,16 +285,16 @@ extension BlockSolveReport {
         return r
     }
 
-    init(wire r: Newtonps_V1_BlockSolveReport) throws {
+    public init(wire r: Newtonps_V1_BlockSolveReport) throws {
         guard let outcome = Outcome(rawValue: r.outcome) else {
-            throw ClusterError(.invalidRequest, "unknown solve outcome '\(r.outcome)'")
+            throw TransportError(.invalidRequest, "unknown solve outcome '\(r.outcome)'")
         }
         self.init(block: Int(r.block), iterations: Int(r.iterations), outcome: outcome)
     }
 }
 
 extension RowShard {
-    var wire: Newtonps_V1_RowShard {
+    public var wire: Newtonps_V1_RowShard {
         var s = Newtonps_V1_RowShard()
         s.index = Int32(index)
         s.split = split.rawValue
@@ -313,31 +313,31 @@ extension RowShard {
         return s
     }
 
-    init(wire s: Newtonps_V1_RowShard) throws {
+    public init(wire s: Newtonps_V1_RowShard) throws {
         guard let split = DataSplit(rawValue: s.split) else {
-            throw ClusterError(.invalidRequest, "shard \(s.index): unknown split '\(s.split)'")
+            throw TransportError(.invalidRequest, "shard \(s.index): unknown split '\(s.split)'")
         }
         let rows: RowSelection
         switch s.rows {
         case .range(let r):
             guard r.lower >= 0, r.upper >= r.lower, r.upper <= Int64(Int32.max) else {
-                throw ClusterError(.invalidRequest, "shard \(s.index): bad row range \(r.lower)..<\(r.upper)")
+                throw TransportError(.invalidRequest, "shard \(s.index): bad row range \(r.lower)..<\(r.upper)")
             }
             rows = .range(Int(r.lower)..<Int(r.upper))
         case .indices(let i):
             guard i.values.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else {
-                throw ClusterError(.invalidRequest, "shard \(s.index): a row index is out of range")
+                throw TransportError(.invalidRequest, "shard \(s.index): a row index is out of range")
             }
             rows = .indices(i.values.map(Int.init))
         case nil:
-            throw ClusterError(.invalidRequest, "shard \(s.index) has no rows")
+            throw TransportError(.invalidRequest, "shard \(s.index) has no rows")
         }
         self.init(index: Int(s.index), split: split, rows: rows, offset: Int(s.offset))
     }
 }
 
 extension WorkerTask {
-    var wire: Newtonps_V1_WorkerTask {
+    public var wire: Newtonps_V1_WorkerTask {
         var t = Newtonps_V1_WorkerTask()
         t.shards = shards.map(\.wire)
         switch kind {
@@ -375,7 +375,7 @@ extension WorkerTask {
         return t
     }
 
-    init(wire t: Newtonps_V1_WorkerTask) throws {
+    public init(wire t: Newtonps_V1_WorkerTask) throws {
         let kind: Kind
         switch t.kind {
         case .evaluate(let e): kind = .evaluate(point: VectorName(rawValue: e.point))
@@ -388,14 +388,14 @@ extension WorkerTask {
             kind = .hessian(
                 point: VectorName(rawValue: h.point), direction: VectorName(rawValue: h.direction), into: VectorName(rawValue: h.into))
         case .squaredGradient(let q): kind = .squaredGradient(point: VectorName(rawValue: q.point), into: VectorName(rawValue: q.into))
-        case nil: throw ClusterError(.invalidRequest, "a worker task with no kind")
+        case nil: throw TransportError(.invalidRequest, "a worker task with no kind")
         }
         self.init(kind: kind, shards: try t.shards.map(RowShard.init(wire:)))
     }
 }
 
 extension ShardResult {
-    var wire: Newtonps_V1_ShardResult {
+    public var wire: Newtonps_V1_ShardResult {
         var r = Newtonps_V1_ShardResult()
         r.shard = Int32(shard)
         r.loss = loss
@@ -404,7 +404,7 @@ extension ShardResult {
         return r
     }
 
-    init(wire r: Newtonps_V1_ShardResult) throws {
+    public init(wire r: Newtonps_V1_ShardResult) throws {
         self.init(
             shard: Int(r.shard), loss: r.loss, correct: Int(r.correct),
             outputs: r.hasOutputs ? try r.outputs.floats("outputs of shard \(r.shard)") : [])
@@ -412,7 +412,7 @@ extension ShardResult {
 }
 
 extension IterationRecord {
-    var wire: Newtonps_V1_IterationRecord {
+    public var wire: Newtonps_V1_IterationRecord {
         var r = Newtonps_V1_IterationRecord()
         r.iteration = Int32(iteration)
         r.elapsedS = elapsedSeconds
@@ -428,9 +428,9 @@ extension IterationRecord {
         return r
     }
 
-    init(wire r: Newtonps_V1_IterationRecord) throws {
+    public init(wire r: Newtonps_V1_IterationRecord) throws {
         guard let outcome = Outcome(rawValue: r.outcome) else {
-            throw ClusterError(.invalidRequest, "unknown iteration outcome '\(r.outcome)'")
+            throw TransportError(.invalidRequest, "unknown iteration outcome '\(r.outcome)'")
         }
         self.init(
             iteration: Int(r.iteration), elapsedSeconds: r.elapsedS, objective: r.objective, gradientNorm: r.gradNorm,

@@ -3,6 +3,7 @@ import GRPCNIOTransportHTTP2Posix
 import Logging
 import NewtonCore
 import NewtonProto
+import NewtonRoles
 import NewtonTraining
 import Synchronization
 
@@ -37,7 +38,7 @@ public final class WorkerAgent: Sendable {
                     try await group.next()
                     group.cancelAll()
                 }
-            } catch let error as ClusterError where error.code == .incompatible {
+            } catch let error as TransportError where error.code == .incompatible {
                 throw error
             } catch  where !Task.isCancelled {
                 logger.warning("session with the driver at \(link.driver) ended: \(error); reconnecting")
@@ -86,11 +87,11 @@ public final class WorkerAgent: Sendable {
             case .task(let wire):
                 let task = try WorkerTask(wire: wire)
                 guard let core = job.withLock({ $0?.core }) else {
-                    throw ClusterError(.invalidRequest, "task before any job was prepared")
+                    throw TransportError(.invalidRequest, "task before any job was prepared")
                 }
                 result.shards = try await core.run(task).map(\.wire)
             case nil:
-                throw ClusterError(.invalidRequest, "a driver message with no request")
+                throw TransportError(.invalidRequest, "a driver message with no request")
             }
         } catch {
             result.error = "\(error)"
@@ -103,7 +104,7 @@ public final class WorkerAgent: Sendable {
         let endpoints = try wire.servers.map(Endpoint.init(parsing:))
         let ownership = wire.ownership.map(Int.init)
         guard ownership.count == grid.blocks.count, ownership.allSatisfy({ $0 >= 0 && $0 < endpoints.count }) else {
-            throw ClusterError(
+            throw TransportError(
                 .invalidRequest,
                 "job \(wire.jobID): ownership \(ownership) does not map \(grid.blocks.count) blocks to \(endpoints.count) servers")
         }

@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
-import NewtonCluster
 import NewtonCore
+import NewtonDriver
+import NewtonObservability
+import NewtonRoles
 import NewtonTraining
+import NewtonTransport
 
 /// `newtonps bench`: throughput of the kernels against the machine's own
 /// sgemm on the same shapes, measured in one run; prints one JSON object.
@@ -92,9 +95,7 @@ struct BenchCommand: AsyncParsableCommand {
             result["gradient_seconds"] = gradientSeconds
             result["gradient_gflops"] = gradientFlops / gradientSeconds / 1e9
 
-            var options = NewtonOptions()
-            options.seed = 1
-            let newton = try NewtonCG(options: options, objective: objective)
+            let newton = try NewtonCG(options: NewtonOptions(), secondOrder: SecondOrderOptions(), seed: 1, objective: objective)
             let summary = try await newton.train(budget: TrainingBudget(maxIterations: 1))
             if let record = summary.records.last, record.iteration == 1 {
                 result["newton_iteration_seconds"] = record.elapsedSeconds - summary.records[0].elapsedSeconds

@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
-import NewtonCluster
 import NewtonCore
+import NewtonDriver
+import NewtonObservability
+import NewtonRoles
 import NewtonTraining
+import NewtonTransport
 import Synchronization
 
 /// Reads a default from the environment, so containers can be configured by

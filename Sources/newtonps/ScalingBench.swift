@@ -1,7 +1,10 @@
 import Foundation
-import NewtonCluster
 import NewtonCore
+import NewtonDriver
+import NewtonObservability
+import NewtonRoles
 import NewtonTraining
+import NewtonTransport
 
 /// Data-parallel scaling of the Hessian-vector product (the Hessian-free
 /// workhorse): measured on this machine for 1, 2, 4 and 8 workers, and

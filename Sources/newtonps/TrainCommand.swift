@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
-import NewtonCluster
 import NewtonCore
+import NewtonDriver
+import NewtonObservability
+import NewtonRoles
 import NewtonTraining
+import NewtonTransport
 
 /// `newtonps train`: the main job, on an embedded in-process cluster.
 struct TrainCommand: AsyncParsableCommand {
@@ -13,18 +16,16 @@ struct TrainCommand: AsyncParsableCommand {
             "Defaults: Fashion-MNIST from /usr/share/datasets/fashion-mnist, 784-300-300-10 ReLU, softmax cross-entropy, subsampled Gauss-Newton Newton-CG."
     )
 
-    @OptionGroup var data: DataOptions
-    @OptionGroup var model: ModelOptions
-    @OptionGroup var optimizer: OptimizerOptions
-    @OptionGroup var cluster: ClusterOptions
-    @Option(help: "Newton iterations (or epochs for sgd/adam).")
-    var maxIterations = 100
-    @Option(help: "Stop after this many seconds of training.")
-    var timeLimit: Double?
-    @Option(help: "Stop once ‖∇f‖ falls below this fraction of its initial value (0: never).")
-    var gradientTolerance = 0.0
-    @Option(help: "Seed for the initial weights, subsamples and minibatch order.")
-    var seed: UInt64 = 1
+    @OptionGroup(title: "Data") var data: DataOptions
+    @OptionGroup(title: "Model") var model: ModelOptions
+    @OptionGroup(title: "Optimiser") var optimizer: OptimizerOptions
+    @OptionGroup(title: "Cluster") var cluster: ClusterOptions
+    @OptionGroup(title: "Run") var budget: RunOptions
+    @Option(
+        help:
+            "OpenBLAS threads per BLAS call. OpenBLAS's rounding depends on its thread count, so runs are bit-identical across worker counts at a fixed value."
+    )
+    var blasThreads = 1
     @Option(help: "Write one JSON record per iteration to this file.")
     var logJson: String?
     @Option(help: "Save the trained model here (safetensors).")
@@ -32,33 +33,43 @@ struct TrainCommand: AsyncParsableCommand {
     @Flag(help: "Only print the summary.")
     var quiet = false
 
+    /// Every job setting given as a flag, as a key and its text.
+    var jobArguments: [(key: String, value: String)] {
+        data.jobArguments + model.jobArguments + optimizer.jobArguments + cluster.jobArguments + budget.jobArguments
+    }
+
+    /// The job the flags describe: the same `JobSpec` a submitted YAML spec
+    /// with the same keys gives.
+    func jobSpec() throws -> JobSpec {
+        do {
+            return try JobSpec.parse(arguments: jobArguments)
+        } catch let error as DriverError where error.code == .invalidJob {
+            throw ValidationError(error.message)
+        }
+    }
+
     func run() async throws {
-        cluster.applyThreads()
-        let descriptor = data.descriptor
+        BLAS.threads = blasThreads
+        let spec = try jobSpec()
         let loadClock = ContinuousClock.now
-        let loaded = try descriptor.load()
+        let loaded = try spec.data.load()
         print(
             "data: \(loaded.train.rows) training rows × \(loaded.train.columns) features, \(loaded.test.map { "\($0.rows) test rows" } ?? "no test set"), \(loaded.train.classCount) classes (\(formatSeconds(ContinuousClock.now - loadClock)))"
         )
-
-        let network = try model.network(for: loaded.train)
-        let grid = try cluster.grid(for: network)
-        let job = optimizer.job(
-            network: network,
-            budget: TrainingBudget(maxIterations: maxIterations, timeLimit: timeLimit, gradientTolerance: gradientTolerance), seed: seed)
-        let problems = job.problems
-        guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "\n")) }
+        let network = try spec.network(for: loaded.train)
+        let grid = try spec.grid(for: network)
+        let job = spec.trainingJob(network: network)
+        let (servers, workers) = (spec.servers ?? 2, spec.workers ?? ProcessInfoCores.count)
         print(
-            "network: \(network.layerSizes.map(String.init).joined(separator: "-")) \(network.hiddenActivations.map(\.rawValue).joined(separator: ",")) \(network.loss.rawValue); grid \(grid.partitionCounts) (\(grid.blocks.count) blocks); \(cluster.servers) server(s), \(cluster.workers) worker(s), \(BLAS.threads) BLAS thread(s) each; optimizer \(optimizer.summary)"
+            "network: \(network.layerSizes.map(String.init).joined(separator: "-")) \(network.hiddenActivations.map(\.rawValue).joined(separator: ",")) \(network.loss.rawValue); grid \(grid.partitionCounts) (\(grid.blocks.count) blocks); \(servers) server(s), \(workers) worker(s), \(BLAS.threads) BLAS thread(s) each; optimizer \(spec.summary)"
         )
 
         let embedded = try await EmbeddedCluster(
-            grid: grid, data: loaded, descriptor: descriptor, servers: cluster.servers,
-            workers: cluster.workers, shardRows: cluster.shardRows)
+            grid: grid, data: loaded, descriptor: spec.data, servers: servers, workers: workers, shardRows: spec.shardRows)
         let reporter = try ProgressReporter(jsonLog: logJson, quiet: quiet)
         let summary: TrainingSummary
         do {
-            summary = try await job.run(on: embedded.coordinator, jobID: "embedded", data: descriptor, observe: reporter.record)
+            summary = try await job.run(on: embedded.coordinator, jobID: "embedded", data: spec.data, observe: reporter.record)
         } catch {
             reporter.finish()
             throw error

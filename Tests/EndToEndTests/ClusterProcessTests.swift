@@ -1,7 +1,9 @@
 import Foundation
-import NewtonCluster
 import NewtonCore
+import NewtonDriver
+import NewtonRoles
 import NewtonTraining
+import NewtonTransport
 import XCTest
 
 /// Real processes on loopback: a driver, servers and workers started from the
@@ -56,10 +58,10 @@ final class ClusterProcessTests: XCTestCase {
         let embedded = try await EmbeddedCluster(
             grid: grid, data: try descriptor.load(), descriptor: descriptor, servers: 2, workers: 1, shardRows: 64)
         var newton = NewtonOptions()
-        newton.regularization = 1
         newton.subsampleFraction = 0.2
         options(&newton)
-        let job = TrainingJob(network: network, optimizer: .newton, newton: newton, budget: TrainingBudget(maxIterations: 5), seed: 3)
+        let job = TrainingJob(
+            network: network, optimizer: .newton, regularization: 1, newton: newton, budget: TrainingBudget(maxIterations: 5), seed: 3)
         return try await job.run(on: embedded.coordinator, jobID: "reference", data: descriptor).records.map(\.objective)
     }
 
@@ -180,7 +182,7 @@ final class ClusterProcessTests: XCTestCase {
         do {
             _ = try await server.read(.weights, blocks: [0])
             XCTFail("a dead peer answered")
-        } catch let error as ClusterError {
+        } catch let error as TransportError {
             XCTAssertEqual(error.code, .unreachable, "\(error)")
         }
         XCTAssertLessThan(ContinuousClock.now - clock, .seconds(3))
@@ -190,7 +192,7 @@ final class ClusterProcessTests: XCTestCase {
         do {
             _ = try await RemoteParameterServer(connection: closed, role: "test", timeouts: timeouts).run([])
             XCTFail("a closed port answered")
-        } catch let error as ClusterError {
+        } catch let error as TransportError {
             XCTAssertEqual(error.code, .unreachable, "\(error)")
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
-import NewtonCluster
+import NewtonDriver
+import NewtonTransport
 import Synchronization
 
 #if canImport(FoundationNetworking)

@@ -1,6 +1,6 @@
 import Foundation
-import NewtonCluster
 import NewtonCore
+import NewtonDriver
 import NewtonTraining
 import XCTest
 
@@ -25,7 +25,7 @@ final class JobSpecTests: XCTestCase {
             _ = try JobSpec.parse(yaml: yaml)
             XCTFail("the spec parsed", file: file, line: line)
             return []
-        } catch let error as ClusterError {
+        } catch let error as DriverError {
             XCTAssertEqual(error.code, .invalidJob, file: file, line: line)
             return Array(error.message.split(separator: "\n").dropFirst().map(String.init))
         } catch {
@@ -86,8 +86,8 @@ final class JobSpecTests: XCTestCase {
                 gradient_batch: 1024
                 curvature_batch: 512
                 warm_start: 0.5
-                iterate_backtracking: false
-                relative_progress_stop: false
+                backtracking: false
+                relative_progress: false
                 negative_curvature_tolerance: 0.001
                 cg_tolerance: 0.2
                 lambda: 3
@@ -101,11 +101,15 @@ final class JobSpecTests: XCTestCase {
         expected.iterateBacktracking = false
         expected.relativeProgressStop = false
         expected.negativeCurvatureTolerance = 0.001
-        expected.cgTolerance = 0.2
-        expected.step.initialLambda = 3
-        expected.regularization = 0.5
+        var shared = SecondOrderOptions()
+        shared.cgTolerance = 0.2
+        shared.step.initialLambda = 3
         XCTAssertEqual(spec.optimizer, .hessianFree)
         XCTAssertEqual(spec.hessianFree, expected)
+        XCTAssertEqual(spec.secondOrder, shared)
+        XCTAssertEqual(spec.regularization, 0.5)
+        // The gradient batch is SGD/Adam's batch too.
+        XCTAssertEqual(spec.firstOrder.batchSize, 1024)
         XCTAssertEqual(try JobSpec.parse(yaml: spec.yaml), spec)
     }
 
@@ -123,24 +127,25 @@ final class JobSpecTests: XCTestCase {
         XCTAssertEqual(spec.loss, .squared)
         XCTAssertEqual(spec.optimizer, .sgd)
 
+        XCTAssertEqual(spec.regularization, 0.5)
+        var shared = SecondOrderOptions()
+        shared.cgTolerance = 0.2
+        shared.cgMaxIterations = 40
+        shared.step.initialLambda = 3
+        shared.step.lambdaIncrease = 2
+        shared.step.lambdaDecrease = 0.5
+        shared.step.armijo = 0.001
+        shared.step.maxLineSearchSteps = 7
+        shared.step.maxLineSearchFailures = 2
+        XCTAssertEqual(spec.secondOrder, shared)
         var newton = NewtonOptions()
-        newton.regularization = 0.5
         newton.subsampleFraction = 0.1
-        newton.cgTolerance = 0.2
-        newton.cgMaxIterations = 40
-        newton.step.initialLambda = 3
-        newton.step.lambdaIncrease = 2
-        newton.step.lambdaDecrease = 0.5
-        newton.step.armijo = 0.001
-        newton.step.maxLineSearchSteps = 7
-        newton.step.maxLineSearchFailures = 2
         newton.products = .jacobian
         newton.blockDiagonal = true
         newton.stragglerCutoff = 0.75
         XCTAssertEqual(spec.newton, newton)
 
         var firstOrder = FirstOrderOptions()
-        firstOrder.regularization = 0.5
         firstOrder.learningRate = 0.05
         firstOrder.momentum = 0.5
         firstOrder.batchSize = 64
@@ -162,13 +167,17 @@ final class JobSpecTests: XCTestCase {
         let job = spec.trainingJob(network: network)
         XCTAssertEqual(job.network, network)
         XCTAssertEqual(job.optimizer, .sgd)
+        XCTAssertEqual(job.regularization, 0.5)
+        XCTAssertEqual(job.secondOrder, shared)
         XCTAssertEqual(job.newton, newton)
         XCTAssertEqual(job.firstOrder, firstOrder)
         XCTAssertEqual(job.seed, 42)
         XCTAssertEqual(job.budget.maxIterations, 12)
     }
 
-    func testDefaultsAreTheCommandLines() throws {
+    /// The authors' defaults (simpleNN); `CommandLineTests` checks that
+    /// `train` with no flags builds this same spec.
+    func testDefaults() throws {
         let spec = try JobSpec.parse(yaml: "synthetic: {features: 5}\n")
         XCTAssertEqual(
             spec.data,
@@ -178,8 +187,18 @@ final class JobSpecTests: XCTestCase {
         XCTAssertEqual(spec.activations, [.relu])
         XCTAssertEqual(spec.loss, .crossEntropy)
         XCTAssertEqual(spec.optimizer, .newton)
-        XCTAssertEqual(spec.newton, NewtonOptions())
-        XCTAssertEqual(spec.firstOrder, FirstOrderOptions())
+        XCTAssertEqual(spec.regularization, 0.01)
+        XCTAssertEqual(spec.secondOrder.cgTolerance, 0.1)
+        XCTAssertEqual(spec.secondOrder.cgMaxIterations, 250)
+        XCTAssertEqual(spec.secondOrder.step.initialLambda, 1)
+        XCTAssertEqual(spec.secondOrder.step.lambdaIncrease, 1.5)
+        XCTAssertEqual(spec.secondOrder.step.lambdaDecrease, 2.0 / 3.0)
+        XCTAssertEqual(spec.secondOrder.step.armijo, 1e-4)
+        XCTAssertEqual(spec.newton.subsampleFraction, 0.05)
+        XCTAssertEqual(spec.newton.products, .jacobian)
+        XCTAssertEqual(spec.hessianFree.solver, .hessianCG)
+        XCTAssertNil(spec.hessianFree.gradientBatch)
+        XCTAssertEqual(spec.firstOrder.batchSize, 128)
         XCTAssertEqual(spec.firstOrder.learningRate, 0.01)
         XCTAssertNil(spec.partitions)
         XCTAssertNil(spec.servers)
@@ -247,8 +266,13 @@ final class JobSpecTests: XCTestCase {
             ])
     }
 
-    func testDataProblems() {
-        XCTAssertEqual(problems("seed: 3\n"), ["no data: give train (and format) for data files, or a synthetic mapping"])
+    func testDataProblems() throws {
+        // No data keys: the default training data, Fashion-MNIST from Debian's package.
+        if FileManager.default.fileExists(atPath: JobSpec.defaultTrain) {
+            XCTAssertEqual(
+                try JobSpec.parse(yaml: "seed: 3\n").data.source,
+                .files(format: .idx, train: JobSpec.defaultTrain, test: JobSpec.defaultTrain, csvLabelColumn: 0, csvHeader: nil))
+        }
         XCTAssertEqual(
             problems("synthetic: {}\ntrain: \(directory)/train.svm\nformat: libsvm\n"),
             [
@@ -328,9 +352,9 @@ final class JobSpecTests: XCTestCase {
 
         let wrong = try JobSpec.parse(yaml: "synthetic: {}\nlayers: [5, 8, 2]\n")
         XCTAssertThrowsError(try wrong.network(for: data)) { error in
-            XCTAssertEqual((error as? ClusterError)?.code, .invalidJob)
+            XCTAssertEqual((error as? DriverError)?.code, .invalidJob)
             XCTAssertEqual(
-                (error as? ClusterError)?.message,
+                (error as? DriverError)?.message,
                 """
                 invalid job spec:
                 layers: starts with 5 inputs but the data has 6 features
@@ -341,7 +365,7 @@ final class JobSpecTests: XCTestCase {
         let small = try NetworkSpec(layerSizes: [6, 4, 3], activations: [.relu], loss: .crossEntropy)
         XCTAssertThrowsError(try tooMany.grid(for: small)) { error in
             XCTAssertEqual(
-                (error as? ClusterError)?.message, "invalid job spec:\npartitions: layer 1 has 4 neurons and cannot be cut into 9 groups")
+                (error as? DriverError)?.message, "invalid job spec:\npartitions: layer 1 has 4 neurons and cannot be cut into 9 groups")
         }
     }
 }

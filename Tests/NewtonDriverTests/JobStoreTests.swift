@@ -1,5 +1,5 @@
 import Foundation
-import NewtonCluster
+import NewtonDriver
 import NewtonTraining
 import XCTest
 
@@ -25,11 +25,11 @@ final class JobStoreTests: XCTestCase {
     }
 
     private func assertError(
-        _ code: ClusterError.Code, _ message: String, file: StaticString = #filePath, line: UInt = #line,
+        _ code: DriverError.Code, _ message: String, file: StaticString = #filePath, line: UInt = #line,
         _ body: () throws -> Void
     ) {
         XCTAssertThrowsError(try body(), file: file, line: line) { error in
-            XCTAssertEqual((error as? ClusterError)?.code, code, "\(error)", file: file, line: line)
+            XCTAssertEqual((error as? DriverError)?.code, code, "\(error)", file: file, line: line)
             XCTAssertTrue("\(error)".contains(message), "\(error)", file: file, line: line)
         }
     }

@@ -5,7 +5,7 @@ import Prometheus
 import ServiceLifecycle
 import XCTest
 
-@testable import NewtonCluster
+@testable import NewtonObservability
 
 #if canImport(Glibc)
     import Glibc
@@ -114,10 +114,10 @@ final class HealthServerTests: XCTestCase {
             case .success(let bound):
                 XCTFail("a second server bound port \(bound), which is taken")
                 run.cancel()
-            case .failure(let error as ClusterError):
+            case .failure(let error as ObservabilityError):
                 XCTAssertTrue(error.description.contains("127.0.0.1:\(port)"), error.description)
             case .failure(let error):
-                XCTFail("expected a ClusterError, got \(error)")
+                XCTFail("expected a ObservabilityError, got \(error)")
                 run.cancel()
             }
             let result = await run.result

@@ -1,5 +1,5 @@
-import NewtonCluster
 import NewtonCore
+import NewtonRoles
 import NewtonTraining
 import XCTest
 

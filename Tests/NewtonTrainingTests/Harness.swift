@@ -1,5 +1,5 @@
-import NewtonCluster
 import NewtonCore
+import NewtonRoles
 import NewtonTraining
 
 /// Runs a job on a fresh embedded cluster over small synthetic data.
@@ -38,19 +38,13 @@ struct Harness {
     /// Runs a job. C defaults to 1 here: the authors' C = 0.01 scaled by a
     /// few hundred rows would let the regulariser dominate the loss.
     func run(
-        _ optimizer: OptimizerKind = .newton, iterations: Int, seed: UInt64 = 3,
+        _ optimizer: OptimizerKind = .newton, iterations: Int, seed: UInt64 = 3, secondOrder: SecondOrderOptions = .init(),
         newton: NewtonOptions = .init(), hessianFree: HessianFreeOptions = .init(), firstOrder: FirstOrderOptions = .init(),
         regularization: Double = 1
     ) async throws -> TrainingSummary {
-        var newton = newton
-        var hessianFree = hessianFree
-        var firstOrder = firstOrder
-        newton.regularization = regularization
-        hessianFree.regularization = regularization
-        firstOrder.regularization = regularization
         let job = TrainingJob(
-            network: try network(), optimizer: optimizer, newton: newton, hessianFree: hessianFree, firstOrder: firstOrder,
-            budget: TrainingBudget(maxIterations: iterations), seed: seed)
+            network: try network(), optimizer: optimizer, regularization: regularization, secondOrder: secondOrder, newton: newton,
+            hessianFree: hessianFree, firstOrder: firstOrder, budget: TrainingBudget(maxIterations: iterations), seed: seed)
         return try await job.run(on: try await cluster().coordinator, jobID: "test", data: descriptor)
     }
 }

@@ -1,5 +1,5 @@
-import NewtonCluster
 import NewtonCore
+import NewtonRoles
 import NewtonTraining
 import XCTest
 
@@ -32,10 +32,11 @@ final class HessianFreeTests: XCTestCase {
         try await cluster.start(jobID: "saddle", data: descriptor, weights: DenseParameters(zeros: network))
         var options = HessianFreeOptions()
         options.solver = solver
-        options.regularization = 100
-        options.step.initialLambda = 1e-3
         options.curvatureBatch = 200
-        let hf = try HessianFree(options: options, objective: try Objective(cluster: cluster, regularization: options.regularization))
+        var shared = SecondOrderOptions()
+        shared.step.initialLambda = 1e-3
+        let hf = try HessianFree(
+            options: options, secondOrder: shared, seed: 1, objective: try Objective(cluster: cluster, regularization: 100))
         return try await hf.train(budget: TrainingBudget(maxIterations: 6)).records.map(\.objective)
     }
 

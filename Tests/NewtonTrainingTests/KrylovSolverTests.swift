@@ -1,5 +1,5 @@
-import NewtonCluster
 import NewtonCore
+import NewtonRoles
 import NewtonTraining
 import XCTest
 
@@ -75,8 +75,8 @@ final class KrylovSolverTests: XCTestCase {
         for i in b.indices { g.values[i] = Float(-b[i]) }  // the solver solves A x = −g
         try await cluster.write(.gradient, g)
         let norm = b.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        let report = try await KrylovSolver(cluster: cluster).bicgstab(
-            MatrixOperator(cluster: cluster, matrix: matrix), gradient: .gradient, gradientNorm: norm, tolerance: 1e-6, maxIterations: 100)
+        let space = ServerVectorSpace(cluster: cluster, operator: MatrixOperator(cluster: cluster, matrix: matrix))
+        let report = try await BiCGSTAB(tolerance: 1e-6, maxIterations: 100).solve(in: space, rhs: .gradient, gradientNorm: norm)
         XCTAssertEqual(report.outcome, .converged)
         let x = try await cluster.read(.direction).values
         for (got, want) in zip(x, solveExactly(b)) { XCTAssertEqual(Double(got), want, accuracy: 1e-4) }
@@ -102,9 +102,9 @@ final class KrylovSolverTests: XCTestCase {
         try await cluster.write(.gradient, g)
         try await cluster.write("inverse-diagonal", inverseDiagonal)
         let norm = b.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        let report = try await KrylovSolver(cluster: cluster).conjugateGradient(
-            MatrixOperator(cluster: cluster, matrix: spd), gradient: .gradient, gradientNorm: norm,
-            options: .init(tolerance: 1e-7, maxIterations: 50, inversePreconditioner: "inverse-diagonal"))
+        let space = ServerVectorSpace(cluster: cluster, operator: MatrixOperator(cluster: cluster, matrix: spd))
+        let report = try await ConjugateGradient(tolerance: 1e-7, maxIterations: 50, inversePreconditioner: "inverse-diagonal")
+            .solve(in: space, rhs: .gradient, gradientNorm: norm)
         XCTAssertEqual(report.outcome, .converged)
         let x = try await cluster.read(.direction).values
         var a = spd.enumerated().map { $1 + [b[$0]] }
@@ -122,9 +122,9 @@ final class KrylovSolverTests: XCTestCase {
         var g = try await cluster.read(.weights)
         for i in g.values.indices { g.values[i] = Float(i % 3) - 1 }
         try await cluster.write(.gradient, g)
-        let A = MatrixOperator(cluster: cluster, matrix: matrix)
-        let report = try await KrylovSolver(cluster: cluster).conjugateGradient(
-            A, gradient: .gradient, gradientNorm: 1, options: .init(tolerance: 1e-8, maxIterations: 50, negativeCurvatureTolerance: 0))
+        let space = ServerVectorSpace(cluster: cluster, operator: MatrixOperator(cluster: cluster, matrix: matrix))
+        let report = try await ConjugateGradient(tolerance: 1e-8, maxIterations: 50, curvature: .stopAtNegative(tolerance: 0))
+            .solve(in: space, rhs: .gradient, gradientNorm: 1)
         XCTAssertEqual(report.outcome, .negativeCurvature)
         let p = try await cluster.read(.negativeCurvature).values.map(Double.init)
         let mp = matrix.map { row in zip(row, p).reduce(0) { $0 + $1.0 * $1.1 } }
@@ -134,8 +134,7 @@ final class KrylovSolverTests: XCTestCase {
 
         // Without detection on an indefinite operator, CG refuses to go on.
         do {
-            _ = try await KrylovSolver(cluster: cluster).conjugateGradient(
-                A, gradient: .gradient, gradientNorm: 1, options: .init(tolerance: 1e-8, maxIterations: 50))
+            _ = try await ConjugateGradient(tolerance: 1e-8, maxIterations: 50).solve(in: space, rhs: .gradient, gradientNorm: 1)
             XCTFail("CG went on through negative curvature")
         } catch let error as TrainingError {
             XCTAssertEqual(error.code, .nonFinite)

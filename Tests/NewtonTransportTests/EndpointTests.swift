@@ -1,4 +1,4 @@
-import NewtonCluster
+import NewtonTransport
 import XCTest
 
 final class EndpointTests: XCTestCase {

@@ -1,0 +1,46 @@
+import NewtonObservability
+import NewtonRoles
+import NewtonTransport
+import ServiceLifecycle
+
+/// `newtonps driver`: membership, the job store and the job runner.
+public enum DriverProcess {
+    public static func run(_ addresses: RoleAddresses, storePath: String) async throws {
+        guard let listen = addresses.listen else { throw DriverError(.invalidRequest, "a driver needs --listen") }
+        let store = try JobStore(path: storePath)
+        for id in try store.recoverAfterRestart() { announce("job \(id) was interrupted by a driver restart; marked failed") }
+        let membership = Membership()
+        let catalog = DataCatalog()
+        let events = JobEvents()
+        let metrics = TrainingMetrics()
+        let runner = JobRunner(store: store, membership: membership, catalog: catalog, events: events, metrics: metrics)
+        let service = DriverService(membership: membership, runner: runner, store: store, events: events, catalog: catalog)
+        let grpc = GRPCServerService(listen: listen, services: [service])
+        let health = HealthServer(
+            host: addresses.http.host, port: addresses.http.port,
+            readiness: {
+                let (servers, workers) = await membership.counts()
+                metrics.setLiveServers(servers)
+                metrics.setLiveWorkers(workers)
+                if servers == 0 || workers == 0 {
+                    return .notReady("job store open; cluster incomplete: \(servers) server(s), \(workers) worker(s) live")
+                }
+                return .ready
+            }, onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
+        let started = TaskService {
+            announce("driver listening on \(listen.host):\(try await grpc.boundPort), store \(storePath)")
+            // Keep the live-peer gauges current between scrapes of /readyz.
+            while !Task.isCancelled {
+                let (servers, workers) = await membership.counts()
+                metrics.setLiveServers(servers)
+                metrics.setLiveWorkers(workers)
+                if let jobs = try? store.list() {
+                    metrics.setJobCounts(Dictionary(jobs.map { ($0.state.rawValue, 1) }, uniquingKeysWith: +))
+                }
+                await membership.closeSilentSessions()
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+        try await runServices([grpc, health, runner, started], label: "driver")
+    }
+}

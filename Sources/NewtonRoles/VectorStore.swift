@@ -1,0 +1,90 @@
+import NewtonCore
+import NewtonTraining
+
+#if canImport(Glibc)
+    import Glibc
+#else
+    import Foundation
+#endif
+
+/// Named float32 vectors of one size — a block's weights, gradient and
+/// solver vectors on a server, or a block-local solve's scratch vectors —
+/// and the vector programs that run on them. A vector never written reads as
+/// zeros.
+final class VectorStore {
+    let size: Int
+    /// Names the owner in messages (e.g. "block (1, 0, 1)").
+    let label: String
+    private var vectors: [VectorName: [Float]] = [:]
+
+    init(size: Int, label: String) {
+        self.size = size
+        self.label = label
+    }
+
+    subscript(name: VectorName) -> [Float]? {
+        get { vectors[name] }
+        set { vectors[name] = newValue }
+    }
+
+    /// The values of `name` (zeros when never written).
+    func vector(_ name: VectorName) -> [Float] { vectors[name] ?? [Float](repeating: 0, count: size) }
+
+    /// Runs `program` in order; returns the value of each `dot`.
+    func run(_ program: [VectorOp]) throws -> [Double] {
+        var dots = [Double]()
+        for op in program {
+            switch op {
+            case .combine(let target, let terms):
+                // In place: the target's own terms scale its buffer, the
+                // others are added to it (no fresh megabyte per CG step).
+                let own = terms.filter { $0.vector == target }.reduce(0.0) { $0 + $1.coefficient }
+                var result = vectors.removeValue(forKey: target) ?? [Float](repeating: 0, count: size)
+                result.withUnsafeMutableBufferPointer { out in
+                    // Overwrite rather than multiply by 0, so stale NaNs cannot survive.
+                    let scale = Float(own)
+                    if scale == 0 { out.update(repeating: 0) } else if scale != 1 { for i in out.indices { out[i] *= scale } }
+                    for term in terms where term.vector != target {
+                        vector(term.vector).withUnsafeBufferPointer { VectorMath.axpy(Float(term.coefficient), $0, out) }
+                    }
+                }
+                vectors[target] = result
+            case .fill(let target, let value):
+                vectors[target] = [Float](repeating: value, count: size)
+            case .dot(let a, let b):
+                dots.append(VectorMath.dot(vector(a), vector(b)))
+            case .adam(let update, let weights, let gradient, let firstMoment, let secondMoment):
+                var w = vector(weights)
+                var m = vector(firstMoment)
+                var v = vector(secondMoment)
+                let g = vector(gradient)
+                let b1 = Float(update.beta1)
+                let b2 = Float(update.beta2)
+                let correction1 = Float(1 - pow(update.beta1, Double(update.step)))
+                let correction2 = Float(1 - pow(update.beta2, Double(update.step)))
+                let rate = Float(update.learningRate)
+                let eps = Float(update.epsilon)
+                for i in w.indices {
+                    m[i] = b1 * m[i] + (1 - b1) * g[i]
+                    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+                    w[i] -= rate * (m[i] / correction1) / ((v[i] / correction2).squareRoot() + eps)
+                }
+                vectors[weights] = w
+                vectors[firstMoment] = m
+                vectors[secondMoment] = v
+            case .multiply(let target, let a, let b):
+                let x = vector(a)
+                let y = vector(b)
+                vectors[target] = (0..<size).map { x[$0] * y[$0] }
+            case .power(let target, let source, let scale, let shift, let exponent):
+                let x = vector(source)
+                let values = x.map { Float(pow(scale * Double($0) + shift, exponent)) }
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    throw RoleError(.numerical, "\(label): (\(scale)·\(x[bad]) + \(shift))^\(exponent) is not finite")
+                }
+                vectors[target] = values
+            }
+        }
+        return dots
+    }
+}
