@@ -108,7 +108,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "NewtonTransportTests", dependencies: ["NewtonTransport"]),
+        .testTarget(name: "NewtonTransportTests", dependencies: ["NewtonCore", "NewtonTraining", "NewtonProto", "NewtonTransport"]),
         .testTarget(name: "NewtonDriverTests", dependencies: ["NewtonCore", "NewtonTraining", "NewtonDriver"]),
         // Real processes of the built `newtonps` binary on loopback.
         .testTarget(

@@ -15,7 +15,7 @@ public enum DriverProcess {
         let metrics = TrainingMetrics()
         let runner = JobRunner(store: store, membership: membership, catalog: catalog, events: events, metrics: metrics)
         let service = DriverService(membership: membership, runner: runner, store: store, events: events, catalog: catalog)
-        let grpc = GRPCServerService(listen: listen, services: [service])
+        let grpc = GRPCServerService(listen: listen, services: [service], maxRequestBytes: WireSettings.maxDriverRequestBytes)
         let health = HealthServer(
             host: addresses.http.host, port: addresses.http.port,
             readiness: {

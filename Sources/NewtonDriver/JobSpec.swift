@@ -275,19 +275,7 @@ private struct SyntheticSpec {
     var seed: UInt64 = 1
 
     var problems: [String] {
-        var p = [String]()
-        if trainRows < 1 { p.append("synthetic train_rows must be at least 1, got \(trainRows)") }
-        if testRows < 0 { p.append("synthetic test_rows must be non-negative, got \(testRows)") }
-        if features < 1 { p.append("synthetic features must be at least 1, got \(features)") }
-        if classes < 2 { p.append("synthetic classes must be at least 2, got \(classes)") }
-        if classes > 100_000 { p.append("synthetic classes must be at most 100000, got \(classes)") }
-        let (rows, overflow) = trainRows.addingReportingOverflow(testRows)
-        if overflow || rows > 100_000_000 {
-            p.append("synthetic data must have at most 100000000 rows")
-        } else if features > 0, rows.multipliedReportingOverflow(by: features).overflow || rows * features > 1 << 30 {
-            p.append("synthetic data of \(rows) rows × \(features) features is too large (at most 2^30 values)")
-        }
-        return p
+        DataDescriptor.syntheticProblems(trainRows: trainRows, testRows: testRows, features: features, classes: classes)
     }
 }
 

@@ -50,10 +50,11 @@ final class BlockSolveSpace: KrylovSpace {
         _ = try vectors.run([.axpy(damping, x, y)])
     }
 
+    /// Between iterations the server's other requests get their turn.
     nonisolated(nonsending) func shouldStop() async throws -> Bool {
         if stopped() { return true }
         try Task.checkCancellation()
-        if iterationDelay > .zero { try await Task.sleep(for: iterationDelay) }
+        if iterationDelay > .zero { try await Task.sleep(for: iterationDelay) } else { await Task.yield() }
         return false
     }
 }

@@ -46,6 +46,9 @@ public actor ServerCore: ParameterServer {
     private var outputs: [Float] = []
     private let stoppedGeneration = Mutex(Int.min)
 
+    /// At most this many bytes of cached Jacobian slices and inputs on one server.
+    public static let maxJacobianBytes = 1 << 32
+
     public init(options: Options = Options()) {
         self.options = options
     }
@@ -142,8 +145,15 @@ public actor ServerCore: ParameterServer {
 
     public func beginJacobian(rows: Int) throws {
         let grid = try requireGrid()
-        guard rows > 0, rows * grid.spec.classes <= 1 << 26 else {
-            throw RoleError(.invalidRequest, "a Jacobian cache for \(rows) rows of \(grid.spec.classes) outputs is out of range")
+        // Per block: the inputs of its input group and the slices of its output group.
+        let floatsPerRow = blocks.reduce(0) { total, block in
+            total + grid.inputRange(block.id).count + grid.spec.classes * grid.outputRange(block.id).count
+        }
+        guard rows > 0, rows <= Self.maxJacobianBytes / 4 / max(floatsPerRow, 1) else {
+            throw RoleError(
+                .invalidRequest,
+                "a Jacobian cache for \(rows) rows needs \(floatsPerRow) floats a row on this server, over the cap of \(Self.maxJacobianBytes) bytes (ServerCore.maxJacobianBytes)"
+            )
         }
         for block in blocks {
             if let cache = block.jacobian, cache.rows == rows { continue }
@@ -197,6 +207,15 @@ public actor ServerCore: ParameterServer {
     }
 
     public func solveDiagonalBlock(_ request: BlockSolveRequest) async throws -> BlockSolveReport {
+        let cap = SecondOrderOptions.maxCGIterations
+        guard (0...cap).contains(request.maxIterations) else {
+            throw RoleError(
+                .invalidRequest,
+                "a block solve of \(request.maxIterations) iterations is outside 0...\(cap) (SecondOrderOptions.maxCGIterations)")
+        }
+        guard request.tolerance.isFinite, request.damping.isFinite, request.curvatureScale.isFinite else {
+            throw RoleError(.invalidRequest, "a block solve with a non-finite tolerance, damping or curvature scale")
+        }
         let block = try block(request.block)
         let space = BlockSolveSpace(
             rightHandSide: block.vector(request.rightHandSide), label: "block \(block.id)", cache: try cache(of: block),

@@ -324,7 +324,7 @@ private struct KeptIterates {
     }
 
     private mutating func keepCurrent(in space: some KrylovSpace) async throws {
-        let name = VectorName(rawValue: "cg-iterate-\(names.count)")
+        let name = VectorName.cgIterate(names.count)
         _ = try await space.run([.copy(.direction, to: name)])
         names.append(name)
     }
@@ -335,17 +335,4 @@ private func pow13(_ j: Int) -> Double {
     var x = 1.0
     for _ in 0..<j { x *= 1.3 }
     return x
-}
-
-extension VectorName {
-    /// The previous solve's solution (warm starts).
-    public static let previousDirection: VectorName = "previous-direction"
-    /// A random vector for probing curvature.
-    public static let probe: VectorName = "probe"
-    /// `Σ_r ∇ξ_r²`, the empirical Fisher diagonal of a batch.
-    static let squaredGradient: VectorName = "squared-gradient"
-    /// The inverse diagonal preconditioner `M⁻¹`.
-    static let inversePreconditioner: VectorName = "inverse-preconditioner"
-    /// Where the Newton part waits while a probe runs.
-    static let probeKept: VectorName = "probe-kept-direction"
 }

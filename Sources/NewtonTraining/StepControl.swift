@@ -7,13 +7,18 @@ public struct SecondOrderOptions: Sendable, Equatable {
     /// Levenberg–Marquardt damping and the Armijo line search.
     public var step = StepControl()
 
+    /// At most this many CG iterations per solve, on the driver or a server.
+    public static let maxCGIterations = 10_000
+
     public init() {}
 
     /// Every problem with these knobs, as messages naming the knob.
     public var problems: [String] {
         var p = [String]()
         if !(cgTolerance > 0 && cgTolerance < 1) { p.append("CG tolerance must be in (0, 1), got \(cgTolerance)") }
-        if cgMaxIterations < 1 { p.append("CG max iterations must be at least 1, got \(cgMaxIterations)") }
+        if !(1...Self.maxCGIterations).contains(cgMaxIterations) {
+            p.append("CG max iterations must be in 1...\(Self.maxCGIterations), got \(cgMaxIterations)")
+        }
         return p + step.problems
     }
 }

@@ -20,6 +20,40 @@ public struct VectorName: Hashable, Sendable, RawRepresentable, ExpressibleByStr
     public static let momentum: VectorName = "momentum"
     public static let adamFirstMoment: VectorName = "adam-m"
     public static let adamSecondMoment: VectorName = "adam-v"
+    /// A direction of negative curvature found by CG.
+    public static let negativeCurvature: VectorName = "negative-curvature"
+    /// The preconditioned residual `M⁻¹ r` of preconditioned CG.
+    public static let preconditionedResidual: VectorName = "preconditioned-residual"
+    /// BiCG-STAB's shadow residual r̂ and its v, s and t.
+    public static let shadowResidual: VectorName = "bicgstab-shadow"
+    public static let bicgstabV: VectorName = "bicgstab-v"
+    public static let bicgstabS: VectorName = "bicgstab-s"
+    public static let bicgstabT: VectorName = "bicgstab-t"
+    /// Hessian-free: the previous solve's solution (warm starts).
+    public static let previousDirection: VectorName = "previous-direction"
+    /// Hessian-free: a random vector for probing curvature.
+    public static let probe: VectorName = "probe"
+    /// Hessian-free: `Σ_r ∇ξ_r²`, the empirical Fisher diagonal of a batch.
+    public static let squaredGradient: VectorName = "squared-gradient"
+    /// Hessian-free: the inverse diagonal preconditioner `M⁻¹`.
+    public static let inversePreconditioner: VectorName = "inverse-preconditioner"
+    /// Hessian-free: where the Newton part waits while a probe runs.
+    public static let probeKept: VectorName = "probe-kept-direction"
+
+    /// How many CG iterates Hessian-free may keep for backtracking.
+    public static let maxKeptIterates = 64
+
+    /// The k-th CG iterate kept for backtracking, `k < maxKeptIterates`.
+    public static func cgIterate(_ k: Int) -> VectorName { VectorName(rawValue: "cg-iterate-\(k)") }
+
+    /// Every name the trainers use. A server reached over the network accepts
+    /// no other, so a request cannot make it allocate arbitrary vectors.
+    public static let known: Set<VectorName> = Set(
+        [
+            weights, gradient, direction, residual, conjugate, product, trial, momentum, adamFirstMoment, adamSecondMoment,
+            negativeCurvature, preconditionedResidual, shadowResidual, bicgstabV, bicgstabS, bicgstabT, previousDirection, probe,
+            squaredGradient, inversePreconditioner, probeKept,
+        ] + (0..<maxKeptIterates).map(cgIterate))
 }
 
 /// One term `coefficient · vector` of a linear combination.

@@ -7,11 +7,19 @@ import NewtonProto
 /// Transport settings for every newtonps gRPC connection. HTTP/2's default
 /// 64 KiB window throttles megabyte tensors to tens of MiB/s; these values
 /// follow the measurements in DESIGN.md (400–900 MiB/s on loopback).
-enum WireSettings {
+public enum WireSettings {
     static let windowSize = 16 << 20
     static let maxFrameSize = 1 << 20
-    /// Jacobian slices and gradients of a shard can run to tens of MB.
-    static let maxMessageBytes = 512 << 20
+    /// The largest message to or from a parameter server: Jacobian slices and
+    /// gradients of a shard can run to tens of MB.
+    public static let maxMessageBytes = 512 << 20
+    /// The largest request the driver accepts: job specs, membership and
+    /// worker results (a task's subsample outputs, |S| × n_L floats).
+    public static let maxDriverRequestBytes = 64 << 20
+    /// The largest job spec `SubmitJob` accepts.
+    public static let maxJobSpecBytes = 1 << 20
+    /// Concurrent streams one client connection may open on a server.
+    public static let maxConcurrentStreams = 256
 
     static var client: HTTP2ClientTransport.Posix.Config {
         .defaults { config in
@@ -25,15 +33,16 @@ enum WireSettings {
         }
     }
 
-    static var server: HTTP2ServerTransport.Posix.Config {
+    static func server(maxRequestBytes: Int) -> HTTP2ServerTransport.Posix.Config {
         .defaults { config in
+            config.http2.maxConcurrentStreams = maxConcurrentStreams
             config.http2.targetWindowSize = windowSize
             config.http2.maxFrameSize = maxFrameSize
             config.connection.flushCoalescing = nil
             config.connection.keepalive = .init(
                 time: .seconds(10), timeout: .seconds(5),
                 clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(5), allowWithoutCalls: true))
-            config.rpc.maxRequestPayloadSize = maxMessageBytes
+            config.rpc.maxRequestPayloadSize = maxRequestBytes
         }
     }
 

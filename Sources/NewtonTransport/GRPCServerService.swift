@@ -8,13 +8,16 @@ public struct GRPCServerService: Service {
     let server: GRPCServer<HTTP2ServerTransport.Posix>
     let transport: HTTP2ServerTransport.Posix
 
-    public init(listen: Endpoint, services: [any RegistrableRPCService]) {
+    /// - Parameter maxRequestBytes: the largest request any of `services`
+    ///   accepts; a larger one is refused before it is read whole.
+    public init(listen: Endpoint, services: [any RegistrableRPCService], maxRequestBytes: Int) {
+        let config = WireSettings.server(maxRequestBytes: maxRequestBytes)
         transport =
             listen.host.contains(":")
             ? HTTP2ServerTransport.Posix(
-                address: .ipv6(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: WireSettings.server)
+                address: .ipv6(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: config)
             : HTTP2ServerTransport.Posix(
-                address: .ipv4(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: WireSettings.server)
+                address: .ipv4(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: config)
         server = GRPCServer(transport: transport, services: services)
     }
 

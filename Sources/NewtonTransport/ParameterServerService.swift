@@ -34,14 +34,14 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
         try await serve("Read", request, context) {
             let blocks = request.blocks.map(Int.init)
             return Newtonps_V1_BlockTensors(
-                blocks: blocks, values: try await core.read(VectorName(rawValue: request.vector), blocks: blocks))
+                blocks: blocks, values: try await core.read(try VectorName(wire: request.vector), blocks: blocks))
         }
     }
 
     public func write(request: Newtonps_V1_WriteRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
         try await serve("Write", request, context) {
             let (blocks, values) = try request.values.decoded("write of \(request.vector)")
-            try await core.write(VectorName(rawValue: request.vector), blocks: blocks, values: values)
+            try await core.write(try VectorName(wire: request.vector), blocks: blocks, values: values)
             return Newtonps_V1_Empty()
         }
     }
@@ -62,7 +62,7 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
 
     public func beginSum(request: Newtonps_V1_BeginSumRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
         try await serve("BeginSum", request, context) {
-            try await core.beginSum(into: VectorName(rawValue: request.vector), shards: Int(request.shards))
+            try await core.beginSum(into: try VectorName(wire: request.vector), shards: Int(request.shards))
             return Newtonps_V1_Empty()
         }
     }
@@ -70,14 +70,14 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
     public func push(request: Newtonps_V1_PushRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
         try await serve("Push", request, context) {
             let (blocks, values) = try request.values.decoded("push of shard \(request.shard) into \(request.vector)")
-            try await core.push(into: VectorName(rawValue: request.vector), shard: Int(request.shard), blocks: blocks, values: values)
+            try await core.push(into: try VectorName(wire: request.vector), shard: Int(request.shard), blocks: blocks, values: values)
             return Newtonps_V1_Empty()
         }
     }
 
     public func finishSum(request: Newtonps_V1_FinishSumRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
         try await serve("FinishSum", request, context) {
-            try await core.finishSum(into: VectorName(rawValue: request.vector))
+            try await core.finishSum(into: try VectorName(wire: request.vector))
             return Newtonps_V1_Empty()
         }
     }
@@ -105,7 +105,7 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
         -> Newtonps_V1_BlockTensors
     {
         try await serve("JacobianProduct", request, context) {
-            let products = try await core.jacobianProduct(of: VectorName(rawValue: request.vector))
+            let products = try await core.jacobianProduct(of: try VectorName(wire: request.vector))
             return Newtonps_V1_BlockTensors(blocks: products.map(\.block), values: products.map(\.values))
         }
     }
@@ -114,7 +114,7 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
         -> Newtonps_V1_Empty
     {
         try await serve("JacobianTransposeProduct", request, context) {
-            try await core.jacobianTransposeProduct(try request.u.floats("u"), into: VectorName(rawValue: request.vector))
+            try await core.jacobianTransposeProduct(try request.u.floats("u"), into: try VectorName(wire: request.vector))
             return Newtonps_V1_Empty()
         }
     }
@@ -123,7 +123,7 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
         -> Newtonps_V1_BlockSolveReport
     {
         try await serve("SolveDiagonalBlock", request, context) {
-            try await core.solveDiagonalBlock(BlockSolveRequest(wire: request)).wire
+            try await core.solveDiagonalBlock(try BlockSolveRequest(wire: request)).wire
         }
     }
 

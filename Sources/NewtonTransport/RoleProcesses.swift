@@ -62,7 +62,8 @@ public enum ServerProcess {
             throw TransportError(.invalidRequest, "a server needs --listen and --driver")
         }
         let core = ServerCore(options: options)
-        let grpc = GRPCServerService(listen: listen, services: [ParameterServerService(core: core)])
+        let grpc = GRPCServerService(
+            listen: listen, services: [ParameterServerService(core: core)], maxRequestBytes: WireSettings.maxMessageBytes)
         let registered = Mutex(false)
         let health = HealthServer(
             host: addresses.http.host, port: addresses.http.port,

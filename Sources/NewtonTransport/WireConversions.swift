@@ -61,6 +61,16 @@ extension Newtonps_V1_BlockTensors {
     }
 }
 
+extension VectorName {
+    /// A vector name from a request: only the names the trainers use.
+    public init(wire name: String) throws {
+        self.init(rawValue: name)
+        guard VectorName.known.contains(self) else {
+            throw TransportError(.invalidRequest, "vector name '\(name.prefix(64))' is not one of the trainers' vectors (VectorName.known)")
+        }
+    }
+}
+
 extension PartitionGrid {
     public var wire: Newtonps_V1_PartitionGrid {
         var grid = Newtonps_V1_PartitionGrid()
@@ -146,13 +156,9 @@ extension DataDescriptor {
                     csvLabelColumn: Int(f.csvLabelColumn), csvHeader: f.hasCsvHeader ? f.csvHeader : nil),
                 scaling: scaling)
         case .synthetic(let s):
-            guard s.trainRows > 0, s.testRows >= 0, s.features > 0, s.classes > 1, s.classes <= 100_000,
-                s.trainRows + s.testRows <= 100_000_000, (s.trainRows + s.testRows) * Int64(s.features) <= 1 << 30
-            else {
-                throw TransportError(
-                    .invalidRequest,
-                    "synthetic data of \(s.trainRows)+\(s.testRows) rows, \(s.features) features, \(s.classes) classes is out of range")
-            }
+            let problems = DataDescriptor.syntheticProblems(
+                trainRows: Int(s.trainRows), testRows: Int(s.testRows), features: Int(s.features), classes: Int(s.classes))
+            guard problems.isEmpty else { throw TransportError(.invalidRequest, problems.joined(separator: "; ")) }
             self.init(
                 source: .synthetic(
                     trainRows: Int(s.trainRows), testRows: Int(s.testRows), features: Int(s.features),
@@ -221,11 +227,12 @@ extension VectorOp {
         switch wire.op {
         case .combine(let c):
             self = .combine(
-                target: VectorName(rawValue: c.target), terms: c.terms.map { VectorTerm($0.coefficient, VectorName(rawValue: $0.vector)) })
+                target: try VectorName(wire: c.target),
+                terms: try c.terms.map { VectorTerm($0.coefficient, try VectorName(wire: $0.vector)) })
         case .fill(let f):
-            self = .fill(target: VectorName(rawValue: f.target), value: f.value)
+            self = .fill(target: try VectorName(wire: f.target), value: f.value)
         case .dot(let d):
-            self = .dot(VectorName(rawValue: d.a), VectorName(rawValue: d.b))
+            self = .dot(try VectorName(wire: d.a), try VectorName(wire: d.b))
         case .adam(let a):
             guard a.step >= 1, a.step <= Int64(Int32.max) else {
                 throw TransportError(.invalidRequest, "Adam step \(a.step) is out of range")
@@ -238,13 +245,13 @@ extension VectorOp {
             }
             self = .adam(
                 AdamUpdate(learningRate: a.learningRate, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, step: Int(a.step)),
-                weights: VectorName(rawValue: a.weights), gradient: VectorName(rawValue: a.gradient),
-                firstMoment: VectorName(rawValue: a.firstMoment), secondMoment: VectorName(rawValue: a.secondMoment))
+                weights: try VectorName(wire: a.weights), gradient: try VectorName(wire: a.gradient),
+                firstMoment: try VectorName(wire: a.firstMoment), secondMoment: try VectorName(wire: a.secondMoment))
         case .multiply(let m):
-            self = .multiply(target: VectorName(rawValue: m.target), a: VectorName(rawValue: m.a), b: VectorName(rawValue: m.b))
+            self = .multiply(target: try VectorName(wire: m.target), a: try VectorName(wire: m.a), b: try VectorName(wire: m.b))
         case .power(let p):
             self = .power(
-                target: VectorName(rawValue: p.target), source: VectorName(rawValue: p.source), scale: p.scale, shift: p.shift,
+                target: try VectorName(wire: p.target), source: try VectorName(wire: p.source), scale: p.scale, shift: p.shift,
                 exponent: p.exponent)
         case nil:
             throw TransportError(.invalidRequest, "a vector op with no operation")
@@ -267,10 +274,10 @@ extension BlockSolveRequest {
         return r
     }
 
-    public init(wire r: Newtonps_V1_BlockSolveRequest) {
+    public init(wire r: Newtonps_V1_BlockSolveRequest) throws {
         self.init(
-            block: Int(r.block), generation: Int(r.generation), rightHandSide: VectorName(rawValue: r.rightHandSide),
-            solution: VectorName(rawValue: r.solution), residual: VectorName(rawValue: r.residual),
+            block: Int(r.block), generation: Int(r.generation), rightHandSide: try VectorName(wire: r.rightHandSide),
+            solution: try VectorName(wire: r.solution), residual: try VectorName(wire: r.residual),
             damping: r.damping, curvatureScale: r.curvatureScale, tolerance: r.tolerance,
             maxIterations: max(0, Int(r.maxIterations)))
     }
@@ -378,16 +385,16 @@ extension WorkerTask {
     public init(wire t: Newtonps_V1_WorkerTask) throws {
         let kind: Kind
         switch t.kind {
-        case .evaluate(let e): kind = .evaluate(point: VectorName(rawValue: e.point))
-        case .gradient(let g): kind = .gradient(point: VectorName(rawValue: g.point), into: VectorName(rawValue: g.into))
+        case .evaluate(let e): kind = .evaluate(point: try VectorName(wire: e.point))
+        case .gradient(let g): kind = .gradient(point: try VectorName(wire: g.point), into: try VectorName(wire: g.into))
         case .gaussNewton(let g):
             kind = .gaussNewton(
-                point: VectorName(rawValue: g.point), direction: VectorName(rawValue: g.direction), into: VectorName(rawValue: g.into))
-        case .jacobian(let j): kind = .jacobian(point: VectorName(rawValue: j.point))
+                point: try VectorName(wire: g.point), direction: try VectorName(wire: g.direction), into: try VectorName(wire: g.into))
+        case .jacobian(let j): kind = .jacobian(point: try VectorName(wire: j.point))
         case .hessian(let h):
             kind = .hessian(
-                point: VectorName(rawValue: h.point), direction: VectorName(rawValue: h.direction), into: VectorName(rawValue: h.into))
-        case .squaredGradient(let q): kind = .squaredGradient(point: VectorName(rawValue: q.point), into: VectorName(rawValue: q.into))
+                point: try VectorName(wire: h.point), direction: try VectorName(wire: h.direction), into: try VectorName(wire: h.into))
+        case .squaredGradient(let q): kind = .squaredGradient(point: try VectorName(wire: q.point), into: try VectorName(wire: q.into))
         case nil: throw TransportError(.invalidRequest, "a worker task with no kind")
         }
         self.init(kind: kind, shards: try t.shards.map(RowShard.init(wire:)))

@@ -189,7 +189,8 @@ struct BenchCommand: AsyncParsableCommand {
     /// a parameter server in this process, and the latency of an empty call.
     func measureWire() async throws -> [String: Double] {
         let service = GRPCServerService(
-            listen: Endpoint(host: "127.0.0.1", port: 0), services: [ParameterServerService(core: ServerCore())])
+            listen: Endpoint(host: "127.0.0.1", port: 0), services: [ParameterServerService(core: ServerCore())],
+            maxRequestBytes: WireSettings.maxMessageBytes)
         let serving = Task { try await service.run() }
         defer { serving.cancel() }
         let connection = try GRPCConnection(to: Endpoint(host: "127.0.0.1", port: try await service.boundPort))

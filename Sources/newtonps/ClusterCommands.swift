@@ -39,10 +39,10 @@ struct DriverAddress: ParsableArguments {
 
 struct DriverCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "driver", abstract: "Run the driver: membership, job store, job runner.")
-    @Option(help: "gRPC listen address (env NEWTONPS_LISTEN).")
-    var listen = environment("NEWTONPS_LISTEN", "0.0.0.0:7070")
-    @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP).")
-    var http = environment("NEWTONPS_HTTP", "0.0.0.0:9090")
+    @Option(help: "gRPC listen address (env NEWTONPS_LISTEN); loopback unless an address is given.")
+    var listen = environment("NEWTONPS_LISTEN", "127.0.0.1:7070")
+    @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP); loopback unless an address is given.")
+    var http = environment("NEWTONPS_HTTP", "127.0.0.1:9090")
     @Option(help: "SQLite job store (env NEWTONPS_STORE).")
     var store = environment("NEWTONPS_STORE", "newtonps-jobs.sqlite")
 
@@ -57,15 +57,15 @@ struct DriverCommand: AsyncParsableCommand {
 
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "server", abstract: "Run a parameter server.")
-    @Option(help: "gRPC listen address (env NEWTONPS_LISTEN).")
-    var listen = environment("NEWTONPS_LISTEN", "0.0.0.0:7071")
+    @Option(help: "gRPC listen address (env NEWTONPS_LISTEN); loopback unless an address is given.")
+    var listen = environment("NEWTONPS_LISTEN", "127.0.0.1:7071")
     @Option(
         help:
             "Address others use to reach this server (env NEWTONPS_ADVERTISE; default: the listen address, or this host's name when listening on 0.0.0.0)."
     )
     var advertise = environment("NEWTONPS_ADVERTISE", "")
-    @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP).")
-    var http = environment("NEWTONPS_HTTP", "0.0.0.0:9091")
+    @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP); loopback unless an address is given.")
+    var http = environment("NEWTONPS_HTTP", "127.0.0.1:9091")
     @OptionGroup var driver: DriverAddress
     @Option(help: "Straggler simulation: extra milliseconds per local CG iteration of block-diagonal solves.")
     var solveDelayMs = 0
@@ -87,8 +87,8 @@ struct ServerCommand: AsyncParsableCommand {
 
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "worker", abstract: "Run a stateless worker.")
-    @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP).")
-    var http = environment("NEWTONPS_HTTP", "0.0.0.0:9092")
+    @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP); loopback unless an address is given.")
+    var http = environment("NEWTONPS_HTTP", "127.0.0.1:9092")
     @OptionGroup var driver: DriverAddress
     @Option(help: "OpenBLAS threads (keep equal across workers for bit-identical results).")
     var blasThreads = 1

@@ -368,4 +368,19 @@ final class JobSpecTests: XCTestCase {
                 (error as? DriverError)?.message, "invalid job spec:\npartitions: layer 1 has 4 neurons and cannot be cut into 9 groups")
         }
     }
+
+    /// Sizes that would make the driver build ~10⁹ block ids or run CG for
+    /// 2³¹ iterations are problems of the spec, found in well under a second.
+    func testHostileSizesAreProblems() {
+        let clock = ContinuousClock.now
+        let lines = problems("synthetic: {}\nlayers: 1000000,998,2\npartitions: 1000000,998,2\ncg_max_iterations: 2147483648\n")
+        XCTAssertLessThan(ContinuousClock.now - clock, .seconds(1))
+        XCTAssertTrue(lines.contains { $0.contains("PartitionGrid.maxBlocks") }, lines.joined(separator: "\n"))
+        XCTAssertTrue(
+            lines.contains { $0.hasPrefix("cg_max_iterations (line 4): CG max iterations must be in 1...10000") },
+            lines.joined(separator: "\n"))
+        XCTAssertTrue(
+            problems("synthetic: {train_rows: 9223372036854775807, test_rows: 9223372036854775807}\n")
+                .contains { $0.contains("maxSyntheticRows") })
+    }
 }

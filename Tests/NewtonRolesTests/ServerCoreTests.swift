@@ -125,6 +125,21 @@ final class ServerCoreTests: XCTestCase {
         let next = try await server.solveDiagonalBlock(quick)
         XCTAssertEqual(next.iterations, 2, "a stop from the previous job leaked into this one")
     }
+
+    /// Sizes from a request are checked against the caps before anything is allocated.
+    func testHostileSizesAreRefusedBeforeAllocating() async throws {
+        let (server, _) = try await assignedServer()
+        await XCTAssertThrowsErrorAsync(try await server.beginJacobian(rows: Int.max / 2)) { message in
+            XCTAssertTrue(message.contains("ServerCore.maxJacobianBytes"), message)
+        }
+        try await server.beginJacobian(rows: 4)
+        let request = BlockSolveRequest(
+            block: 0, generation: 1, rightHandSide: .gradient, solution: .direction, residual: .residual, damping: 1,
+            curvatureScale: 1, tolerance: 0.1, maxIterations: 1 << 31)
+        await XCTAssertThrowsErrorAsync(try await server.solveDiagonalBlock(request)) { message in
+            XCTAssertTrue(message.contains("SecondOrderOptions.maxCGIterations"), message)
+        }
+    }
 }
 
 /// Asserts that `body` throws and hands the error's description to `check`.

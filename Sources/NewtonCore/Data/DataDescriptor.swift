@@ -44,6 +44,35 @@ public struct DataDescriptor: Sendable, Hashable, Codable {
     }
 }
 
+extension DataDescriptor {
+    /// At most this many synthetic rows (train + test).
+    public static let maxSyntheticRows = 100_000_000
+    /// At most this many synthetic classes.
+    public static let maxSyntheticClasses = 100_000
+    /// At most this many synthetic values (rows × features).
+    public static let maxSyntheticValues = 1 << 30
+
+    /// Every problem with synthetic-data parameters, each naming its cap;
+    /// computed without overflow for any input.
+    public static func syntheticProblems(trainRows: Int, testRows: Int, features: Int, classes: Int) -> [String] {
+        var p = [String]()
+        if trainRows < 1 { p.append("synthetic train_rows must be at least 1, got \(trainRows)") }
+        if testRows < 0 { p.append("synthetic test_rows must be non-negative, got \(testRows)") }
+        if features < 1 { p.append("synthetic features must be at least 1, got \(features)") }
+        if classes < 2 { p.append("synthetic classes must be at least 2, got \(classes)") }
+        if classes > maxSyntheticClasses { p.append("synthetic classes must be at most \(maxSyntheticClasses), got \(classes)") }
+        let (rows, overflow) = trainRows.addingReportingOverflow(testRows)
+        if overflow || rows > maxSyntheticRows {
+            p.append("synthetic data must have at most \(maxSyntheticRows) rows (maxSyntheticRows)")
+        } else if rows > 0, features > 0, rows.multipliedReportingOverflow(by: features).overflow || rows * features > maxSyntheticValues {
+            p.append(
+                "synthetic data of \(rows) rows × \(features) features is too large (at most \(maxSyntheticValues) values, maxSyntheticValues)"
+            )
+        }
+        return p
+    }
+}
+
 /// A job's training set and optional test set, already scaled, with the
 /// scaler fitted on the training rows (a saved model carries it).
 public struct TrainingData: Sendable {

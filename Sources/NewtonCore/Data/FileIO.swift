@@ -84,8 +84,12 @@ enum FileIO {
         CoreError(.io, "\(path): \(what): \(String(cString: strerror(errno)))")
     }
 
-    /// Inflates one or more concatenated gzip members.
-    private static func gunzip(_ input: [UInt8], path: String) throws -> [UInt8] {
+    /// At most this many bytes come out of a gzip file (a small file can
+    /// inflate without bound).
+    static let maxDecompressedBytes = 1 << 33
+
+    /// Inflates one or more concatenated gzip members, at most `limit` bytes.
+    static func gunzip(_ input: [UInt8], path: String, limit: Int = maxDecompressedBytes) throws -> [UInt8] {
         var stream = z_stream()
         guard inflateInit2_(&stream, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw CoreError(.io, "\(path): cannot start gzip decompression")
@@ -96,14 +100,19 @@ enum FileIO {
         // guess, capped by deflate's best possible ratio in case the file is corrupt.
         let trailerSize = input.suffix(4).reversed().reduce(0) { $0 << 8 | Int($1) }
         let guess = min(trailerSize, input.count * 1032)
-        var output = [UInt8](repeating: 0, count: max(guess, input.count * 2, 1 << 16))
+        var output = [UInt8](repeating: 0, count: min(max(guess, input.count * 2, 1 << 16), limit))
         var produced = 0
         var consumed = 0
 
         try input.withUnsafeBytes { inputBytes in
             let base = inputBytes.bindMemory(to: UInt8.self).baseAddress!
             while true {
-                if produced == output.count { output.append(contentsOf: repeatElement(0, count: output.count)) }
+                if produced == output.count {
+                    guard output.count < limit else {
+                        throw CoreError(.malformedData, "\(path): inflates to more than \(limit) bytes (FileIO.maxDecompressedBytes)")
+                    }
+                    output.append(contentsOf: repeatElement(0, count: min(output.count, limit - output.count)))
+                }
                 let inChunk = min(input.count - consumed, Int(Int32.max))
                 let outChunk = min(output.count - produced, Int(Int32.max))
                 stream.next_in = UnsafeMutablePointer(mutating: base + consumed)

@@ -3,6 +3,10 @@
 /// lines and anything after `#` are ignored, as are `qid:` tokens. Labels must
 /// be numbers. A training file has as many columns as its largest index.
 enum LIBSVMReader {
+    /// At most this many feature columns: rows are held dense, so a stray
+    /// index like 2147483647 would ask for gigabytes a row.
+    static let maxColumns = 1 << 20
+
     static func read(_ path: String, matching schema: TrainingSchema?) throws -> Dataset {
         var table = LabelTable()
         var rowStarts = [0]
@@ -49,6 +53,11 @@ enum LIBSVMReader {
                 guard index > 0 else { throw malformed("feature index 0 in '\(text.string(token))': indices start at 1") }
                 guard index > previous else {
                     throw malformed("feature index \(index) follows index \(previous): indices must be strictly increasing")
+                }
+                guard schema != nil || index <= maxColumns else {
+                    throw malformed(
+                        "feature index \(text.string(token.lowerBound..<cursor)) exceeds the cap of \(maxColumns) columns (LIBSVMReader.maxColumns)"
+                    )
                 }
                 guard index <= columnLimit else {
                     throw CoreError(

@@ -31,6 +31,10 @@ public struct PartitionGrid: Sendable, Equatable {
     /// Every block in canonical order.
     public let blocks: [BlockID]
 
+    /// At most this many blocks in a grid: every server, worker and the driver
+    /// keeps per-block state, so the count is capped before anything is built.
+    public static let maxBlocks = 1 << 16
+
     /// Cuts layer m's `n_m` neurons into `partitions[m]` groups as evenly as
     /// possible (the first groups get one extra neuron when it does not divide).
     public init(spec: NetworkSpec, partitions: [Int]) throws {
@@ -40,6 +44,7 @@ public struct PartitionGrid: Sendable, Equatable {
                 "partitions \(partitions) give \(partitions.count) layers of groups but the network \(spec.layerSizes) has \(spec.layerSizes.count) layers of neurons"
             )
         }
+        try Self.checkBlockCount(partitions)
         var sizes = [[Int]]()
         for (m, p) in partitions.enumerated() {
             let n = spec.layerSizes[m]
@@ -56,6 +61,7 @@ public struct PartitionGrid: Sendable, Equatable {
         guard groupSizes.count == spec.layerSizes.count else {
             throw CoreError(.invalidArgument, "group sizes for \(groupSizes.count) layers, network has \(spec.layerSizes.count)")
         }
+        try Self.checkBlockCount(groupSizes.map(\.count))
         var groups = [[Range<Int>]]()
         for (m, sizes) in groupSizes.enumerated() {
             guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }), sizes.reduce(0, +) == spec.layerSizes[m] else {
@@ -78,6 +84,19 @@ public struct PartitionGrid: Sendable, Equatable {
         self.spec = spec
         self.groups = groups
         self.blocks = blocks
+    }
+
+    /// Throws unless `Σ_m P_{m−1}·P_m ≤ maxBlocks` for groups per layer `counts`.
+    private static func checkBlockCount(_ counts: [Int]) throws {
+        var total = 0
+        for (before, after) in zip(counts, counts.dropFirst()) where before > 0 && after > 0 {
+            let (blocks, overflow) = before.multipliedReportingOverflow(by: after)
+            total = overflow ? Int.max : total.addingReportingOverflow(blocks).overflow ? Int.max : total + blocks
+            guard total <= maxBlocks else {
+                throw CoreError(
+                    .invalidArgument, "groups per layer \(counts.prefix(8)) make more than \(maxBlocks) blocks (PartitionGrid.maxBlocks)")
+            }
+        }
     }
 
     /// A grid with one block per layer.

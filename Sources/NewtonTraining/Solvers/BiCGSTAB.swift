@@ -68,10 +68,3 @@ public struct BiCGSTAB: Sendable {
         return SolveReport(iterations: iterations, outcome: rr.squareRoot() <= stop ? .converged : .iterationLimit)
     }
 }
-
-extension VectorName {
-    static let shadowResidual: VectorName = "bicgstab-shadow"
-    static let bicgstabV: VectorName = "bicgstab-v"
-    static let bicgstabS: VectorName = "bicgstab-s"
-    static let bicgstabT: VectorName = "bicgstab-t"
-}

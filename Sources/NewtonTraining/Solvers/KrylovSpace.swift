@@ -80,10 +80,3 @@ public struct SolveReport: Sendable, Equatable {
         self.negativeCurvature = negativeCurvature
     }
 }
-
-extension VectorName {
-    /// A direction of negative curvature found by CG.
-    public static let negativeCurvature: VectorName = "negative-curvature"
-    /// The preconditioned residual `M⁻¹ r` of preconditioned CG.
-    static let preconditionedResidual: VectorName = "preconditioned-residual"
-}

@@ -92,4 +92,23 @@ final class LIBSVMReaderTests: DataTestCase {
             try DataLoader.loadTraining(.libsvm(garbage))
         }
     }
+
+    /// Rows are dense, so an index like 2³¹ − 1 would ask for 8 GB a row.
+    func testFeatureIndexIsCapped() throws {
+        let path = try file("huge.svm", "1 2147483647:1\n")
+        XCTAssertThrowsError(try LIBSVMReader.read(path, matching: nil)) { error in
+            XCTAssertEqual((error as? CoreError)?.code, .malformedData)
+            XCTAssertTrue("\(error)".contains("huge.svm:1: feature index 2147483647 exceeds the cap of 1048576 columns"), "\(error)")
+        }
+    }
+
+    /// A small gzip file cannot inflate without bound.
+    func testDecompressedBytesAreCapped() throws {
+        let bomb = try XCTUnwrap(FileManager.default.contents(atPath: try gzipFile("zeros.gz", [UInt8](repeating: 0, count: 1 << 20))))
+        XCTAssertLessThan(bomb.count, 10_000)
+        XCTAssertThrowsError(try FileIO.gunzip(Array(bomb), path: "zeros.gz", limit: 1 << 16)) { error in
+            XCTAssertTrue("\(error)".contains("zeros.gz: inflates to more than 65536 bytes (FileIO.maxDecompressedBytes)"), "\(error)")
+        }
+        XCTAssertEqual(try FileIO.gunzip(Array(bomb), path: "zeros.gz").count, 1 << 20)
+    }
 }

@@ -34,4 +34,16 @@ final class PartitionGridTests: XCTestCase {
         }
         XCTAssertThrowsError(try PartitionGrid(spec: spec, groupSizes: [[7], [2, 2], [3]]))
     }
+
+    /// A grid of about 10⁹ blocks is refused by counting, before any block is made.
+    func testBlockCountIsCappedBeforeAnyBlockIsBuilt() throws {
+        let spec = try NetworkSpec(layerSizes: [1_000_000, 998, 2], activations: [.relu], loss: .crossEntropy)
+        let clock = ContinuousClock.now
+        XCTAssertThrowsError(try PartitionGrid(spec: spec, partitions: [1_000_000, 998, 2])) { error in
+            XCTAssertTrue("\(error)".contains("PartitionGrid.maxBlocks"), "\(error)")
+        }
+        XCTAssertThrowsError(
+            try PartitionGrid(spec: spec, groupSizes: [[Int](repeating: 1, count: 1_000_000), [Int](repeating: 1, count: 998), [1, 1]]))
+        XCTAssertLessThan(ContinuousClock.now - clock, .seconds(1))
+    }
 }
