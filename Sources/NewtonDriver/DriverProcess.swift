@@ -5,7 +5,9 @@ import ServiceLifecycle
 
 /// `newtonps driver`: membership, the job store and the job runner.
 public enum DriverProcess {
-    public static func run(_ addresses: RoleAddresses, storePath: String) async throws {
+    /// - Parameter token: required of every caller (job API and peers), and
+    ///   presented to the servers.
+    public static func run(_ addresses: RoleAddresses, storePath: String, token: ClusterToken?) async throws {
         guard let listen = addresses.listen else { throw DriverError(.invalidRequest, "a driver needs --listen") }
         let store = try JobStore(path: storePath)
         for id in try store.recoverAfterRestart() { announce("job \(id) was interrupted by a driver restart; marked failed") }
@@ -13,9 +15,10 @@ public enum DriverProcess {
         let catalog = DataCatalog()
         let events = JobEvents()
         let metrics = TrainingMetrics()
-        let runner = JobRunner(store: store, membership: membership, catalog: catalog, events: events, metrics: metrics)
+        let runner = JobRunner(store: store, membership: membership, catalog: catalog, events: events, metrics: metrics, token: token)
         let service = DriverService(membership: membership, runner: runner, store: store, events: events, catalog: catalog)
-        let grpc = GRPCServerService(listen: listen, services: [service], maxRequestBytes: WireSettings.maxDriverRequestBytes)
+        let grpc = GRPCServerService(
+            listen: listen, services: [service], maxRequestBytes: WireSettings.maxDriverRequestBytes, token: token)
         let health = HealthServer(
             host: addresses.http.host, port: addresses.http.port,
             readiness: {

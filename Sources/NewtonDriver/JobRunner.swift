@@ -22,6 +22,8 @@ public actor JobRunner: Service {
     public let metrics: TrainingMetrics
     /// How long a job waits for the servers and workers it asks for.
     public let clusterWait: Duration
+    /// Presented to the servers.
+    private let token: ClusterToken?
     private let logger = Logger(label: "newtonps.driver.jobs")
     private var queue: [String] = []
     /// Wakes `run()` when a job is queued.
@@ -32,8 +34,9 @@ public actor JobRunner: Service {
 
     public init(
         store: JobStore, membership: Membership, catalog: DataCatalog, events: JobEvents, metrics: TrainingMetrics,
-        clusterWait: Duration = .seconds(60)
+        token: ClusterToken?, clusterWait: Duration = .seconds(60)
     ) {
+        self.token = token
         self.store = store
         self.metrics = metrics
         self.membership = membership
@@ -99,7 +102,7 @@ public actor JobRunner: Service {
             let network = try spec.network(for: data.train)
             let grid = try spec.grid(for: network)
             let (servers, workers) = try await awaitCluster(spec)
-            connections = try servers.map { try GRPCConnection(to: $0.endpoint!) }
+            connections = try servers.map { try GRPCConnection(to: $0.endpoint!, token: token) }
             let remoteServers: [any ParameterServer] = connections.map { RemoteParameterServer(connection: $0, role: "driver") }
             let endpoints = servers.map { $0.endpoint! }
             let remoteWorkers: [any Worker] = workers.map { RemoteWorker(session: $0.session, serverEndpoints: endpoints) }

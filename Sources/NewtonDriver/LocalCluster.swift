@@ -16,6 +16,9 @@ public final class LocalCluster: Sendable {
     }
 
     public let driver: Member
+    /// The cluster token every process requires, and the file that holds it.
+    public let token: ClusterToken
+    public let tokenFile: String
     private let others: Mutex<[Member]>
     private let binary: URL
     private let host: String
@@ -25,15 +28,20 @@ public final class LocalCluster: Sendable {
     public var workers: [Member] { members.filter { $0.role == "worker" } }
 
     /// Starts a driver (with its job store at `store`, on `driverPort`, 0 for
-    /// any free port), then the servers and workers on free ports.
+    /// any free port), then the servers and workers on free ports. A fresh
+    /// cluster token is written to `store` + ".token" and given to every
+    /// process; clients need it too.
     public static func start(
         binary: URL, host: String = "127.0.0.1", driverPort: Int = 0, store: String, servers: Int, workers: Int,
         serverArguments: [String] = [], environment: [String: String] = [:]
     ) async throws -> LocalCluster {
+        let tokenFile = store + ".token"
+        let token = try ClusterToken.generate(into: tokenFile)
         let driver = try await launch(
             binary, role: "driver",
-            ["driver", "--listen", "\(host):\(driverPort)", "--http", "\(host):0", "--store", store], environment)
-        let cluster = LocalCluster(driver: driver, binary: binary, host: host)
+            ["driver", "--listen", "\(host):\(driverPort)", "--http", "\(host):0", "--store", store, "--token-file", tokenFile],
+            environment)
+        let cluster = LocalCluster(driver: driver, binary: binary, host: host, token: token, tokenFile: tokenFile)
         do {
             for _ in 0..<servers { try await cluster.addServer(arguments: serverArguments, environment: environment) }
             for _ in 0..<workers { try await cluster.addWorker(environment: environment) }
@@ -44,8 +52,10 @@ public final class LocalCluster: Sendable {
         return cluster
     }
 
-    private init(driver: Member, binary: URL, host: String) {
+    private init(driver: Member, binary: URL, host: String, token: ClusterToken, tokenFile: String) {
         self.driver = driver
+        self.token = token
+        self.tokenFile = tokenFile
         self.others = Mutex([])
         self.binary = binary
         self.host = host
@@ -57,7 +67,7 @@ public final class LocalCluster: Sendable {
             binary, role: "server",
             [
                 "server", "--listen", "\(host):0", "--http", "\(host):0",
-                "--driver", driver.grpc!.description,
+                "--driver", driver.grpc!.description, "--token-file", tokenFile,
             ] + arguments, environment)
         others.withLock { $0.append(member) }
         return member
@@ -66,7 +76,8 @@ public final class LocalCluster: Sendable {
     @discardableResult
     public func addWorker(environment: [String: String] = [:]) async throws -> Member {
         let member = try await Self.launch(
-            binary, role: "worker", ["worker", "--http", "\(host):0", "--driver", driver.grpc!.description], environment)
+            binary, role: "worker",
+            ["worker", "--http", "\(host):0", "--driver", driver.grpc!.description, "--token-file", tokenFile], environment)
         others.withLock { $0.append(member) }
         return member
     }

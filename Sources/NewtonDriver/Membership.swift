@@ -44,7 +44,9 @@ public actor Membership {
             throw DriverError(.invalidRequest, "unknown role '\(info.role)' (expected server or worker)")
         }
         counter += 1
-        let id = "\(info.role)-\(counter)"
+        // The random part keeps a caller from guessing another peer's id (and
+        // so its heartbeats or its worker session).
+        let id = "\(info.role)-\(counter)-\(String(UInt64.random(in: .min ... .max), radix: 16))"
         peers[id] = Peer(id: id, role: info.role, endpoint: endpoint, httpEndpoint: info.httpEndpoint, lastSeen: .now)
         order.append(id)
         return id

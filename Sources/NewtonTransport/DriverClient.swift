@@ -44,8 +44,8 @@ public final class DriverClient: Sendable {
     private let timeout: Duration
     private var client: Newtonps_V1_Driver.Client<HTTP2ClientTransport.Posix> { .init(wrapping: connection.client) }
 
-    public init(driver: Endpoint, timeout: Duration = .seconds(30)) throws {
-        self.connection = try GRPCConnection(to: driver)
+    public init(driver: Endpoint, token: ClusterToken?, timeout: Duration = .seconds(30)) throws {
+        self.connection = try GRPCConnection(to: driver, token: token)
         self.timeout = timeout
     }
 

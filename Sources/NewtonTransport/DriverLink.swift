@@ -9,6 +9,8 @@ import Synchronization
 public final class DriverLink: Sendable {
     public let driver: Endpoint
     public let connection: GRPCConnection
+    /// The cluster token this peer presents (to the driver and to servers).
+    public let token: ClusterToken?
     private let info: Newtonps_V1_PeerInfo
     private let state = Mutex<(peerID: String?, interval: Duration)>((nil, .seconds(1)))
     private let timeout: Duration = .seconds(5)
@@ -16,9 +18,10 @@ public final class DriverLink: Sendable {
     /// - Parameters:
     ///   - role: "server" or "worker".
     ///   - endpoint: where a server serves gRPC (nil for workers).
-    public init(driver: Endpoint, role: String, endpoint: Endpoint?, httpEndpoint: String) throws {
+    public init(driver: Endpoint, token: ClusterToken?, role: String, endpoint: Endpoint?, httpEndpoint: String) throws {
         self.driver = driver
-        self.connection = try GRPCConnection(to: driver)
+        self.token = token
+        self.connection = try GRPCConnection(to: driver, token: token)
         var info = Newtonps_V1_PeerInfo()
         info.role = role
         info.endpoint = endpoint?.description ?? ""

@@ -64,10 +64,11 @@ public final class GRPCConnection: Sendable {
     let client: GRPCClient<HTTP2ClientTransport.Posix>
     private let runner: Task<Void, Never>
 
-    public init(to endpoint: Endpoint) throws {
+    /// Connects to `endpoint`, presenting `token` with every call when given.
+    public init(to endpoint: Endpoint, token: ClusterToken?) throws {
         let transport = try HTTP2ClientTransport.Posix(
             target: .dns(host: endpoint.host, port: endpoint.port), transportSecurity: .plaintext, config: WireSettings.client)
-        let client = GRPCClient(transport: transport)
+        let client = GRPCClient(transport: transport, interceptors: token.map { [PresentClusterToken(token: $0)] } ?? [])
         self.endpoint = endpoint
         self.client = client
         // The connection's I/O runs for the object's lifetime (until close());
@@ -123,6 +124,8 @@ extension TransportError {
             self.init(.unreachable, "\(method) on \(peer) did not answer within its \(timeout) deadline")
         case .unavailable:
             self.init(.unreachable, "\(method) on \(peer): peer unavailable (\(rpc.message))")
+        case .unauthenticated:
+            self.init(.unauthenticated, "\(peer) refused \(method): \(rpc.message)")
         case .invalidArgument:
             self.init(.invalidRequest, "\(method) on \(peer) rejected the request: \(rpc.message)")
         case .failedPrecondition where method == "Register":

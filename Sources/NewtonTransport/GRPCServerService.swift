@@ -8,9 +8,11 @@ public struct GRPCServerService: Service {
     let server: GRPCServer<HTTP2ServerTransport.Posix>
     let transport: HTTP2ServerTransport.Posix
 
-    /// - Parameter maxRequestBytes: the largest request any of `services`
-    ///   accepts; a larger one is refused before it is read whole.
-    public init(listen: Endpoint, services: [any RegistrableRPCService], maxRequestBytes: Int) {
+    /// - Parameters:
+    ///   - maxRequestBytes: the largest request any of `services` accepts; a
+    ///     larger one is refused before it is read whole.
+    ///   - token: when given, every call must carry it (`unauthenticated` otherwise).
+    public init(listen: Endpoint, services: [any RegistrableRPCService], maxRequestBytes: Int, token: ClusterToken?) {
         let config = WireSettings.server(maxRequestBytes: maxRequestBytes)
         transport =
             listen.host.contains(":")
@@ -18,7 +20,8 @@ public struct GRPCServerService: Service {
                 address: .ipv6(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: config)
             : HTTP2ServerTransport.Posix(
                 address: .ipv4(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: config)
-        server = GRPCServer(transport: transport, services: services)
+        server = GRPCServer(
+            transport: transport, services: services, interceptors: token.map { [RequireClusterToken(token: $0)] } ?? [])
     }
 
     /// The port the server listens on (waits until it does).

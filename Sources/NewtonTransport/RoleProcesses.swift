@@ -57,13 +57,14 @@ public struct TaskService: Service {
 
 /// `newtonps server`: a parameter server process.
 public enum ServerProcess {
-    public static func run(_ addresses: RoleAddresses, options: ServerCore.Options = .init()) async throws {
+    /// - Parameter token: required of every caller, and presented to the driver.
+    public static func run(_ addresses: RoleAddresses, token: ClusterToken?, options: ServerCore.Options = .init()) async throws {
         guard let listen = addresses.listen, let driver = addresses.driver else {
             throw TransportError(.invalidRequest, "a server needs --listen and --driver")
         }
         let core = ServerCore(options: options)
         let grpc = GRPCServerService(
-            listen: listen, services: [ParameterServerService(core: core)], maxRequestBytes: WireSettings.maxMessageBytes)
+            listen: listen, services: [ParameterServerService(core: core)], maxRequestBytes: WireSettings.maxMessageBytes, token: token)
         let registered = Mutex(false)
         let health = HealthServer(
             host: addresses.http.host, port: addresses.http.port,
@@ -79,7 +80,8 @@ public enum ServerProcess {
                 )
             }
             announce("server listening on \(listen.host):\(port), advertised as \(advertised)")
-            let link = try DriverLink(driver: driver, role: "server", endpoint: advertised, httpEndpoint: addresses.http.description)
+            let link = try DriverLink(
+                driver: driver, token: token, role: "server", endpoint: advertised, httpEndpoint: addresses.http.description)
             let id = try await link.register()
             registered.withLock { $0 = true }
             announce("registered with driver \(driver) as \(id)")
@@ -91,9 +93,10 @@ public enum ServerProcess {
 
 /// `newtonps worker`: a stateless worker process.
 public enum WorkerProcess {
-    public static func run(_ addresses: RoleAddresses) async throws {
+    /// - Parameter token: presented to the driver and the servers.
+    public static func run(_ addresses: RoleAddresses, token: ClusterToken?) async throws {
         guard let driver = addresses.driver else { throw TransportError(.invalidRequest, "a worker needs --driver") }
-        let link = try DriverLink(driver: driver, role: "worker", endpoint: nil, httpEndpoint: addresses.http.description)
+        let link = try DriverLink(driver: driver, token: token, role: "worker", endpoint: nil, httpEndpoint: addresses.http.description)
         let agent = WorkerAgent(link: link)
         let health = HealthServer(
             host: addresses.http.host, port: addresses.http.port,

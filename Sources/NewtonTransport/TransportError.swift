@@ -13,12 +13,14 @@ public enum TransportErrorCode: String, ErrorCode {
     case remote = "remote failure"
     /// A peer speaks an incompatible protocol or version.
     case incompatible = "incompatible peer"
+    /// A peer refused the call for want of the cluster token.
+    case unauthenticated
 
     public var description: String { rawValue }
 
     public var blame: ErrorBlame {
         switch self {
-        case .invalidRequest: return .caller
+        case .invalidRequest, .unauthenticated: return .caller
         case .unreachable: return .unavailablePeer
         case .remote: return .receiver
         case .incompatible: return .incompatiblePeer

@@ -22,18 +22,52 @@ func parseEndpoint(_ text: String, option: String) throws -> Endpoint {
     }
 }
 
+/// `--token-file`: the cluster's shared secret, for every role and client.
+struct TokenOptions: ParsableArguments {
+    @Option(
+        help:
+            "File holding the cluster token: required of every caller, and presented to every peer (env NEWTONPS_TOKEN_FILE; `newtonps cluster` writes one next to its store)."
+    )
+    var tokenFile = environment("NEWTONPS_TOKEN_FILE", "")
+
+    /// The token, or nil without a file.
+    func load() throws -> ClusterToken? {
+        guard !tokenFile.isEmpty else { return nil }
+        do { return try ClusterToken(file: tokenFile) } catch { throw ValidationError("--token-file: \(error)") }
+    }
+
+    /// The token for a role that serves or joins a cluster; without one,
+    /// says on stderr that anyone who reaches it is let in.
+    func loadForRole(_ role: String) throws -> ClusterToken? {
+        let token = try load()
+        if token == nil {
+            FileHandle.standardError.write(
+                Data("newtonps \(role): no --token-file: every caller that can reach this process is let in\n".utf8))
+        }
+        return token
+    }
+}
+
 /// `--driver`, shared by every command that talks to a driver.
 struct DriverAddress: ParsableArguments {
     @Option(help: "The driver's gRPC address (env NEWTONPS_DRIVER).")
     var driver = environment("NEWTONPS_DRIVER", "127.0.0.1:7070")
+    @OptionGroup var token: TokenOptions
 
     var endpoint: Endpoint { get throws { try parseEndpoint(driver, option: "driver") } }
 
     /// Runs `body` with a client connected to the driver, then disconnects.
+    /// A call the driver refuses for the token says so plainly.
     func withClient<T>(_ body: (DriverClient) async throws -> T) async throws -> T {
-        let client = try DriverClient(driver: try endpoint)
+        let client = try DriverClient(driver: try endpoint, token: try token.load())
         defer { client.close() }
-        return try await body(client)
+        do {
+            return try await body(client)
+        } catch let error as TransportError where error.code == .unauthenticated {
+            throw ValidationError(
+                "the driver at \(driver) refused the call: \(token.tokenFile.isEmpty ? "no token given" : "wrong token in \(token.tokenFile)"); give the cluster's token with --token-file or NEWTONPS_TOKEN_FILE"
+            )
+        }
     }
 }
 
@@ -45,13 +79,14 @@ struct DriverCommand: AsyncParsableCommand {
     var http = environment("NEWTONPS_HTTP", "127.0.0.1:9090")
     @Option(help: "SQLite job store (env NEWTONPS_STORE).")
     var store = environment("NEWTONPS_STORE", "newtonps-jobs.sqlite")
+    @OptionGroup var token: TokenOptions
 
     func run() async throws {
         BLAS.threads = 1
         try await DriverProcess.run(
             RoleAddresses(
                 listen: try parseEndpoint(listen, option: "listen"), advertise: nil,
-                http: try parseEndpoint(http, option: "http"), driver: nil), storePath: store)
+                http: try parseEndpoint(http, option: "http"), driver: nil), storePath: store, token: try token.loadForRole("driver"))
     }
 }
 
@@ -81,7 +116,7 @@ struct ServerCommand: AsyncParsableCommand {
             RoleAddresses(
                 listen: listen, advertise: advertised, http: try parseEndpoint(http, option: "http"),
                 driver: try driver.endpoint),
-            options: .init(solveIterationDelay: .milliseconds(solveDelayMs)))
+            token: try driver.token.loadForRole("server"), options: .init(solveIterationDelay: .milliseconds(solveDelayMs)))
     }
 }
 
@@ -98,7 +133,7 @@ struct WorkerCommand: AsyncParsableCommand {
         try await WorkerProcess.run(
             RoleAddresses(
                 listen: nil, advertise: nil, http: try parseEndpoint(http, option: "http"),
-                driver: try driver.endpoint))
+                driver: try driver.endpoint), token: try driver.token.loadForRole("worker"))
     }
 }
 
@@ -243,7 +278,8 @@ struct LocalClusterCommand: AsyncParsableCommand {
         for member in cluster.members {
             print("\(member.role) pid \(member.process.pid): \(member.grpc.map { "grpc \($0), " } ?? "")http \(member.http)")
         }
-        print("submit jobs with: newtonps submit JOB.yaml --driver \(cluster.driver.grpc!)")
+        print("cluster token: \(cluster.tokenFile)")
+        print("submit jobs with: newtonps submit JOB.yaml --driver \(cluster.driver.grpc!) --token-file \(cluster.tokenFile)")
         try await waitForTerminationSignal()
         print("stopping…")
         cluster.stop()

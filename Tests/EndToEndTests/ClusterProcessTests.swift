@@ -79,7 +79,7 @@ final class ClusterProcessTests: XCTestCase {
     func testClusterMatchesEmbeddedRunWithOneTwoAndThreeWorkers() async throws {
         let cluster = try await startCluster(servers: 2, workers: 3)
         defer { cluster.stop() }
-        let client = try DriverClient(driver: cluster.driver.grpc!)
+        let client = try DriverClient(driver: cluster.driver.grpc!, token: cluster.token)
         defer { client.close() }
         let reference = try await embeddedObjectives()
         for workers in [2, 1, 3] {
@@ -102,7 +102,7 @@ final class ClusterProcessTests: XCTestCase {
     func testJobStoreSurvivesDriverRestartAndBadSpecsAreRejected() async throws {
         let store = directory.appendingPathComponent("jobs.sqlite").path
         var cluster: LocalCluster? = try await startCluster(servers: 1, workers: 1)
-        var client = try DriverClient(driver: cluster!.driver.grpc!)
+        var client = try DriverClient(driver: cluster!.driver.grpc!, token: cluster!.token)
         let (done, _) = try await runToEnd(client, spec())
         XCTAssertEqual(done.state, "succeeded", done.error)
 
@@ -121,7 +121,7 @@ final class ClusterProcessTests: XCTestCase {
 
         let restarted = try await LocalCluster.start(binary: Self.binary, store: store, servers: 0, workers: 0)
         defer { restarted.stop() }
-        client = try DriverClient(driver: restarted.driver.grpc!)
+        client = try DriverClient(driver: restarted.driver.grpc!, token: restarted.token)
         defer { client.close() }
         let jobs = try await client.jobs()
         XCTAssertEqual(jobs.map(\.id), [done.id])
@@ -143,7 +143,7 @@ final class ClusterProcessTests: XCTestCase {
             XCTAssertEqual(metrics.status, 200, member.role)
         }
         let before = try await httpGet(cluster.driver.http, "/metrics").body
-        let client = try DriverClient(driver: cluster.driver.grpc!)
+        let client = try DriverClient(driver: cluster.driver.grpc!, token: cluster.token)
         defer { client.close() }
         _ = try await runToEnd(client, spec())
         let after = try await httpGet(cluster.driver.http, "/metrics").body
@@ -159,7 +159,7 @@ final class ClusterProcessTests: XCTestCase {
         let cluster = try await startCluster(servers: 1, workers: 1)
         defer { cluster.stop() }
         try await cluster.addServer(arguments: ["--solve-delay-ms", "200"])
-        let client = try DriverClient(driver: cluster.driver.grpc!)
+        let client = try DriverClient(driver: cluster.driver.grpc!, token: cluster.token)
         defer { client.close() }
         let clock = ContinuousClock.now
         let (info, records) = try await runToEnd(
@@ -171,9 +171,51 @@ final class ClusterProcessTests: XCTestCase {
         XCTAssertLessThan(ContinuousClock.now - clock, .seconds(30))
     }
 
+    /// Every process requires the cluster token: the job API, registration
+    /// and the parameter servers refuse a caller without it or with another.
+    func testCallsWithoutTheClusterTokenAreRefused() async throws {
+        let cluster = try await startCluster(servers: 1, workers: 0)
+        defer { cluster.stop() }
+        let wrongFile = directory.appendingPathComponent("wrong.token").path
+        for token in [nil, try ClusterToken.generate(into: wrongFile)] {
+            let client = try DriverClient(driver: cluster.driver.grpc!, token: token)
+            defer { client.close() }
+            do {
+                _ = try await client.submit(yaml: spec())
+                XCTFail("a job was accepted without the cluster token")
+            } catch let error as TransportError {
+                XCTAssertEqual(error.code, .unauthenticated, "\(error)")
+            }
+            let link = try DriverLink(driver: cluster.driver.grpc!, token: token, role: "worker", endpoint: nil, httpEndpoint: "-")
+            let connection = try GRPCConnection(to: cluster.servers[0].grpc!, token: token)
+            defer { connection.close() }
+            for (what, call) in [
+                ("registration", { _ = try await link.register() }),
+                ("a parameter-server call", { _ = try await RemoteParameterServer(connection: connection, role: "test").run([]) }),
+            ] as [(String, () async throws -> Void)] {
+                do {
+                    try await call()
+                    XCTFail("\(what) was accepted without the cluster token")
+                } catch let error as TransportError {
+                    XCTAssertEqual(error.code, .unauthenticated, "\(what): \(error)")
+                }
+            }
+        }
+        let client = try DriverClient(driver: cluster.driver.grpc!, token: cluster.token)
+        defer { client.close() }
+        let jobs = try await client.jobs()
+        XCTAssertEqual(jobs.count, 0)
+
+        // The CLI says what is wrong and what to do.
+        let cli = try ManagedProcess(Self.binary, ["jobs", "--driver", cluster.driver.grpc!.description])
+        while cli.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        XCTAssertNotEqual(cli.exitStatus, 0)
+        XCTAssertTrue(cli.output.contains("refused the call: no token given"), cli.output)
+    }
+
     func testCallToADeadPeerFailsWithinItsDeadline() async throws {
         let listener = try ListeningSocket()  // a port that accepts TCP but never speaks HTTP/2
-        let connection = try GRPCConnection(to: Endpoint(host: "127.0.0.1", port: listener.port))
+        let connection = try GRPCConnection(to: Endpoint(host: "127.0.0.1", port: listener.port), token: nil)
         defer { connection.close() }
         var timeouts = RemoteParameterServer.Timeouts()
         timeouts.standard = .milliseconds(500)
@@ -187,7 +229,7 @@ final class ClusterProcessTests: XCTestCase {
         }
         XCTAssertLessThan(ContinuousClock.now - clock, .seconds(3))
 
-        let closed = try GRPCConnection(to: Endpoint(host: "127.0.0.1", port: try ListeningSocket.freePort()))
+        let closed = try GRPCConnection(to: Endpoint(host: "127.0.0.1", port: try ListeningSocket.freePort()), token: nil)
         defer { closed.close() }
         do {
             _ = try await RemoteParameterServer(connection: closed, role: "test", timeouts: timeouts).run([])
