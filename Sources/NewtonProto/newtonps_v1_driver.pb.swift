@@ -276,6 +276,9 @@ public nonisolated struct Newtonps_V1_WorkerTask: Sendable {
 
   public var shards: [Newtonps_V1_RowShard] = []
 
+  /// The round of the sum (or Jacobian cache) the task's pushes belong to.
+  public var round: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -1123,7 +1126,7 @@ nonisolated extension Newtonps_V1_WorkerJob: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Newtonps_V1_WorkerTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerTask"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}evaluate\0\u{1}gradient\0\u{3}gauss_newton\0\u{1}jacobian\0\u{1}shards\0\u{1}hessian\0\u{3}squared_gradient\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}evaluate\0\u{1}gradient\0\u{3}gauss_newton\0\u{1}jacobian\0\u{1}shards\0\u{1}hessian\0\u{3}squared_gradient\0\u{1}round\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1210,6 +1213,7 @@ nonisolated extension Newtonps_V1_WorkerTask: SwiftProtobuf.Message, SwiftProtob
           self.kind = .squaredGradient(v)
         }
       }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
       default: break
       }
     }
@@ -1253,12 +1257,16 @@ nonisolated extension Newtonps_V1_WorkerTask: SwiftProtobuf.Message, SwiftProtob
     }()
     default: break
     }
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Newtonps_V1_WorkerTask, rhs: Newtonps_V1_WorkerTask) -> Bool {
     if lhs.kind != rhs.kind {return false}
     if lhs.shards != rhs.shards {return false}
+    if lhs.round != rhs.round {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -342,6 +342,9 @@ public nonisolated struct Newtonps_V1_BeginSumRequest: Sendable {
 
   public var shards: Int32 = 0
 
+  /// The coordinator's number for this sum; pushes must name it.
+  public var round: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -364,6 +367,11 @@ public nonisolated struct Newtonps_V1_PushRequest: Sendable {
   public var hasValues: Bool {self._values != nil}
   /// Clears the value of `values`. Subsequent reads from it will return its default value.
   public mutating func clearValues() {self._values = nil}
+
+  /// The job and round of the sum this push belongs to; any other is stale.
+  public var jobID: String = String()
+
+  public var round: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -391,6 +399,8 @@ public nonisolated struct Newtonps_V1_BeginJacobianRequest: Sendable {
 
   public var rows: Int32 = 0
 
+  public var round: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -417,6 +427,10 @@ public nonisolated struct Newtonps_V1_PushJacobianRequest: Sendable {
   public var hasOutputs: Bool {self._outputs != nil}
   /// Clears the value of `outputs`. Subsequent reads from it will return its default value.
   public mutating func clearOutputs() {self._outputs = nil}
+
+  public var jobID: String = String()
+
+  public var round: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1211,7 +1225,7 @@ nonisolated extension Newtonps_V1_RunResponse: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Newtonps_V1_BeginSumRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BeginSumRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}shards\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}shards\0\u{1}round\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1221,6 +1235,7 @@ nonisolated extension Newtonps_V1_BeginSumRequest: SwiftProtobuf.Message, SwiftP
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.vector) }()
       case 2: try { try decoder.decodeSingularInt32Field(value: &self.shards) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
       default: break
       }
     }
@@ -1233,12 +1248,16 @@ nonisolated extension Newtonps_V1_BeginSumRequest: SwiftProtobuf.Message, SwiftP
     if self.shards != 0 {
       try visitor.visitSingularInt32Field(value: self.shards, fieldNumber: 2)
     }
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Newtonps_V1_BeginSumRequest, rhs: Newtonps_V1_BeginSumRequest) -> Bool {
     if lhs.vector != rhs.vector {return false}
     if lhs.shards != rhs.shards {return false}
+    if lhs.round != rhs.round {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1246,7 +1265,7 @@ nonisolated extension Newtonps_V1_BeginSumRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Newtonps_V1_PushRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PushRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}shard\0\u{1}values\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}shard\0\u{1}values\0\u{3}job_id\0\u{1}round\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1257,6 +1276,8 @@ nonisolated extension Newtonps_V1_PushRequest: SwiftProtobuf.Message, SwiftProto
       case 1: try { try decoder.decodeSingularStringField(value: &self.vector) }()
       case 2: try { try decoder.decodeSingularInt32Field(value: &self.shard) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._values) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
       default: break
       }
     }
@@ -1276,6 +1297,12 @@ nonisolated extension Newtonps_V1_PushRequest: SwiftProtobuf.Message, SwiftProto
     try { if let v = self._values {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     } }()
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 4)
+    }
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1283,6 +1310,8 @@ nonisolated extension Newtonps_V1_PushRequest: SwiftProtobuf.Message, SwiftProto
     if lhs.vector != rhs.vector {return false}
     if lhs.shard != rhs.shard {return false}
     if lhs._values != rhs._values {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.round != rhs.round {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1320,7 +1349,7 @@ nonisolated extension Newtonps_V1_FinishSumRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Newtonps_V1_BeginJacobianRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BeginJacobianRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0\u{1}round\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1329,6 +1358,7 @@ nonisolated extension Newtonps_V1_BeginJacobianRequest: SwiftProtobuf.Message, S
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularInt32Field(value: &self.rows) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
       default: break
       }
     }
@@ -1338,11 +1368,15 @@ nonisolated extension Newtonps_V1_BeginJacobianRequest: SwiftProtobuf.Message, S
     if self.rows != 0 {
       try visitor.visitSingularInt32Field(value: self.rows, fieldNumber: 1)
     }
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Newtonps_V1_BeginJacobianRequest, rhs: Newtonps_V1_BeginJacobianRequest) -> Bool {
     if lhs.rows != rhs.rows {return false}
+    if lhs.round != rhs.round {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1350,7 +1384,7 @@ nonisolated extension Newtonps_V1_BeginJacobianRequest: SwiftProtobuf.Message, S
 
 nonisolated extension Newtonps_V1_PushJacobianRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PushJacobianRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}row_offset\0\u{1}blocks\0\u{1}inputs\0\u{1}slices\0\u{1}outputs\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}row_offset\0\u{1}blocks\0\u{1}inputs\0\u{1}slices\0\u{1}outputs\0\u{3}job_id\0\u{1}round\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1363,6 +1397,8 @@ nonisolated extension Newtonps_V1_PushJacobianRequest: SwiftProtobuf.Message, Sw
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.inputs) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.slices) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._outputs) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
       default: break
       }
     }
@@ -1388,6 +1424,12 @@ nonisolated extension Newtonps_V1_PushJacobianRequest: SwiftProtobuf.Message, Sw
     try { if let v = self._outputs {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 6)
+    }
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1397,6 +1439,8 @@ nonisolated extension Newtonps_V1_PushJacobianRequest: SwiftProtobuf.Message, Sw
     if lhs.inputs != rhs.inputs {return false}
     if lhs.slices != rhs.slices {return false}
     if lhs._outputs != rhs._outputs {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.round != rhs.round {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

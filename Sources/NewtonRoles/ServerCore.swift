@@ -32,6 +32,7 @@ public actor ServerCore: ParameterServer {
 
     /// A sum of pushed contributions, added strictly in shard order.
     private struct RunningSum {
+        var round: PushRound
         var expected: Int
         var next = 0
         var pending: [Int: [[Float]]] = [:]
@@ -40,6 +41,10 @@ public actor ServerCore: ParameterServer {
 
     private let options: Options
     private var grid: PartitionGrid?
+    /// The assigned job; pushes name it.
+    private var jobID = ""
+    /// The round of the Jacobian cache being filled.
+    private var jacobianRound: PushRound?
     private var blocks: [Block] = []
     private var position: [Int: Int] = [:]
     private var sums: [VectorName: RunningSum] = [:]
@@ -78,6 +83,8 @@ public actor ServerCore: ParameterServer {
             owned.append(block)
         }
         self.grid = grid
+        self.jobID = assignment.jobID
+        self.jacobianRound = nil
         self.blocks = owned
         self.position = Dictionary(uniqueKeysWithValues: owned.enumerated().map { ($1.index, $0) })
         self.sums = [:]
@@ -99,14 +106,19 @@ public actor ServerCore: ParameterServer {
         try blocks.map { block in BlockDots(block: block.index, values: try block.vectors.run(program)) }
     }
 
-    public func beginSum(into vector: VectorName, shards: Int) throws {
+    public func beginSum(into vector: VectorName, shards: Int, round: Int) throws {
         guard shards >= 0 else { throw RoleError(.invalidRequest, "a sum over \(shards) shards") }
-        sums[vector] = RunningSum(expected: shards, total: blocks.map { [Float](repeating: 0, count: $0.size) })
+        sums[vector] = RunningSum(
+            round: PushRound(job: jobID, round: round), expected: shards, total: blocks.map { [Float](repeating: 0, count: $0.size) })
     }
 
-    public func push(into vector: VectorName, shard: Int, blocks pushed: [Int], values: [[Float]]) throws {
+    public func push(into vector: VectorName, round: PushRound, shard: Int, blocks pushed: [Int], values: [[Float]]) throws {
         guard var sum = sums[vector] else {
             throw RoleError(.invalidRequest, "push of shard \(shard) into \(vector), which has no sum in progress")
+        }
+        guard round == sum.round else {
+            throw RoleError(
+                .invalidRequest, "stale push of shard \(shard) into \(vector) for \(round); the sum in progress is \(sum.round)")
         }
         guard shard >= 0, shard < sum.expected else {
             throw RoleError(.invalidRequest, "push of shard \(shard) into \(vector), whose sum expects shards 0..<\(sum.expected)")
@@ -143,7 +155,7 @@ public actor ServerCore: ParameterServer {
         for (block, total) in zip(blocks, sum.total) { block.vectors[vector] = total }
     }
 
-    public func beginJacobian(rows: Int) throws {
+    public func beginJacobian(rows: Int, round: Int) throws {
         let grid = try requireGrid()
         // Per block: the inputs of its input group and the slices of its output group.
         let floatsPerRow = blocks.reduce(0) { total, block in
@@ -164,11 +176,19 @@ public actor ServerCore: ParameterServer {
                 hasBias: grid.hasBias(block.id))
         }
         outputs = [Float](repeating: 0, count: rows * grid.spec.classes)
+        jacobianRound = PushRound(job: jobID, round: round)
     }
 
-    public func pushJacobian(rowOffset: Int, blocks pushed: [Int], inputs: [[Float]], slices: [[Float]], outputs newOutputs: [Float]) throws
-    {
+    public func pushJacobian(
+        round: PushRound, rowOffset: Int, blocks pushed: [Int], inputs: [[Float]], slices: [[Float]], outputs newOutputs: [Float]
+    ) throws {
         let grid = try requireGrid()
+        guard round == jacobianRound else {
+            throw RoleError(
+                .invalidRequest,
+                "stale Jacobian push for rows from \(rowOffset) for \(round); the cache being filled is \(jacobianRound.map(String.init(describing:)) ?? "none")"
+            )
+        }
         guard pushed == ownedBlocks, inputs.count == pushed.count, slices.count == pushed.count else {
             throw RoleError(
                 .invalidRequest,

@@ -42,6 +42,7 @@ public actor WorkerCore: Worker {
 
     public func run(_ task: WorkerTask) async throws -> [ShardResult] {
         guard let job, let data else { throw RoleError(.invalidRequest, "worker has no job; prepare must come first") }
+        let round = PushRound(job: job.jobID, round: task.round)
         switch task.kind {
         case .evaluate(let point):
             let kernels = RowKernels(parameters: try await pull(point, job))
@@ -58,16 +59,18 @@ public actor WorkerCore: Worker {
                 let (inputs, labels) = try rows(of: shard, in: data)
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
                 let (loss, gradient) = kernels.lossAndGradient(pass, labels: labels)
-                try await pushBlocks(gradient, into: target, shard: shard.index, job)
+                try await pushBlocks(gradient, into: target, round: round, shard: shard.index, job)
                 results.append(ShardResult(shard: shard.index, loss: loss, correct: kernels.correctCount(pass, labels: labels)))
             }
             return results
         case .gaussNewton(let point, let direction, let target):
-            return try await pushProducts(at: point, along: direction, into: target, task.shards, job, data) { kernels, pass, _, v in
+            return try await pushProducts(at: point, along: direction, into: target, round: round, task.shards, job, data) {
+                kernels, pass, _, v in
                 kernels.gaussNewtonProduct(pass, direction: v)
             }
         case .hessian(let point, let direction, let target):
-            return try await pushProducts(at: point, along: direction, into: target, task.shards, job, data) { kernels, pass, labels, v in
+            return try await pushProducts(at: point, along: direction, into: target, round: round, task.shards, job, data) {
+                kernels, pass, labels, v in
                 kernels.hessianProduct(pass, labels: labels, direction: v)
             }
         case .squaredGradient(let point, let target):
@@ -76,7 +79,7 @@ public actor WorkerCore: Worker {
             for shard in task.shards {
                 let (inputs, labels) = try rows(of: shard, in: data)
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
-                try await pushBlocks(kernels.squaredGradientSum(pass, labels: labels), into: target, shard: shard.index, job)
+                try await pushBlocks(kernels.squaredGradientSum(pass, labels: labels), into: target, round: round, shard: shard.index, job)
                 results.append(ShardResult(shard: shard.index, loss: 0, correct: 0))
             }
             return results
@@ -86,7 +89,7 @@ public actor WorkerCore: Worker {
             for shard in task.shards {
                 let (inputs, labels) = try rows(of: shard, in: data)
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
-                try await pushJacobian(pass, slices: kernels.jacobianSlices(pass), offset: shard.offset, job)
+                try await pushJacobian(pass, slices: kernels.jacobianSlices(pass), offset: shard.offset, round: round, job)
                 results.append(
                     ShardResult(
                         shard: shard.index, loss: kernels.loss(pass, labels: labels),
@@ -99,7 +102,8 @@ public actor WorkerCore: Worker {
     /// Computes a curvature product along `direction` on each shard and
     /// pushes it into `target` on the block owners.
     private func pushProducts(
-        at point: VectorName, along direction: VectorName, into target: VectorName, _ shards: [RowShard], _ job: WorkerJob,
+        at point: VectorName, along direction: VectorName, into target: VectorName, round: PushRound, _ shards: [RowShard],
+        _ job: WorkerJob,
         _ data: TrainingData, _ product: (RowKernels, ForwardPass, [Int32], DenseParameters) -> DenseParameters
     ) async throws -> [ShardResult] {
         async let pulledDirection = pull(direction, job)
@@ -109,7 +113,7 @@ public actor WorkerCore: Worker {
         for shard in shards {
             let (inputs, labels) = try rows(of: shard, in: data)
             let pass = kernels.forward(inputs: inputs, rows: labels.count)
-            try await pushBlocks(product(kernels, pass, labels, v), into: target, shard: shard.index, job)
+            try await pushBlocks(product(kernels, pass, labels, v), into: target, round: round, shard: shard.index, job)
             results.append(ShardResult(shard: shard.index, loss: 0, correct: 0))
         }
         return results
@@ -142,17 +146,19 @@ public actor WorkerCore: Worker {
     }
 
     /// Splits a dense result into blocks and pushes each server its own.
-    private func pushBlocks(_ dense: DenseParameters, into target: VectorName, shard: Int, _ job: WorkerJob) async throws {
+    private func pushBlocks(_ dense: DenseParameters, into target: VectorName, round: PushRound, shard: Int, _ job: WorkerJob)
+        async throws
+    {
         try await forEachServer(job) { s, server, owned in
             try await server.push(
-                into: target, shard: shard, blocks: owned,
+                into: target, round: round, shard: shard, blocks: owned,
                 values: owned.map { job.grid.extract(job.grid.blocks[$0], from: dense) })
         }
     }
 
     /// Sends each block owner its share of a shard's Jacobian: the layer
     /// inputs of the block's input group and the slice of its output group.
-    private func pushJacobian(_ pass: ForwardPass, slices: [[Float]], offset: Int, _ job: WorkerJob) async throws {
+    private func pushJacobian(_ pass: ForwardPass, slices: [[Float]], offset: Int, round: PushRound, _ job: WorkerJob) async throws {
         let grid = job.grid
         let rows = pass.rows
         let classes = grid.spec.classes
@@ -166,7 +172,8 @@ public actor WorkerCore: Worker {
                 blockSlices.append(
                     columns(slices[id.layer - 1], rows: rows * classes, width: grid.spec.layerSizes[id.layer], grid.outputRange(id)))
             }
-            try await server.pushJacobian(rowOffset: offset, blocks: owned, inputs: inputs, slices: blockSlices, outputs: pass.outputs)
+            try await server.pushJacobian(
+                round: round, rowOffset: offset, blocks: owned, inputs: inputs, slices: blockSlices, outputs: pass.outputs)
         }
     }
 

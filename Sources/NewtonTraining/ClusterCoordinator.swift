@@ -1,4 +1,5 @@
 import NewtonCore
+import Synchronization
 
 /// The driver's view of a cluster: fans work out to servers and workers
 /// through the `ParameterServer` and `Worker` protocols and puts every
@@ -15,6 +16,8 @@ public final class ClusterCoordinator: Sendable {
     public let shardRows: Int
     public let trainRows: Int
     public let testRows: Int
+    /// The last round handed out (see `PushRound`).
+    private let rounds = Mutex(0)
 
     public init(
         grid: PartitionGrid, servers: [any ParameterServer], workers: [any Worker],
@@ -136,17 +139,15 @@ public final class ClusterCoordinator: Sendable {
 
     /// Σ ξ and the number of correct predictions at `point` over `shards`.
     public func evaluate(at point: VectorName, shards: [RowShard]) async throws -> (loss: Double, correct: Int) {
-        let results = try await dispatch(.evaluate(point: point), shards: shards)
+        // An evaluation pushes nothing, so it needs no round of its own.
+        let results = try await dispatch(.evaluate(point: point), shards: shards, round: 0)
         return (results.reduce(0) { $0 + $1.loss }, results.reduce(0) { $0 + $1.correct })
     }
 
     /// Sums the gradient of Σ ξ over `shards` into `into` (no averaging, no
     /// regulariser) and returns Σ ξ.
     public func gradient(at point: VectorName, into target: VectorName, shards: [RowShard]) async throws -> Double {
-        try await forEachServer { _, server in try await server.beginSum(into: target, shards: shards.count) }
-        let results = try await dispatch(.gradient(point: point, into: target), shards: shards)
-        try await forEachServer { _, server in try await server.finishSum(into: target) }
-        return results.reduce(0) { $0 + $1.loss }
+        try await sum(.gradient(point: point, into: target), into: target, shards: shards).reduce(0) { $0 + $1.loss }
     }
 
     /// Sums `Σ JᵀBJv` over `shards` into `into` by R-operator passes on the
@@ -154,25 +155,19 @@ public final class ClusterCoordinator: Sendable {
     public func gaussNewtonByROperator(at point: VectorName, direction: VectorName, into target: VectorName, shards: [RowShard])
         async throws
     {
-        try await forEachServer { _, server in try await server.beginSum(into: target, shards: shards.count) }
-        _ = try await dispatch(.gaussNewton(point: point, direction: direction, into: target), shards: shards)
-        try await forEachServer { _, server in try await server.finishSum(into: target) }
+        _ = try await sum(.gaussNewton(point: point, direction: direction, into: target), into: target, shards: shards)
     }
 
     /// Sums the true Hessian product `Σ ∇²ξ v` over `shards` into `into` by
     /// R-operator passes on the workers.
     public func hessianProduct(at point: VectorName, direction: VectorName, into target: VectorName, shards: [RowShard]) async throws {
-        try await forEachServer { _, server in try await server.beginSum(into: target, shards: shards.count) }
-        _ = try await dispatch(.hessian(point: point, direction: direction, into: target), shards: shards)
-        try await forEachServer { _, server in try await server.finishSum(into: target) }
+        _ = try await sum(.hessian(point: point, direction: direction, into: target), into: target, shards: shards)
     }
 
     /// Sums `Σ_r (∇ξ_r)²` (element-wise squared per-row gradients) over
     /// `shards` into `into`: the empirical Fisher diagonal.
     public func squaredGradientSum(at point: VectorName, into target: VectorName, shards: [RowShard]) async throws {
-        try await forEachServer { _, server in try await server.beginSum(into: target, shards: shards.count) }
-        _ = try await dispatch(.squaredGradient(point: point, into: target), shards: shards)
-        try await forEachServer { _, server in try await server.finishSum(into: target) }
+        _ = try await sum(.squaredGradient(point: point, into: target), into: target, shards: shards)
     }
 
     /// Has the workers compute the subsample's Jacobian slices at `point` and
@@ -180,8 +175,9 @@ public final class ClusterCoordinator: Sendable {
     /// (`|S| × n_L`), which define the loss curvature B.
     public func cacheJacobian(at point: VectorName, shards: [RowShard]) async throws -> [Float] {
         let rows = shards.reduce(0) { $0 + $1.rows.count }
-        try await forEachServer { _, server in try await server.beginJacobian(rows: rows) }
-        let results = try await dispatch(.jacobian(point: point), shards: shards)
+        let round = nextRound()
+        try await forEachServer { _, server in try await server.beginJacobian(rows: rows, round: round) }
+        let results = try await dispatch(.jacobian(point: point), shards: shards, round: round)
         return Array(results.map(\.outputs).joined())
     }
 
@@ -257,13 +253,31 @@ public final class ClusterCoordinator: Sendable {
     /// concurrently and returns the results in shard order. A run whose
     /// worker fails is given to the next worker; the task fails only when
     /// every worker has failed it.
-    private func dispatch(_ kind: WorkerTask.Kind, shards: [RowShard]) async throws -> [ShardResult] {
+    /// A sum over `shards` into `target`, in a fresh round: servers begin it,
+    /// workers push into it, servers finish it in shard order.
+    private func sum(_ kind: WorkerTask.Kind, into target: VectorName, shards: [RowShard]) async throws -> [ShardResult] {
+        let round = nextRound()
+        try await forEachServer { _, server in try await server.beginSum(into: target, shards: shards.count, round: round) }
+        let results = try await dispatch(kind, shards: shards, round: round)
+        try await forEachServer { _, server in try await server.finishSum(into: target) }
+        return results
+    }
+
+    /// A number no earlier sum or Jacobian cache of this coordinator had.
+    private func nextRound() -> Int {
+        rounds.withLock { round in
+            round += 1
+            return round
+        }
+    }
+
+    private func dispatch(_ kind: WorkerTask.Kind, shards: [RowShard], round: Int) async throws -> [ShardResult] {
         guard !shards.isEmpty else { return [] }
         let runs = min(workers.count, shards.count)
         let results = try await withThrowingTaskGroup(of: [ShardResult].self) { group in
             for r in 0..<runs {
                 let part = Array(shards[(r * shards.count / runs)..<((r + 1) * shards.count / runs)])
-                group.addTask { try await self.runWithFailover(WorkerTask(kind: kind, shards: part), firstWorker: r) }
+                group.addTask { try await self.runWithFailover(WorkerTask(kind: kind, shards: part, round: round), firstWorker: r) }
             }
             var all = [ShardResult]()
             for try await part in group { all.append(contentsOf: part) }

@@ -32,6 +32,22 @@ public struct RowShard: Sendable, Equatable {
     }
 }
 
+/// Which sum (or Jacobian cache) a push belongs to: the job and the round
+/// the coordinator numbered it with. A server refuses a push for any other
+/// round, so a late push from a worker whose task was given to another
+/// cannot be added into a later sum of the same vector.
+public struct PushRound: Sendable, Hashable, CustomStringConvertible {
+    public var job: String
+    public var round: Int
+
+    public init(job: String, round: Int) {
+        self.job = job
+        self.round = round
+    }
+
+    public var description: String { "job \(job) round \(round)" }
+}
+
 /// What a server needs to know to own its blocks of one job.
 public struct BlockAssignment: Sendable {
     public var jobID: String
@@ -112,22 +128,25 @@ public protocol ParameterServer: Sendable {
     /// Runs a vector program on every owned block; one answer per block.
     func run(_ program: [VectorOp]) async throws -> [BlockDots]
 
-    /// Starts summing `shards` contributions into `vector` (zeroed first).
-    func beginSum(into vector: VectorName, shards: Int) async throws
+    /// Starts summing `shards` contributions into `vector` (zeroed first) for
+    /// round `round` of the assigned job.
+    func beginSum(into vector: VectorName, shards: Int, round: Int) async throws
     /// One shard's contribution to owned blocks. A shard pushed again before
     /// its turn replaces the waiting copy; once added, repeats are ignored
     /// (they come from the same rows at the same point, so they are equal).
-    func push(into vector: VectorName, shard: Int, blocks: [Int], values: [[Float]]) async throws
+    /// A push for another job or round is refused.
+    func push(into vector: VectorName, round: PushRound, shard: Int, blocks: [Int], values: [[Float]]) async throws
     /// Adds the contributions in shard order; fails if any shard is missing.
     func finishSum(into vector: VectorName) async throws
 
     /// Prepares the Jacobian cache for a subsample of `rows` rows (reusing the
     /// buffers when the size is unchanged); every row is then pushed.
-    func beginJacobian(rows: Int) async throws
+    func beginJacobian(rows: Int, round: Int) async throws
     /// Caches rows `rowOffset…` of the subsample: per owned block, the layer
     /// inputs of its input group and the Jacobian slice of its output group;
     /// and the network outputs of those rows.
-    func pushJacobian(rowOffset: Int, blocks: [Int], inputs: [[Float]], slices: [[Float]], outputs: [Float]) async throws
+    func pushJacobian(round: PushRound, rowOffset: Int, blocks: [Int], inputs: [[Float]], slices: [[Float]], outputs: [Float])
+        async throws
     /// `J_b v_b` (`|S| × n_L`) for every owned block.
     func jacobianProduct(of vector: VectorName) async throws -> [(block: Int, values: [Float])]
     /// `into_b = J_bᵀ u` for every owned block.
@@ -178,9 +197,12 @@ public struct WorkerTask: Sendable {
 
     public var kind: Kind
     public var shards: [RowShard]
-    public init(kind: Kind, shards: [RowShard]) {
+    /// The round of the sum (or Jacobian cache) the pushes belong to.
+    public var round: Int
+    public init(kind: Kind, shards: [RowShard], round: Int) {
         self.kind = kind
         self.shards = shards
+        self.round = round
     }
 }
 

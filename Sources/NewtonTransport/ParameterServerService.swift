@@ -62,7 +62,8 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
 
     public func beginSum(request: Newtonps_V1_BeginSumRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
         try await serve("BeginSum", request, context) {
-            try await core.beginSum(into: try VectorName(wire: request.vector), shards: Int(request.shards))
+            try await core.beginSum(
+                into: try VectorName(wire: request.vector), shards: Int(request.shards), round: Int(clamping: request.round))
             return Newtonps_V1_Empty()
         }
     }
@@ -70,7 +71,9 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
     public func push(request: Newtonps_V1_PushRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
         try await serve("Push", request, context) {
             let (blocks, values) = try request.values.decoded("push of shard \(request.shard) into \(request.vector)")
-            try await core.push(into: try VectorName(wire: request.vector), shard: Int(request.shard), blocks: blocks, values: values)
+            try await core.push(
+                into: try VectorName(wire: request.vector), round: PushRound(job: request.jobID, round: Int(clamping: request.round)),
+                shard: Int(request.shard), blocks: blocks, values: values)
             return Newtonps_V1_Empty()
         }
     }
@@ -84,7 +87,7 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
 
     public func beginJacobian(request: Newtonps_V1_BeginJacobianRequest, context: ServerContext) async throws -> Newtonps_V1_Empty {
         try await serve("BeginJacobian", request, context) {
-            try await core.beginJacobian(rows: Int(request.rows))
+            try await core.beginJacobian(rows: Int(request.rows), round: Int(clamping: request.round))
             return Newtonps_V1_Empty()
         }
     }
@@ -93,7 +96,8 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
         try await serve("PushJacobian", request, context) {
             let what = "Jacobian push at row \(request.rowOffset)"
             try await core.pushJacobian(
-                rowOffset: Int(request.rowOffset), blocks: request.blocks.map(Int.init),
+                round: PushRound(job: request.jobID, round: Int(clamping: request.round)), rowOffset: Int(request.rowOffset),
+                blocks: request.blocks.map(Int.init),
                 inputs: try request.inputs.map { try $0.floats("\(what), inputs") },
                 slices: try request.slices.map { try $0.floats("\(what), slices") },
                 outputs: try request.outputs.floats("\(what), outputs"))

@@ -78,16 +78,19 @@ public struct RemoteParameterServer: ParameterServer {
         return response.blocks.map { BlockDots(block: Int($0.block), values: $0.values) }
     }
 
-    public func beginSum(into vector: VectorName, shards: Int) async throws {
+    public func beginSum(into vector: VectorName, shards: Int, round: Int) async throws {
         var request = Newtonps_V1_BeginSumRequest()
         request.vector = vector.rawValue
         request.shards = Int32(shards)
+        request.round = UInt64(round)
         _ = try await call("BeginSum", request) { try await $0.beginSum($1, options: $2) }
     }
 
-    public func push(into vector: VectorName, shard: Int, blocks: [Int], values: [[Float]]) async throws {
+    public func push(into vector: VectorName, round: PushRound, shard: Int, blocks: [Int], values: [[Float]]) async throws {
         var request = Newtonps_V1_PushRequest()
         request.vector = vector.rawValue
+        request.jobID = round.job
+        request.round = UInt64(round.round)
         request.shard = Int32(shard)
         request.values = Newtonps_V1_BlockTensors(blocks: blocks, values: values)
         _ = try await call("Push", request) { try await $0.push($1, options: $2) }
@@ -99,14 +102,19 @@ public struct RemoteParameterServer: ParameterServer {
         _ = try await call("FinishSum", request) { try await $0.finishSum($1, options: $2) }
     }
 
-    public func beginJacobian(rows: Int) async throws {
+    public func beginJacobian(rows: Int, round: Int) async throws {
         var request = Newtonps_V1_BeginJacobianRequest()
         request.rows = Int32(rows)
+        request.round = UInt64(round)
         _ = try await call("BeginJacobian", request) { try await $0.beginJacobian($1, options: $2) }
     }
 
-    public func pushJacobian(rowOffset: Int, blocks: [Int], inputs: [[Float]], slices: [[Float]], outputs: [Float]) async throws {
+    public func pushJacobian(round: PushRound, rowOffset: Int, blocks: [Int], inputs: [[Float]], slices: [[Float]], outputs: [Float])
+        async throws
+    {
         var request = Newtonps_V1_PushJacobianRequest()
+        request.jobID = round.job
+        request.round = UInt64(round.round)
         request.rowOffset = Int32(rowOffset)
         request.blocks = blocks.map(Int32.init)
         request.inputs = inputs.map { WireTensor($0) }

@@ -347,6 +347,7 @@ extension WorkerTask {
     public var wire: Newtonps_V1_WorkerTask {
         var t = Newtonps_V1_WorkerTask()
         t.shards = shards.map(\.wire)
+        t.round = UInt64(round)
         switch kind {
         case .evaluate(let point):
             var e = Newtonps_V1_WorkerTask.Evaluate()
@@ -397,7 +398,7 @@ extension WorkerTask {
         case .squaredGradient(let q): kind = .squaredGradient(point: try VectorName(wire: q.point), into: try VectorName(wire: q.into))
         case nil: throw TransportError(.invalidRequest, "a worker task with no kind")
         }
-        self.init(kind: kind, shards: try t.shards.map(RowShard.init(wire:)))
+        self.init(kind: kind, shards: try t.shards.map(RowShard.init(wire:)), round: Int(clamping: t.round))
     }
 }
 

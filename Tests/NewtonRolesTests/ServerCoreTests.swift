@@ -3,6 +3,9 @@ import NewtonRoles
 import NewtonTraining
 import XCTest
 
+/// Round 1 of the job the tests assign ("t").
+private let round1 = PushRound(job: "t", round: 1)
+
 final class ServerCoreTests: XCTestCase {
     private func assignedServer(blocks: [Int] = [0, 1]) async throws -> (ServerCore, PartitionGrid) {
         let spec = try NetworkSpec(layerSizes: [3, 2], activations: [], loss: .squared)
@@ -19,13 +22,13 @@ final class ServerCoreTests: XCTestCase {
         // Values whose float sum depends on the order of addition.
         let shards: [[Float]] = [[1e8, 1, -1e8, 3, 0, 0], [1, 1e8, 1, 0, 0, 0], [-1e8, 1, 1e8, 0, 0, 0]]
         func contribution(_ k: Int) -> [[Float]] { [shards[k], [Float(k), 1]] }
-        try await server.beginSum(into: .gradient, shards: 3)
-        for k in [0, 1, 2] { try await server.push(into: .gradient, shard: k, blocks: [0, 1], values: contribution(k)) }
+        try await server.beginSum(into: .gradient, shards: 3, round: 1)
+        for k in [0, 1, 2] { try await server.push(into: .gradient, round: round1, shard: k, blocks: [0, 1], values: contribution(k)) }
         try await server.finishSum(into: .gradient)
         let inOrder = try await server.read(.gradient, blocks: [0, 1])
 
-        try await server.beginSum(into: .gradient, shards: 3)
-        for k in [2, 0, 2, 1] { try await server.push(into: .gradient, shard: k, blocks: [0, 1], values: contribution(k)) }
+        try await server.beginSum(into: .gradient, shards: 3, round: 1)
+        for k in [2, 0, 2, 1] { try await server.push(into: .gradient, round: round1, shard: k, blocks: [0, 1], values: contribution(k)) }
         try await server.finishSum(into: .gradient)
         let outOfOrder = try await server.read(.gradient, blocks: [0, 1])
         XCTAssertEqual(outOfOrder, inOrder)
@@ -33,22 +36,26 @@ final class ServerCoreTests: XCTestCase {
 
     func testMissingShardAndForeignBlocksAreReported() async throws {
         let (server, _) = try await assignedServer()
-        try await server.beginSum(into: .gradient, shards: 2)
-        try await server.push(into: .gradient, shard: 1, blocks: [0, 1], values: [[0, 0, 0, 0, 0, 0], [0, 0]])
+        try await server.beginSum(into: .gradient, shards: 2, round: 1)
+        try await server.push(into: .gradient, round: round1, shard: 1, blocks: [0, 1], values: [[0, 0, 0, 0, 0, 0], [0, 0]])
         await XCTAssertThrowsErrorAsync(try await server.finishSum(into: .gradient)) { message in
             XCTAssertTrue(message.contains("missing shards [0]"), message)
         }
-        try await server.beginSum(into: .gradient, shards: 2)
-        await XCTAssertThrowsErrorAsync(try await server.push(into: .gradient, shard: 0, blocks: [0], values: [[0, 0, 0, 0, 0, 0]])) {
+        try await server.beginSum(into: .gradient, shards: 2, round: 1)
+        await XCTAssertThrowsErrorAsync(
+            try await server.push(into: .gradient, round: round1, shard: 0, blocks: [0], values: [[0, 0, 0, 0, 0, 0]])
+        ) {
             message in
             XCTAssertTrue(message.contains("owns [0, 1]"), message)
         }
-        await XCTAssertThrowsErrorAsync(try await server.push(into: .gradient, shard: 0, blocks: [0, 1], values: [[0, 0], [0, 0]])) {
+        await XCTAssertThrowsErrorAsync(
+            try await server.push(into: .gradient, round: round1, shard: 0, blocks: [0, 1], values: [[0, 0], [0, 0]])
+        ) {
             message in
             XCTAssertTrue(message.contains("holds 6 values, got 2"), message)
         }
         await XCTAssertThrowsErrorAsync(
-            try await server.push(into: .gradient, shard: 7, blocks: [0, 1], values: [[0, 0, 0, 0, 0, 0], [0, 0]])
+            try await server.push(into: .gradient, round: round1, shard: 7, blocks: [0, 1], values: [[0, 0, 0, 0, 0, 0], [0, 0]])
         ) { message in
             XCTAssertTrue(message.contains("expects shards 0..<2"), message)
         }
@@ -78,7 +85,7 @@ final class ServerCoreTests: XCTestCase {
 
     func testUnassignedServerAndUnknownBlocksGiveClearErrors() async throws {
         let server = ServerCore()
-        await XCTAssertThrowsErrorAsync(try await server.beginJacobian(rows: 4)) { message in
+        await XCTAssertThrowsErrorAsync(try await server.beginJacobian(rows: 4, round: 1)) { message in
             XCTAssertTrue(message.contains("no job assigned"), message)
         }
         let (assigned, _) = try await assignedServer(blocks: [1])
@@ -97,10 +104,10 @@ final class ServerCoreTests: XCTestCase {
         let server = ServerCore(options: .init(solveIterationDelay: .milliseconds(50)))
         try await server.assign(
             BlockAssignment(jobID: "t", grid: grid, blocks: [0], weights: [grid.split(DenseParameters(heNormal: spec, seed: 1))[0]]))
-        try await server.beginJacobian(rows: 2)
+        try await server.beginJacobian(rows: 2, round: 1)
         var rng = SeededGenerator(seed: 4)
         let noise = { (n: Int) in (0..<n).map { _ in Float(rng.nextGaussian()) } }
-        try await server.pushJacobian(rowOffset: 0, blocks: [0], inputs: [noise(8)], slices: [noise(18)], outputs: noise(6))
+        try await server.pushJacobian(round: round1, rowOffset: 0, blocks: [0], inputs: [noise(8)], slices: [noise(18)], outputs: noise(6))
         try await server.write(.gradient, blocks: [0], values: [noise(15)])
         let request = BlockSolveRequest(
             block: 0, generation: 1, rightHandSide: .gradient, solution: .direction, residual: .residual,
@@ -117,8 +124,9 @@ final class ServerCoreTests: XCTestCase {
         // A new job starts its generations afresh: the old stop does not apply.
         try await server.assign(
             BlockAssignment(jobID: "next", grid: grid, blocks: [0], weights: [grid.split(DenseParameters(heNormal: spec, seed: 2))[0]]))
-        try await server.beginJacobian(rows: 2)
-        try await server.pushJacobian(rowOffset: 0, blocks: [0], inputs: [noise(8)], slices: [noise(18)], outputs: noise(6))
+        try await server.beginJacobian(rows: 2, round: 1)
+        try await server.pushJacobian(
+            round: PushRound(job: "next", round: 1), rowOffset: 0, blocks: [0], inputs: [noise(8)], slices: [noise(18)], outputs: noise(6))
         try await server.write(.gradient, blocks: [0], values: [noise(15)])
         var quick = request
         quick.maxIterations = 2
@@ -126,13 +134,43 @@ final class ServerCoreTests: XCTestCase {
         XCTAssertEqual(next.iterations, 2, "a stop from the previous job leaked into this one")
     }
 
+    /// A late push from an earlier round (a worker whose task was given to
+    /// another) or from another job is refused, never added into the sum in
+    /// progress, and the right push still is.
+    func testStalePushesAreRefused() async throws {
+        let (server, _) = try await assignedServer()
+        let values: [[Float]] = [[1, 1, 1, 1, 1, 1], [1, 1]]
+        try await server.beginSum(into: .gradient, shards: 1, round: 1)
+        try await server.push(into: .gradient, round: round1, shard: 0, blocks: [0, 1], values: values)
+        try await server.finishSum(into: .gradient)
+        try await server.beginSum(into: .gradient, shards: 1, round: 2)
+        for stale in [round1, PushRound(job: "another", round: 2)] {
+            await XCTAssertThrowsErrorAsync(
+                try await server.push(into: .gradient, round: stale, shard: 0, blocks: [0, 1], values: [[9, 9, 9, 9, 9, 9], [9, 9]])
+            ) { message in
+                XCTAssertTrue(message.contains("stale push of shard 0 into gradient"), message)
+            }
+        }
+        try await server.push(into: .gradient, round: PushRound(job: "t", round: 2), shard: 0, blocks: [0, 1], values: values)
+        try await server.finishSum(into: .gradient)
+        let sum = try await server.read(.gradient, blocks: [0, 1])
+        XCTAssertEqual(sum, values)
+
+        try await server.beginJacobian(rows: 2, round: 3)
+        await XCTAssertThrowsErrorAsync(
+            try await server.pushJacobian(round: round1, rowOffset: 0, blocks: [0, 1], inputs: [[], []], slices: [[], []], outputs: [])
+        ) { message in
+            XCTAssertTrue(message.contains("stale Jacobian push"), message)
+        }
+    }
+
     /// Sizes from a request are checked against the caps before anything is allocated.
     func testHostileSizesAreRefusedBeforeAllocating() async throws {
         let (server, _) = try await assignedServer()
-        await XCTAssertThrowsErrorAsync(try await server.beginJacobian(rows: Int.max / 2)) { message in
+        await XCTAssertThrowsErrorAsync(try await server.beginJacobian(rows: Int.max / 2, round: 1)) { message in
             XCTAssertTrue(message.contains("ServerCore.maxJacobianBytes"), message)
         }
-        try await server.beginJacobian(rows: 4)
+        try await server.beginJacobian(rows: 4, round: 1)
         let request = BlockSolveRequest(
             block: 0, generation: 1, rightHandSide: .gradient, solution: .direction, residual: .residual, damping: 1,
             curvatureScale: 1, tolerance: 0.1, maxIterations: 1 << 31)
