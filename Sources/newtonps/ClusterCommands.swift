@@ -64,7 +64,7 @@ struct DriverAddress: ParsableArguments {
         do {
             return try await body(client)
         } catch let error as TransportError where error.code == .unauthenticated {
-            throw ValidationError(
+            throw ValidationErrorText(
                 "the driver at \(driver) refused the call: \(token.tokenFile.isEmpty ? "no token given" : "wrong token in \(token.tokenFile)"); give the cluster's token with --token-file or NEWTONPS_TOKEN_FILE"
             )
         }
