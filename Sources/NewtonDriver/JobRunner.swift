@@ -11,9 +11,10 @@ import ServiceLifecycle
 /// Runs submitted jobs one at a time on the registered servers and workers,
 /// recording every iteration and the final model in the job store.
 ///
-/// A long-lived service: jobs run as child tasks of `run()`, so a graceful
-/// shutdown cancels the running job and leaves it `running` in the store
-/// (recovered at the next start), while `cancel(_:)` ends it as `cancelled`.
+/// A long-lived service: jobs run as child tasks of `run()`. A graceful
+/// shutdown cancels the running job at once, starts no queued one, and
+/// leaves the job `running` in the store (recovered at the next start);
+/// `cancel(_:)` ends a job as `cancelled`.
 public actor JobRunner: Service {
     public let store: JobStore
     public let membership: Membership
@@ -48,7 +49,7 @@ public actor JobRunner: Service {
     /// Runs queued jobs, one at a time, until graceful shutdown.
     public func run() async {
         for await _ in queued.cancelOnGracefulShutdown() {
-            while !Task.isCancelled, !queue.isEmpty {
+            while !Task.isShuttingDownGracefully, !Task.isCancelled, !queue.isEmpty {
                 await runToEnd(queue.removeFirst())
             }
         }
@@ -72,8 +73,8 @@ public actor JobRunner: Service {
         }
     }
 
-    /// Runs one job beside a watcher for its cancellation; whichever ends
-    /// first cancels the other.
+    /// Runs one job beside watchers for its cancellation and for a graceful
+    /// shutdown; whichever ends first cancels the others.
     private func runToEnd(_ id: String) async {
         let (cancellation, cancel) = AsyncStream<Void>.makeStream()
         running = (id, cancel)
@@ -83,6 +84,7 @@ public actor JobRunner: Service {
             group.addTask {
                 for await _ in cancellation { return }
             }
+            group.addTask { try? await gracefulShutdown() }
             await group.next()
             group.cancelAll()
         }

@@ -248,6 +248,10 @@ public actor ServerCore: ParameterServer {
         } catch let error as TrainingError {
             throw RoleError(.numerical, "block \(block.id): local CG failed", cause: error)
         }
+        // A new assignment during the solve replaced the block: its result has no home.
+        guard let k = position[request.block], blocks[k] === block else {
+            throw RoleError(.invalidRequest, "block \(block.id) was reassigned while it was being solved")
+        }
         block.vectors[request.solution] = space.vectors.vector(.direction)
         block.vectors[request.residual] = space.vectors.vector(.residual)
         let outcome: BlockSolveReport.Outcome =

@@ -258,7 +258,7 @@ public struct HessianFree: Sendable {
         try await cluster.run([.copy(best, to: .direction)])
     }
 
-    /// CG on `A x = u` for a random u drawn from the seed, stopping at negative
+    /// CG on `A x = −u` for a random u drawn from the seed, stopping at negative
     /// curvature: returns the damped curvature of the direction it finds
     /// (left in `.negativeCurvature`), or nil.
     private func probeNegativeCurvature(_ space: some KrylovSpace, iteration: Int) async throws -> Double? {

@@ -2,8 +2,9 @@ import Foundation
 import GRPCCore
 
 /// The cluster's shared secret: the bearer token the job API requires of
-/// people and scripts, and that roles present to each other (with TLS off,
-/// it is also what keeps a stranger from registering as a server or worker).
+/// people and scripts, and that roles present to each other; it is what
+/// keeps a stranger from registering as a server or worker. The transport is
+/// not encrypted yet, so the token crosses the network in the clear.
 public struct ClusterToken: Sendable {
     /// At least this many characters: a token is a secret, not a password.
     public static let minimumLength = 16
@@ -15,7 +16,7 @@ public struct ClusterToken: Sendable {
             throw TransportError(.invalidRequest, "cannot read the token file \(path)")
         }
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard text.count >= Self.minimumLength, text.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+        guard text.count >= Self.minimumLength, text.unicodeScalars.allSatisfy({ (0x21..<0x7F).contains($0.value) }) else {
             throw TransportError(
                 .invalidRequest,
                 "the token in \(path) must be at least \(Self.minimumLength) printable ASCII characters without spaces")
@@ -24,12 +25,16 @@ public struct ClusterToken: Sendable {
     }
 
     /// Writes a fresh random token (32 bytes, hex) to `path`, readable by
-    /// its owner only, and returns it.
+    /// its owner only from before the first byte is written, and returns it.
     public static func generate(into path: String) throws -> ClusterToken {
         var generator = SystemRandomNumberGenerator()
         let hex = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        guard FileManager.default.createFile(atPath: path, contents: Data((hex + "\n").utf8), attributes: [.posixPermissions: 0o600])
-        else {
+        let bytes = Array((hex + "\n").utf8)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw TransportError(.invalidRequest, "cannot create the token file \(path)") }
+        defer { close(fd) }
+        // An existing file keeps its mode through O_CREAT: narrow it first.
+        guard fchmod(fd, 0o600) == 0, write(fd, bytes, bytes.count) == bytes.count else {
             throw TransportError(.invalidRequest, "cannot write the token file \(path)")
         }
         return try ClusterToken(file: path)

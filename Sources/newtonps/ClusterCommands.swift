@@ -33,16 +33,19 @@ struct TokenOptions: ParsableArguments {
     /// The token, or nil without a file.
     func load() throws -> ClusterToken? {
         guard !tokenFile.isEmpty else { return nil }
-        do { return try ClusterToken(file: tokenFile) } catch { throw ValidationError("--token-file: \(error)") }
+        do { return try ClusterToken(file: tokenFile) } catch { throw ValidationErrorText("--token-file: \(error)") }
     }
 
     /// The token for a role that serves or joins a cluster; without one,
-    /// says on stderr that anyone who reaches it is let in.
+    /// says on stderr what that means for this role.
     func loadForRole(_ role: String) throws -> ClusterToken? {
         let token = try load()
         if token == nil {
-            FileHandle.standardError.write(
-                Data("newtonps \(role): no --token-file: every caller that can reach this process is let in\n".utf8))
+            let meaning =
+                role == "worker"
+                ? "a driver or server that requires a token will refuse this worker"
+                : "every caller that can reach this process is let in"
+            FileHandle.standardError.write(Data("newtonps \(role): no --token-file: \(meaning)\n".utf8))
         }
         return token
     }

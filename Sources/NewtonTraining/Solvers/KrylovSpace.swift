@@ -6,7 +6,7 @@
 public protocol KrylovSpace {
     /// Runs `program` over the whole vector; answers each `dot`'s total.
     nonisolated(nonsending) func run(_ program: [VectorOp]) async throws -> [Double]
-    /// `y = A x` for the solver's (symmetric) operator A.
+    /// `y = A x` for the solver's operator A (symmetric for CG).
     nonisolated(nonsending) func apply(_ x: VectorName, into y: VectorName) async throws
     /// Asked before every iteration: true ends the solve with its current
     /// iterate (a straggler told to stop).
