@@ -19,18 +19,37 @@ enum FileIO {
         return try gunzip(raw, path: path)
     }
 
-    /// The bytes of the file at `path`, as they are.
+    /// At most this many bytes are read from one file.
+    static let maxFileBytes = 1 << 35
+
+    /// The bytes of the file at `path`, as they are. Regular files and pipes
+    /// only (a device such as /dev/zero never ends), at most `maxFileBytes`.
     static func readRaw(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking open: a FIFO without a writer must not hang the caller.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw ioError("cannot open", path) }
         defer { close(fd) }
         var info = stat()
-        let sizeHint = fstat(fd, &info) == 0 && info.st_size > 0 ? Int(info.st_size) : 0
+        guard fstat(fd, &info) == 0 else { throw ioError("cannot stat", path) }
+        let kind = info.st_mode & S_IFMT
+        guard kind == S_IFREG || kind == S_IFIFO else {
+            throw CoreError(.io, "\(path): not a regular file or a pipe (mode \(String(kind, radix: 8)))")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        guard info.st_size <= maxFileBytes else {
+            throw CoreError(.io, "\(path): \(info.st_size) bytes, over the cap of \(maxFileBytes) (FileIO.maxFileBytes)")
+        }
+        let sizeHint = info.st_size > 0 ? Int(info.st_size) : 0
         // Read until end of file, so pipes and files that grow or shrink work too.
         var bytes = [UInt8](repeating: 0, count: max(sizeHint, 1 << 16))
         var count = 0
         while true {
-            if count == bytes.count { bytes.append(contentsOf: repeatElement(0, count: bytes.count)) }
+            if count == bytes.count {
+                guard count < maxFileBytes else {
+                    throw CoreError(.io, "\(path): more than \(maxFileBytes) bytes (FileIO.maxFileBytes)")
+                }
+                bytes.append(contentsOf: repeatElement(0, count: min(bytes.count, maxFileBytes - bytes.count)))
+            }
             let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
             if n < 0 {
                 if errno == EINTR { continue }

@@ -111,4 +111,18 @@ final class LIBSVMReaderTests: DataTestCase {
         }
         XCTAssertEqual(try FileIO.gunzip(Array(bomb), path: "zeros.gz").count, 1 << 20)
     }
+
+    /// A device never ends and a FIFO without a writer would block: neither
+    /// may hang or exhaust the reader.
+    func testDevicesAreRefusedAndAnEmptyPipeDoesNotBlock() throws {
+        XCTAssertThrowsError(try LIBSVMReader.read("/dev/zero", matching: nil)) { error in
+            XCTAssertTrue("\(error)".contains("/dev/zero: not a regular file or a pipe"), "\(error)")
+        }
+        let fifo = try file("pipe.svm", "")
+        try FileManager.default.removeItem(atPath: fifo)
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let clock = ContinuousClock.now
+        XCTAssertEqual(try FileIO.readRaw(fifo), [])
+        XCTAssertLessThan(ContinuousClock.now - clock, .seconds(1))
+    }
 }
