@@ -5,20 +5,24 @@ import ServiceLifecycle
 
 /// `newtonps driver`: membership, the job store and the job runner.
 public enum DriverProcess {
-    /// - Parameter token: required of every caller (job API and peers), and
-    ///   presented to the servers.
-    public static func run(_ addresses: RoleAddresses, storePath: String, token: ClusterToken?) async throws {
+    /// - Parameter credentials: required of every caller (job API and
+    ///   peers), and presented to the servers.
+    public static func run(_ addresses: RoleAddresses, storePath: String, credentials: ClusterCredentials) async throws {
         guard let listen = addresses.listen else { throw DriverError(.invalidRequest, "a driver needs --listen") }
         let store = try JobStore(path: storePath)
-        for id in try store.recoverAfterRestart() { announce("job \(id) was interrupted by a driver restart; marked failed") }
         let membership = Membership()
         let catalog = DataCatalog()
         let events = JobEvents()
         let metrics = TrainingMetrics()
-        let runner = JobRunner(store: store, membership: membership, catalog: catalog, events: events, metrics: metrics, token: token)
+        let runner = JobRunner(
+            store: store, membership: membership, catalog: catalog, events: events, metrics: metrics, credentials: credentials)
+        for (id, wasRunning) in try store.requeueAfterRestart() {
+            if wasRunning { announce("job \(id) was running when the driver stopped; it resumes from its last checkpoint") }
+            await runner.enqueue(id)
+        }
         let service = DriverService(membership: membership, runner: runner, store: store, events: events, catalog: catalog)
         let grpc = GRPCServerService(
-            listen: listen, services: [service], maxRequestBytes: WireSettings.maxDriverRequestBytes, token: token)
+            listen: listen, services: [service], maxRequestBytes: WireSettings.maxDriverRequestBytes, credentials: credentials)
         let health = HealthServer(
             host: addresses.http.host, port: addresses.http.port,
             readiness: {

@@ -51,17 +51,24 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
         }
         let session = WorkerSession(peerID: hello.peerID)
         try await membership.attach(session)
+        // Handed to the reading task; not touched here again.
+        nonisolated(unsafe) var answers = messages
         do {
-            // Requests go out from a child task; answers are read here until
-            // the worker ends the stream.
+            // Whichever side ends first ends the call: the worker closing its
+            // stream, or the driver closing the session (e.g. the worker
+            // stopped heartbeating), which the worker sees as the call failing.
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await message in session.messages { try await response.write(message) }
+                    throw session.closeReason ?? DriverError(.unreachable, "worker \(hello.peerID)'s session was closed")
                 }
-                while let message = try await messages.next() {
-                    if case .result(let result) = message.kind { session.receive(result) }
+                group.addTask {
+                    while let message = try await answers.next() {
+                        if case .result(let result) = message.kind { session.receive(result) }
+                    }
+                    session.close(DriverError(.unreachable, "worker \(hello.peerID) ended its session"))
                 }
-                session.close(DriverError(.unreachable, "worker \(hello.peerID) ended its session"))
+                try await group.next()
                 group.cancelAll()
             }
         } catch {
@@ -144,11 +151,13 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
 
     public func exportModel(request: Newtonps_V1_JobRequest, context: ServerContext) async throws -> Newtonps_V1_ExportModelResponse {
         let row = try job(request.jobID)
-        guard let bytes = try store.model(job: row.id) else {
-            throw DriverError(.state, "job \(row.id) is \(row.state.rawValue) and has no trained model yet")
+        guard let model = try store.model(job: row.id) else {
+            throw DriverError(.state, "job \(row.id) is \(row.state.rawValue) and has no model or checkpoint yet")
         }
         var response = Newtonps_V1_ExportModelResponse()
-        response.safetensors = Data(bytes)
+        response.safetensors = Data(model.bytes)
+        response.iteration = Int32(clamping: model.iteration ?? -1)
+        response.state = row.state.rawValue
         return response
     }
 

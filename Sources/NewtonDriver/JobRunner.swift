@@ -9,11 +9,13 @@ import NewtonTransport
 import ServiceLifecycle
 
 /// Runs submitted jobs one at a time on the registered servers and workers,
-/// recording every iteration and the final model in the job store.
+/// recording every iteration, checkpoints and the final model in the job
+/// store, and restarting a job from its last checkpoint when a server or
+/// every worker is lost.
 ///
 /// A long-lived service: jobs run as child tasks of `run()`. A graceful
 /// shutdown cancels the running job at once, starts no queued one, and
-/// leaves the job `running` in the store (recovered at the next start);
+/// leaves the job `running` in the store (resumed at the next start);
 /// `cancel(_:)` ends a job as `cancelled`.
 public actor JobRunner: Service {
     public let store: JobStore
@@ -24,7 +26,7 @@ public actor JobRunner: Service {
     /// How long a job waits for the servers and workers it asks for.
     public let clusterWait: Duration
     /// Presented to the servers.
-    private let token: ClusterToken?
+    private let credentials: ClusterCredentials
     private let logger = Logger(label: "newtonps.driver.jobs")
     private var queue: [String] = []
     /// Wakes `run()` when a job is queued.
@@ -35,9 +37,9 @@ public actor JobRunner: Service {
 
     public init(
         store: JobStore, membership: Membership, catalog: DataCatalog, events: JobEvents, metrics: TrainingMetrics,
-        token: ClusterToken?, clusterWait: Duration = .seconds(60)
+        credentials: ClusterCredentials, clusterWait: Duration = .seconds(60)
     ) {
-        self.token = token
+        self.credentials = credentials
         self.store = store
         self.metrics = metrics
         self.membership = membership
@@ -91,57 +93,169 @@ public actor JobRunner: Service {
         running = nil
     }
 
+    /// Runs a job to its end. A cluster failure (a server or every worker
+    /// lost) does not end it: after the failed peers' heartbeats lapse, the
+    /// job restarts from its last checkpoint on the servers and workers then
+    /// live, up to `maxRecoveries` times in a row without a new checkpoint.
     private func execute(_ id: String) async {
+        var attempt = 0
+        var recoveries = 0
+        var progressMark: Int?
+        while true {
+            attempt += 1
+            do {
+                try await runAttempt(id, attempt: attempt)
+                break
+            } catch {
+                if Task.isCancelled && !cancelRequested { return }
+                let checkpoint = try? store.checkpoint(job: id)?.iteration
+                if checkpoint != progressMark { (recoveries, progressMark) = (0, checkpoint) }
+                if !cancelRequested, Self.isRecoverable(error), recoveries < Self.maxRecoveries {
+                    recoveries += 1
+                    metrics.recordRecovery()
+                    logger.warning(
+                        "job \(id): \(error); restarting from \(checkpoint.map { "the checkpoint of iteration \($0)" } ?? "the start") (recovery \(recoveries) of \(Self.maxRecoveries))"
+                    )
+                    // Let the failed peers' heartbeats lapse so they are not chosen again.
+                    try? await Task.sleep(for: membership.heartbeatInterval * 3 + .milliseconds(500))
+                    if !cancelRequested && !Task.isCancelled { continue }
+                    if !cancelRequested { return }
+                }
+                let cancelled = cancelRequested
+                do {
+                    try store.finish(
+                        id: id, state: cancelled ? .cancelled : .failed, stopReason: cancelled ? StopReason.cancelled.rawValue : nil,
+                        error: cancelled ? nil : "\(error)")
+                } catch let storeError {
+                    logger.error("job \(id) ended (\(error)) but its state could not be stored: \(storeError)")
+                }
+                break
+            }
+        }
+        // Shutting down: the job stays running, for the next driver to resume.
+        if Task.isCancelled && !cancelRequested { return }
+        if let row = try? store.job(id: id) { events.finish(row.wire) }
+    }
+
+    /// Restarts in a row, without a new checkpoint in between, before a
+    /// job fails.
+    static let maxRecoveries = 3
+
+    /// Failures a restart from the checkpoint can get past: lost peers.
+    private static func isRecoverable(_ error: any Error) -> Bool {
+        if let error = error as? TrainingError { return error.code == .clusterFailure }
+        if let error = error as? TransportError { return error.code == .unreachable }
+        return false
+    }
+
+    /// One run of a job on the cluster live now, from its last checkpoint
+    /// (or the start). Returns normally once the job is finished, or left
+    /// `running` for the next driver when shutting down.
+    private func runAttempt(_ id: String, attempt: Int) async throws {
         var connections = [GRPCConnection]()
         defer {
             for c in connections { c.close() }
         }
-        do {
-            guard let row = try store.job(id: id) else { throw DriverError(.store, "job \(id) vanished from the store") }
-            try store.setState(id: id, state: .running, stopReason: nil, error: nil)
-            let spec = try JobSpec.parse(yaml: row.specYAML)
-            let data = try await catalog.data(for: spec.data)
-            let network = try spec.network(for: data.train)
-            let grid = try spec.grid(for: network)
-            let (servers, workers) = try await awaitCluster(spec)
-            connections = try servers.map { try GRPCConnection(to: $0.endpoint!, token: token) }
-            let remoteServers: [any ParameterServer] = connections.map { RemoteParameterServer(connection: $0, role: "driver") }
-            let endpoints = servers.map { $0.endpoint! }
-            let remoteWorkers: [any Worker] = workers.map { RemoteWorker(session: $0.session, serverEndpoints: endpoints) }
-            let coordinator = try ClusterCoordinator(
-                grid: grid, servers: remoteServers, workers: remoteWorkers, shardRows: spec.shardRows,
-                trainRows: data.train.rows, testRows: data.test?.rows ?? 0)
-            let store = self.store
-            let events = self.events
-            let metrics = self.metrics
-            let logger = self.logger
-            let summary = try await spec.trainingJob(network: network).run(on: coordinator, jobID: id, data: spec.data) { record in
-                do { try store.append(record, job: id) } catch {
-                    logger.error("job \(id): iteration \(record.iteration) could not be stored: \(error)")
+        guard let row = try store.job(id: id) else { throw DriverError(.store, "job \(id) vanished from the store") }
+        try store.setState(id: id, state: .running, stopReason: nil, error: nil)
+        let spec = try JobSpec.parse(yaml: row.specYAML)
+        let data = try await catalog.data(for: spec.data)
+        let network = try spec.network(for: data.train)
+        let grid = try spec.grid(for: network)
+        let resume = try storedCheckpoint(of: id)
+        let (servers, workers) = try await awaitCluster(spec)
+        connections = try servers.map { try GRPCConnection(to: $0.endpoint!, credentials: credentials) }
+        let remoteServers: [any ParameterServer] = connections.map { RemoteParameterServer(connection: $0, role: "driver") }
+        let endpoints = servers.map { $0.endpoint! }
+        let remoteWorkers: [any Worker] = workers.map { RemoteWorker(session: $0.session, serverEndpoints: endpoints) }
+        let coordinator = try ClusterCoordinator(
+            grid: grid, servers: remoteServers, workers: remoteWorkers, shardRows: spec.shardRows,
+            trainRows: data.train.rows, testRows: data.test?.rows ?? 0)
+        let store = self.store
+        let events = self.events
+        let metrics = self.metrics
+        let logger = self.logger
+        let classNames = data.train.classNames
+        let scaler = data.scaler
+        let checkpoints =
+            spec.checkpointEvery > 0
+            ? CheckpointPolicy(every: spec.checkpointEvery) { checkpoint in
+                try store.saveCheckpoint(
+                    job: id, iteration: checkpoint.state.iteration,
+                    model: SavedModel(parameters: checkpoint.weights, classNames: classNames, scaler: scaler).encoded(),
+                    optimizerState: checkpoint.encodedOptimizerState())
+            } : nil
+        // The attempt number keeps pushes from an earlier attempt's workers
+        // out of this one's sums.
+        let clusterJobID = "\(id).\(attempt)"
+        let trainingJob = spec.trainingJob(network: network)
+        let summary = try await withThrowingTaskGroup(of: TrainingSummary?.self) { group in
+            group.addTask {
+                try await trainingJob.run(
+                    on: coordinator, jobID: clusterJobID, data: spec.data, resume: resume, checkpoints: checkpoints
+                ) { record in
+                    do { try store.append(record, job: id) } catch {
+                        logger.error("job \(id): iteration \(record.iteration) could not be stored: \(error)")
+                    }
+                    metrics.record(record)
+                    events.publish(record, job: id)
                 }
-                metrics.record(record)
-                events.publish(record, job: id)
             }
-            // Shutting down: the job stays running, for the next start to recover.
-            if summary.stopReason == .cancelled && !cancelRequested { return }
-            let weights = try await coordinator.read(.weights)
-            try store.saveModel(
-                job: id, bytes: SavedModel(parameters: weights, classNames: data.train.classNames, scaler: data.scaler).encoded())
-            let state: JobState = summary.stopReason == .cancelled ? .cancelled : .succeeded
-            try store.setState(id: id, state: state, stopReason: summary.stopReason.rawValue, error: nil)
-        } catch {
-            if Task.isCancelled && !cancelRequested { return }
-            let cancelled = cancelRequested
-            do {
-                try store.setState(
-                    id: id, state: cancelled ? .cancelled : .failed,
-                    stopReason: cancelled ? StopReason.cancelled.rawValue : nil,
-                    error: cancelled ? nil : "\(error)")
-            } catch let storeError {
-                logger.error("job \(id) ended (\(error)) but its state could not be stored: \(storeError)")
+            group.addTask {
+                await self.admitJoiningWorkers(
+                    to: coordinator, jobID: clusterJobID, data: spec.data, serverEndpoints: endpoints, wanted: spec.workers)
+                return nil
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let summary = result { return summary }
+            }
+            throw DriverError(.store, "job \(id) ended without a summary")
+        }
+        if summary.stopReason == .cancelled && !cancelRequested { return }
+        let weights = try await coordinator.read(.weights)
+        let iteration = summary.records.last?.iteration ?? resume?.state.iteration ?? 0
+        try store.finish(
+            id: id, state: summary.stopReason == .cancelled ? .cancelled : .succeeded, stopReason: summary.stopReason.rawValue,
+            error: nil,
+            model: (SavedModel(parameters: weights, classNames: classNames, scaler: scaler).encoded(), iteration))
+    }
+
+    /// While a job runs, gives it the workers that register after it
+    /// started (new ones, or ones that hung and came back), up to `wanted`
+    /// workers with an open session (all of them for nil).
+    private func admitJoiningWorkers(
+        to coordinator: ClusterCoordinator, jobID: String, data: DataDescriptor, serverEndpoints: [Endpoint], wanted: Int?
+    ) async {
+        var seen = Set(coordinator.workers.compactMap { ($0 as? RemoteWorker)?.session.peerID })
+        while !Task.isCancelled {
+            try? await Task.sleep(for: membership.heartbeatInterval)
+            for (peer, session) in await membership.liveWorkers() where !seen.contains(peer.id) {
+                let open = coordinator.workers.filter { ($0 as? RemoteWorker)?.session.isClosed == false }.count
+                if let wanted, open >= wanted { break }
+                seen.insert(peer.id)
+                do {
+                    try await coordinator.admit(
+                        RemoteWorker(session: session, serverEndpoints: serverEndpoints), jobID: jobID, data: data)
+                    logger.info("job \(jobID): worker \(peer.id) joined")
+                } catch {
+                    logger.warning("job \(jobID): worker \(peer.id) could not join: \(error)")
+                }
             }
         }
-        if let row = try? store.job(id: id) { events.finish(row.wire) }
+    }
+
+    /// The job's last checkpoint, its later records forgotten (the resumed
+    /// run records them again); nil, with every record forgotten, when the
+    /// job has none.
+    private func storedCheckpoint(of id: String) throws -> Checkpoint? {
+        let stored = try store.checkpoint(job: id)
+        try store.discardRecords(job: id, after: stored?.iteration)
+        return try stored.map {
+            let source = "job \(id)'s checkpoint of iteration \($0.iteration)"
+            return try Checkpoint(
+                weights: SavedModel.decode($0.model, source: source).parameters, optimizerState: $0.optimizerState, source: source)
+        }
     }
 
     /// Waits until the servers and workers the job asks for are live; with

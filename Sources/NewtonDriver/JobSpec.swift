@@ -41,6 +41,9 @@ public struct JobSpec: Sendable, Equatable {
     public var workers: Int?
     /// Rows per shard.
     public var shardRows: Int
+    /// A checkpoint after every this many iterations (0: none). A cluster
+    /// job resumes from its last one; `train` saves its model at each.
+    public var checkpointEvery: Int
     /// Seeds the initial weights, the subsamples and the minibatch order.
     public var seed: UInt64
     /// Free text naming the job.
@@ -188,6 +191,7 @@ public struct JobSpec: Sendable, Equatable {
         servers = draft.servers
         workers = draft.workers
         shardRows = draft.shardRows
+        checkpointEvery = draft.checkpointEvery
         seed = draft.seed
         name = draft.name
     }
@@ -238,6 +242,7 @@ private struct SpecDraft {
     var servers: Int?
     var workers: Int?
     var shardRows = 1000
+    var checkpointEvery = 1
     var budget = TrainingBudget(maxIterations: 100)
     var seed: UInt64 = 1
     var name: String?
@@ -462,6 +467,10 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
     SpecKnob(
         "gradient_tolerance", "Stop once ‖∇f‖ falls below this fraction of its initial value (0: never).",
         { $0.budget.gradientTolerance = $1 }, { $0.budget.gradientTolerance }),
+    SpecKnob(
+        "checkpoint_every",
+        "Checkpoint every this many iterations (0: never): a cluster job resumes from its last checkpoint after a lost server or a driver restart; train with --save saves the model at each.",
+        { $0.checkpointEvery = $1 }, { $0.checkpointEvery }),
     SpecKnob("seed", "Seed for the initial weights, subsamples and minibatch order.", { $0.seed = $1 }, { $0.seed }),
     SpecKnob("name", "Free text naming the job.", { $0.name = $1 }, { $0.name }),
 ]
@@ -741,6 +750,7 @@ private func valueProblems(_ draft: SpecDraft) -> [String] {
         p.append("gradient tolerance must be in [0, 1), got \(budget.gradientTolerance)")
     }
     if draft.shardRows < 1 { p.append("shard rows must be at least 1, got \(draft.shardRows)") }
+    if draft.checkpointEvery < 0 { p.append("checkpoint_every must be 0 (never) or more, got \(draft.checkpointEvery)") }
     if let servers = draft.servers, servers < 1 { p.append("servers must be at least 1 (leave it out for all), got \(servers)") }
     if let workers = draft.workers, workers < 1 { p.append("workers must be at least 1 (leave it out for all), got \(workers)") }
     p += draft.synthetic?.problems ?? []

@@ -85,6 +85,20 @@ public final class JobStore: Sendable {
                     );
                     """)
         }
+        migrator.registerMigration("v2: checkpoints") { db in
+            // A model now says which iteration it is from (NULL: saved by v1,
+            // at the job's end).
+            try db.execute(
+                sql: """
+                    ALTER TABLE model ADD COLUMN iteration INTEGER;
+                    CREATE TABLE checkpoint (
+                        job_id TEXT PRIMARY KEY REFERENCES job(id) ON DELETE CASCADE,
+                        iteration INTEGER NOT NULL,
+                        optimizer_state BLOB NOT NULL,
+                        saved_at REAL NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 
@@ -152,28 +166,117 @@ public final class JobStore: Sendable {
         return try blobs.map(Self.decode)
     }
 
-    /// Stores (or replaces) a job's trained model.
-    public func saveModel(job id: String, bytes: [UInt8]) throws {
+    /// A job's latest model: its safetensors bytes and the iteration whose
+    /// weights they hold (nil for a model stored before iterations were
+    /// recorded with it).
+    public struct StoredModel: Sendable, Equatable {
+        public var bytes: [UInt8]
+        public var iteration: Int?
+
+        public init(bytes: [UInt8], iteration: Int?) {
+            self.bytes = bytes
+            self.iteration = iteration
+        }
+    }
+
+    /// A job's last checkpoint: the model of that iteration and the optimiser
+    /// state that goes with it (see `Checkpoint.encodedOptimizerState()`).
+    public struct StoredCheckpoint: Sendable, Equatable {
+        public var iteration: Int
+        public var model: [UInt8]
+        public var optimizerState: [UInt8]
+
+        public init(iteration: Int, model: [UInt8], optimizerState: [UInt8]) {
+            self.iteration = iteration
+            self.model = model
+            self.optimizerState = optimizerState
+        }
+    }
+
+    /// Records a checkpoint: the model of `iteration` becomes the job's
+    /// exportable model and the optimiser state is kept beside it, in one
+    /// transaction (the two never disagree).
+    public func saveCheckpoint(job id: String, iteration: Int, model: [UInt8], optimizerState: [UInt8]) throws {
+        try write { db in
+            _ = try Self.row(db, id)
+            let now = Self.now()
+            try Self.saveModel(db, job: id, bytes: model, iteration: iteration, at: now)
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO checkpoint (job_id, iteration, optimizer_state, saved_at) VALUES (?, ?, ?, ?)",
+                arguments: [id, iteration, Data(optimizerState), now])
+        }
+    }
+
+    /// A job's last checkpoint, or nil before its first.
+    public func checkpoint(job id: String) throws -> StoredCheckpoint? {
+        try read { db in
+            _ = try Self.row(db, id)
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT c.iteration, c.optimizer_state, m.bytes FROM checkpoint c
+                        JOIN model m ON m.job_id = c.job_id AND m.iteration = c.iteration WHERE c.job_id = ?
+                        """, arguments: [id])
+            else { return nil }
+            let state: Data = try row.decode(forColumn: "optimizer_state")
+            let model: Data = try row.decode(forColumn: "bytes")
+            return StoredCheckpoint(
+                iteration: try row.decode(forColumn: "iteration"), model: [UInt8](model), optimizerState: [UInt8](state))
+        }
+    }
+
+    /// A job's latest model, or nil before one is saved.
+    public func model(job id: String) throws -> StoredModel? {
+        try read { db in
+            _ = try Self.row(db, id)
+            guard let row = try Row.fetchOne(db, sql: "SELECT bytes, iteration FROM model WHERE job_id = ?", arguments: [id]) else {
+                return nil
+            }
+            let bytes: Data = try row.decode(forColumn: "bytes")
+            return StoredModel(bytes: [UInt8](bytes), iteration: try row.decode(forColumn: "iteration"))
+        }
+    }
+
+    /// Ends a job: its final state and, when given, the model of its last
+    /// iteration, in one transaction. The checkpoint is dropped: a finished
+    /// job is never resumed.
+    @discardableResult
+    public func finish(
+        id: String, state: JobState, stopReason: String?, error: String?, model: (bytes: [UInt8], iteration: Int)? = nil
+    ) throws -> JobRow {
+        try write { db in
+            let now = Self.now()
+            if let model { try Self.saveModel(db, job: id, bytes: model.bytes, iteration: model.iteration, at: now) }
+            try db.execute(sql: "DELETE FROM checkpoint WHERE job_id = ?", arguments: [id])
+            try db.execute(
+                sql: "UPDATE job SET state = ?, stop_reason = ?, error = ?, updated_at = ? WHERE id = ?",
+                arguments: [state.rawValue, stopReason, error, now, id])
+            return try Self.row(db, id)
+        }
+    }
+
+    /// Forgets a job's iteration records after `iteration` (all of them for
+    /// nil), before a resumed run records those iterations again; the job's
+    /// latest values become those of the last record kept.
+    public func discardRecords(job id: String, after iteration: Int?) throws {
         try write { db in
             _ = try Self.row(db, id)
             try db.execute(
-                sql: "INSERT OR REPLACE INTO model (job_id, bytes, saved_at) VALUES (?, ?, ?)",
-                arguments: [id, Data(bytes), Self.now()])
+                sql: "DELETE FROM iteration WHERE job_id = ? AND iteration > ?", arguments: [id, iteration ?? -1])
+            let last = try Data.fetchOne(
+                db, sql: "SELECT record FROM iteration WHERE job_id = ? ORDER BY iteration DESC LIMIT 1", arguments: [id]
+            ).map(Self.decode)
+            try db.execute(
+                sql: "UPDATE job SET iterations = ?, objective = ?, test_accuracy = ?, updated_at = ? WHERE id = ?",
+                arguments: [last?.iteration ?? 0, last?.objective, last?.testAccuracy, Self.now(), id])
         }
     }
 
-    /// A job's trained model, or nil before one is saved.
-    public func model(job id: String) throws -> [UInt8]? {
-        try read { db in
-            _ = try Self.row(db, id)
-            return try Data.fetchOne(db, sql: "SELECT bytes FROM model WHERE job_id = ?", arguments: [id]).map { [UInt8]($0) }
-        }
-    }
-
-    /// Marks the jobs a previous driver process left queued or running as
-    /// failed ("driver restarted while the job was running") and returns
-    /// their ids, in creation order.
-    public func recoverAfterRestart() throws -> [String] {
+    /// The jobs a previous driver process left queued or running, in
+    /// creation order, all set to `queued`: a running job resumes from its
+    /// last checkpoint when its turn comes again.
+    public func requeueAfterRestart() throws -> [(id: String, wasRunning: Bool)] {
         try write { db in
             let stranded = try Row.fetchAll(
                 db, sql: "SELECT id, state FROM job WHERE state IN (?, ?) ORDER BY seq",
@@ -183,9 +286,8 @@ public final class JobStore: Sendable {
                 let id: String = try row.decode(forColumn: "id")
                 let state: String = try row.decode(forColumn: "state")
                 try db.execute(
-                    sql: "UPDATE job SET state = ?, error = ?, updated_at = ? WHERE id = ?",
-                    arguments: [JobState.failed.rawValue, "driver restarted while the job was \(state)", now, id])
-                return id
+                    sql: "UPDATE job SET state = ?, updated_at = ? WHERE id = ?", arguments: [JobState.queued.rawValue, now, id])
+                return (id, state == JobState.running.rawValue)
             }
         }
     }
@@ -203,6 +305,12 @@ public final class JobStore: Sendable {
     /// Our own errors as they are; anything else names the store.
     private func storeError(_ error: any Error) -> DriverError {
         error as? DriverError ?? DriverError(.store, "job store \(path)", cause: error)
+    }
+
+    private static func saveModel(_ db: Database, job id: String, bytes: [UInt8], iteration: Int, at time: Double) throws {
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO model (job_id, bytes, iteration, saved_at) VALUES (?, ?, ?, ?)",
+            arguments: [id, Data(bytes), iteration, time])
     }
 
     /// The row of job `id`, or `.invalidRequest` when there is none.

@@ -15,13 +15,22 @@ public final class LocalCluster: Sendable {
         public let http: Endpoint
     }
 
-    public let driver: Member
-    /// The cluster token every process requires, and the file that holds it.
-    public let token: ClusterToken
+    /// The driver (a new process after `restartDriver`, on the same port).
+    public var driver: Member { driverMember.withLock { $0 } }
+    /// What a client presents: the cluster token and, with TLS, the
+    /// `client` certificate.
+    public let credentials: ClusterCredentials
+    /// The file holding the token every process requires.
     public let tokenFile: String
+    /// Where the CA and role certificates are (nil: plaintext).
+    public let certificateDirectory: String?
+    /// The driver's job store.
+    public let store: String
+    private let driverMember: Mutex<Member>
     private let others: Mutex<[Member]>
     private let binary: URL
     private let host: String
+    private let environment: [String: String]
 
     public var members: [Member] { [driver] + others.withLock { $0 } }
     public var servers: [Member] { members.filter { $0.role == "server" } }
@@ -29,19 +38,26 @@ public final class LocalCluster: Sendable {
 
     /// Starts a driver (with its job store at `store`, on `driverPort`, 0 for
     /// any free port), then the servers and workers on free ports. A fresh
-    /// cluster token is written to `store` + ".token" and given to every
-    /// process; clients need it too.
+    /// cluster token is written to `store` + ".token" and, with `tls`, a CA
+    /// and role certificates to `store` + ".certs/"; every process requires
+    /// them of its callers, so clients need the token and the `client`
+    /// certificate (`credentials`).
     public static func start(
         binary: URL, host: String = "127.0.0.1", driverPort: Int = 0, store: String, servers: Int, workers: Int,
-        serverArguments: [String] = [], environment: [String: String] = [:]
+        tls: Bool = true, serverArguments: [String] = [], environment: [String: String] = [:]
     ) async throws -> LocalCluster {
         let tokenFile = store + ".token"
         let token = try ClusterToken.generate(into: tokenFile)
-        let driver = try await launch(
-            binary, role: "driver",
-            ["driver", "--listen", "\(host):\(driverPort)", "--http", "\(host):0", "--store", store, "--token-file", tokenFile],
-            environment)
-        let cluster = LocalCluster(driver: driver, binary: binary, host: host, token: token, tokenFile: tokenFile)
+        let certificates = tls ? store + ".certs" : nil
+        if let certificates { try ClusterCertificates.make(in: certificates, hosts: [host]) }
+        let credentials = ClusterCredentials(
+            token: token, tls: try certificates.map { try ClusterCertificates.identity("client", in: $0) })
+        let cluster = LocalCluster(
+            driver: try await launchDriver(
+                binary, host: host, port: driverPort, store: store,
+                security: securityArguments("driver", tokenFile: tokenFile, certificates: certificates), environment: environment),
+            binary: binary, host: host, credentials: credentials, tokenFile: tokenFile, certificateDirectory: certificates,
+            store: store, environment: environment)
         do {
             for _ in 0..<servers { try await cluster.addServer(arguments: serverArguments, environment: environment) }
             for _ in 0..<workers { try await cluster.addWorker(environment: environment) }
@@ -52,23 +68,60 @@ public final class LocalCluster: Sendable {
         return cluster
     }
 
-    private init(driver: Member, binary: URL, host: String, token: ClusterToken, tokenFile: String) {
-        self.driver = driver
-        self.token = token
+    private init(
+        driver: Member, binary: URL, host: String, credentials: ClusterCredentials, tokenFile: String,
+        certificateDirectory: String?, store: String, environment: [String: String]
+    ) {
+        self.driverMember = Mutex(driver)
+        self.credentials = credentials
         self.tokenFile = tokenFile
+        self.certificateDirectory = certificateDirectory
+        self.store = store
         self.others = Mutex([])
         self.binary = binary
         self.host = host
+        self.environment = environment
+    }
+
+    /// The token and certificate flags for a process of `role`.
+    private static func securityArguments(_ role: String, tokenFile: String, certificates: String?) -> [String] {
+        ["--token-file", tokenFile]
+            + (certificates.map {
+                ["--tls-cert", "\($0)/\(role).pem", "--tls-key", "\($0)/\(role)-key.pem", "--tls-ca", "\($0)/ca.pem"]
+            } ?? [])
+    }
+
+    private func securityArguments(_ role: String) -> [String] {
+        Self.securityArguments(role, tokenFile: tokenFile, certificates: certificateDirectory)
+    }
+
+    private static func launchDriver(
+        _ binary: URL, host: String, port: Int, store: String, security: [String], environment: [String: String]
+    ) async throws -> Member {
+        try await launch(
+            binary, role: "driver", ["driver", "--listen", "\(host):\(port)", "--http", "\(host):0", "--store", store] + security,
+            environment)
+    }
+
+    /// Stops the driver (with SIGKILL when `crash`, to play a crash; else
+    /// SIGTERM) and starts a new one on the same port with the same store
+    /// and credentials; the servers and workers find it again by themselves.
+    @discardableResult
+    public func restartDriver(crash: Bool) async throws -> Member {
+        let old = driver
+        if crash { old.process.kill() } else { old.process.terminate() }
+        let new = try await Self.launchDriver(
+            binary, host: host, port: old.grpc!.port, store: store, security: securityArguments("driver"), environment: environment)
+        driverMember.withLock { $0 = new }
+        return new
     }
 
     @discardableResult
     public func addServer(arguments: [String] = [], environment: [String: String] = [:]) async throws -> Member {
         let member = try await Self.launch(
             binary, role: "server",
-            [
-                "server", "--listen", "\(host):0", "--http", "\(host):0",
-                "--driver", driver.grpc!.description, "--token-file", tokenFile,
-            ] + arguments, environment)
+            ["server", "--listen", "\(host):0", "--http", "\(host):0", "--driver", driver.grpc!.description]
+                + securityArguments("server") + arguments, environment)
         others.withLock { $0.append(member) }
         return member
     }
@@ -77,7 +130,7 @@ public final class LocalCluster: Sendable {
     public func addWorker(environment: [String: String] = [:]) async throws -> Member {
         let member = try await Self.launch(
             binary, role: "worker",
-            ["worker", "--http", "\(host):0", "--driver", driver.grpc!.description, "--token-file", tokenFile], environment)
+            ["worker", "--http", "\(host):0", "--driver", driver.grpc!.description] + securityArguments("worker"), environment)
         others.withLock { $0.append(member) }
         return member
     }
@@ -166,6 +219,12 @@ public final class ManagedProcess: Sendable {
         guard process.isRunning else { return }
         Foundation.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+    }
+
+    /// Sends `signal` (e.g. SIGSTOP to play a hang, SIGCONT to end it).
+    public func send(_ signal: Int32) {
+        guard process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, signal)
     }
 
     deinit { terminate(grace: .seconds(2)) }

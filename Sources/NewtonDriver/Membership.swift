@@ -92,12 +92,16 @@ public actor Membership {
     }
 
     /// Ends the sessions of workers that stopped heartbeating, failing their
-    /// pending requests so the coordinator moves the work elsewhere.
+    /// pending requests so the coordinator moves the work elsewhere, and
+    /// forgets those workers: if one wakes up, its heartbeat is refused and
+    /// it registers again afresh.
     func closeSilentSessions() {
         for (id, session) in sessions {
             guard let peer = peers[id], !isLive(peer) else { continue }
             session.close(DriverError(.unreachable, "worker \(id) stopped heartbeating"))
             sessions[id] = nil
+            peers[id] = nil
+            order.removeAll { $0 == id }
         }
     }
 

@@ -86,7 +86,10 @@ public final class WorkerSession: Sendable {
         for continuation in waiting { continuation.resume(throwing: reason) }
     }
 
-    var isClosed: Bool { state.withLock { $0.closed != nil } }
+    var isClosed: Bool { closeReason != nil }
+
+    /// Why the session was closed; nil while it is open.
+    var closeReason: DriverError? { state.withLock { $0.closed } }
 }
 
 /// A worker process seen through its session: the `Worker` protocol the

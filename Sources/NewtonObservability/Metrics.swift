@@ -118,7 +118,7 @@ public enum RPCMetrics {
 ///
 /// Series: `newtonps_objective`, `newtonps_lambda`, `newtonps_test_accuracy`,
 /// `newtonps_grad_norm` (gauges, last iteration), `newtonps_newton_iterations_total`,
-/// `newtonps_cg_iterations_total` (counters), `newtonps_jobs{state}`,
+/// `newtonps_cg_iterations_total`, `newtonps_job_recoveries_total` (counters), `newtonps_jobs{state}`,
 /// `newtonps_live_servers`, `newtonps_live_workers` (gauges).
 /// The series are unlabelled (one run at a time per driver); several
 /// `TrainingMetrics` over one registry share them.
@@ -132,6 +132,7 @@ public final class TrainingMetrics: Sendable {
     private let cgIterations: Prometheus.Counter
     private let liveServers: Prometheus.Gauge
     private let liveWorkers: Prometheus.Gauge
+    private let recoveries: Prometheus.Counter
     /// The `state` labels reported so far.
     private let jobStates = Mutex(Set<String>())
 
@@ -154,6 +155,8 @@ public final class TrainingMetrics: Sendable {
         cgIterations = registry.makeCounter(descriptor: Self.name("cg_iterations", "total", "Conjugate-gradient iterations run."))
         liveServers = registry.makeGauge(descriptor: Self.name("live_servers", "", "Parameter servers registered and alive."))
         liveWorkers = registry.makeGauge(descriptor: Self.name("live_workers", "", "Workers registered and alive."))
+        recoveries = registry.makeCounter(
+            descriptor: Self.name("job_recoveries", "total", "Times a job restarted from its last checkpoint after a cluster failure."))
     }
 
     /// Records one iteration's outcome.
@@ -193,6 +196,11 @@ public final class TrainingMetrics: Sendable {
     public func setJobCount(_ count: Int, state: String) {
         _ = jobStates.withLock { $0.insert(state) }
         jobsGauge(state).set(to: Double(count))
+    }
+
+    /// Counts a job restarted from its checkpoint after a cluster failure.
+    public func recordRecovery() {
+        recoveries.increment()
     }
 
     /// Sets the number of live parameter servers.

@@ -727,8 +727,17 @@ public nonisolated struct Newtonps_V1_ExportModelResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The trained model in the safetensors format.
+  /// The model in the safetensors format: the final one of a finished job,
+  /// else the last checkpoint's.
   public var safetensors: Data = Data()
+
+  /// The iteration whose weights it holds (-1: not recorded, a model saved
+  /// by an older driver at the job's end).
+  public var iteration: Int32 = 0
+
+  /// The job's state when exported (e.g. "cancelled" or "failed" for a
+  /// checkpoint's model).
+  public var state: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2159,7 +2168,7 @@ nonisolated extension Newtonps_V1_WatchEvent: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Newtonps_V1_ExportModelResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ExportModelResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}safetensors\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}safetensors\0\u{1}iteration\0\u{1}state\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2168,6 +2177,8 @@ nonisolated extension Newtonps_V1_ExportModelResponse: SwiftProtobuf.Message, Sw
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBytesField(value: &self.safetensors) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.iteration) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.state) }()
       default: break
       }
     }
@@ -2177,11 +2188,19 @@ nonisolated extension Newtonps_V1_ExportModelResponse: SwiftProtobuf.Message, Sw
     if !self.safetensors.isEmpty {
       try visitor.visitSingularBytesField(value: self.safetensors, fieldNumber: 1)
     }
+    if self.iteration != 0 {
+      try visitor.visitSingularInt32Field(value: self.iteration, fieldNumber: 2)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Newtonps_V1_ExportModelResponse, rhs: Newtonps_V1_ExportModelResponse) -> Bool {
     if lhs.safetensors != rhs.safetensors {return false}
+    if lhs.iteration != rhs.iteration {return false}
+    if lhs.state != rhs.state {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

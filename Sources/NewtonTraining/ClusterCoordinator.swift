@@ -9,7 +9,9 @@ import Synchronization
 public final class ClusterCoordinator: Sendable {
     public let grid: PartitionGrid
     public let servers: [any ParameterServer]
-    public let workers: [any Worker]
+    /// The workers, in the order they joined (see `admit`).
+    public var workers: [any Worker] { pool.withLock { $0 } }
+    private let pool: Mutex<[any Worker]>
     /// Server index owning each block, in canonical block order.
     public let ownership: [Int]
     /// Rows per shard; fixed for a job, independent of the number of workers.
@@ -28,7 +30,7 @@ public final class ClusterCoordinator: Sendable {
         guard shardRows > 0 else { throw TrainingError(.invalidOptions, "shard size must be positive, got \(shardRows)") }
         self.grid = grid
         self.servers = servers
-        self.workers = workers
+        self.pool = Mutex(workers)
         self.ownership = Self.balancedOwnership(grid: grid, servers: servers.count)
         self.shardRows = shardRows
         self.trainRows = trainRows
@@ -75,6 +77,14 @@ public final class ClusterCoordinator: Sendable {
             }
             try await group.waitForAll()
         }
+    }
+
+    /// Adds a worker to a running job once it has prepared it (loaded the
+    /// data): later tasks are spread over it too. Results do not change,
+    /// since they never depend on how many workers there are.
+    public func admit(_ worker: any Worker, jobID: String, data: DataDescriptor) async throws {
+        try await worker.prepare(WorkerJob(jobID: jobID, grid: grid, ownership: ownership, data: data))
+        pool.withLock { $0.append(worker) }
     }
 
     // MARK: Vectors
@@ -273,11 +283,14 @@ public final class ClusterCoordinator: Sendable {
 
     private func dispatch(_ kind: WorkerTask.Kind, shards: [RowShard], round: Int) async throws -> [ShardResult] {
         guard !shards.isEmpty else { return [] }
+        let workers = self.workers
         let runs = min(workers.count, shards.count)
         let results = try await withThrowingTaskGroup(of: [ShardResult].self) { group in
             for r in 0..<runs {
                 let part = Array(shards[(r * shards.count / runs)..<((r + 1) * shards.count / runs)])
-                group.addTask { try await self.runWithFailover(WorkerTask(kind: kind, shards: part, round: round), firstWorker: r) }
+                group.addTask {
+                    try await self.runWithFailover(WorkerTask(kind: kind, shards: part, round: round), on: workers, first: r)
+                }
             }
             var all = [ShardResult]()
             for try await part in group { all.append(contentsOf: part) }
@@ -291,7 +304,7 @@ public final class ClusterCoordinator: Sendable {
         return sorted
     }
 
-    private func runWithFailover(_ task: WorkerTask, firstWorker: Int) async throws -> [ShardResult] {
+    private func runWithFailover(_ task: WorkerTask, on workers: [any Worker], first firstWorker: Int) async throws -> [ShardResult] {
         var failures = [String]()
         for attempt in 0..<workers.count {
             let w = (firstWorker + attempt) % workers.count

@@ -50,22 +50,28 @@ public struct FirstOrderTrainer: Sendable {
 
     private var cluster: ClusterCoordinator { objective.cluster }
 
-    public func train(budget: TrainingBudget, observe: @escaping IterationObserver = { _ in }) async throws -> TrainingSummary {
-        var runLog = RunLog(budget: budget, observe: observe)
-        try await cluster.run([
-            .fill(target: .momentum, value: 0), .fill(target: .adamFirstMoment, value: 0), .fill(target: .adamSecondMoment, value: 0),
-        ])
+    /// Runs from the weights already on the servers; with `resume`, continues
+    /// after that checkpoint (whose vectors are already on the servers).
+    public func train(
+        budget: TrainingBudget, resume: Checkpoint.State? = nil, checkpoints: CheckpointPolicy? = nil,
+        observe: @escaping IterationObserver = { _ in }
+    ) async throws -> TrainingSummary {
+        var runLog = RunLog(budget: budget, observe: observe, checkpoints: checkpoints, resuming: resume)
+        if resume == nil { try await cluster.run(stateVectors.map { .fill(target: $0, value: 0) }) }
         var phases = [String: Double]()
         var (f, gradientNorm) = try await timed("gradient", into: &phases) {
             try await objective.valueAndGradient(at: .weights, into: .gradient)
         }
-        runLog.emit(
-            IterationRecord(
+        var step = resume?.minibatchSteps ?? 0
+        var epoch = resume?.iteration ?? 0
+        if resume == nil {
+            let start = IterationRecord(
                 iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
                 cgIterations: 0, lambda: 0, step: options.learningRate, lineSearchSteps: 0,
-                testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
-        var step = 0
-        var epoch = 0
+                testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases)
+            runLog.emit(start)
+            try await runLog.checkpoint(after: start, optimizerVectors: stateVectors, from: cluster)
+        }
         let rows = objective.rows
         while true {
             if let reason = runLog.stopReason(after: epoch, gradientNorm: gradientNorm) { return runLog.summary(reason) }
@@ -87,11 +93,20 @@ public struct FirstOrderTrainer: Sendable {
                 try await objective.valueAndGradient(at: .weights, into: .gradient)
             }
             let accuracy = try await timed("evaluate", into: &phases) { try await objective.testAccuracy(at: .weights) }
-            runLog.emit(
-                IterationRecord(
-                    iteration: epoch, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                    cgIterations: 0, lambda: 0, step: options.learningRate, lineSearchSteps: 0,
-                    testAccuracy: accuracy, outcome: .epoch, phaseSeconds: phases))
+            let record = IterationRecord(
+                iteration: epoch, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
+                cgIterations: 0, lambda: 0, step: options.learningRate, lineSearchSteps: 0,
+                testAccuracy: accuracy, outcome: .epoch, phaseSeconds: phases)
+            runLog.emit(record)
+            try await runLog.checkpoint(after: record, minibatchSteps: step, optimizerVectors: stateVectors, from: cluster)
+        }
+    }
+
+    /// The vectors the method carries from one minibatch to the next.
+    private var stateVectors: [VectorName] {
+        switch method {
+        case .sgd: return [.momentum]
+        case .adam: return [.adamFirstMoment, .adamSecondMoment]
         }
     }
 

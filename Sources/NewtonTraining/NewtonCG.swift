@@ -69,22 +69,28 @@ public struct NewtonCG: Sendable {
 
     private var cluster: ClusterCoordinator { objective.cluster }
 
-    /// Runs from the weights already on the servers.
-    public func train(budget: TrainingBudget, observe: @escaping IterationObserver = { _ in }) async throws -> TrainingSummary {
-        var runLog = RunLog(budget: budget, observe: observe)
+    /// Runs from the weights already on the servers; with `resume`, continues
+    /// after that checkpoint (whose weights are already on the servers).
+    public func train(
+        budget: TrainingBudget, resume: Checkpoint.State? = nil, checkpoints: CheckpointPolicy? = nil,
+        observe: @escaping IterationObserver = { _ in }
+    ) async throws -> TrainingSummary {
+        var runLog = RunLog(budget: budget, observe: observe, checkpoints: checkpoints, resuming: resume)
         var phases = [String: Double]()
         var (f, gradientNorm) = try await timed("gradient", into: &phases) {
             try await objective.valueAndGradient(at: .weights, into: .gradient)
         }
-        runLog.emit(
-            IterationRecord(
+        var lambda = resume?.lambda ?? step.initialLambda
+        var failures = resume?.lineSearchFailures ?? 0
+        var iteration = resume?.iteration ?? 0
+        if resume == nil {
+            let start = IterationRecord(
                 iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                cgIterations: 0, lambda: step.initialLambda, step: 0, lineSearchSteps: 0,
-                testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases))
-
-        var lambda = step.initialLambda
-        var failures = 0
-        var iteration = 0
+                cgIterations: 0, lambda: lambda, step: 0, lineSearchSteps: 0,
+                testAccuracy: try await objective.testAccuracy(at: .weights), outcome: .start, phaseSeconds: phases)
+            runLog.emit(start)
+            try await runLog.checkpoint(after: start, lambda: lambda, from: cluster)
+        }
         while true {
             if let reason = runLog.stopReason(after: iteration, gradientNorm: gradientNorm) { return runLog.summary(reason) }
             iteration += 1
@@ -133,11 +139,12 @@ public struct NewtonCG: Sendable {
                 outcome = .lineSearchFailed
             }
             let accuracy = try await timed("evaluate", into: &phases) { try await objective.testAccuracy(at: .weights) }
-            runLog.emit(
-                IterationRecord(
-                    iteration: iteration, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
-                    cgIterations: solve, lambda: usedLambda, step: search.step, lineSearchSteps: search.steps,
-                    testAccuracy: accuracy, outcome: outcome, phaseSeconds: phases))
+            let record = IterationRecord(
+                iteration: iteration, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
+                cgIterations: solve, lambda: usedLambda, step: search.step, lineSearchSteps: search.steps,
+                testAccuracy: accuracy, outcome: outcome, phaseSeconds: phases)
+            runLog.emit(record)
+            try await runLog.checkpoint(after: record, lambda: lambda, lineSearchFailures: failures, from: cluster)
             if failures >= step.maxLineSearchFailures { return runLog.summary(.stalled) }
         }
     }

@@ -13,13 +13,15 @@ public enum TrainingErrorCode: String, ErrorCode {
     case nonFinite = "non-finite value"
     /// The run was cancelled.
     case cancelled
+    /// A stored checkpoint cannot be read or does not fit the job.
+    case invalidCheckpoint = "invalid checkpoint"
 
     public var description: String { rawValue }
 
     public var blame: ErrorBlame {
         switch self {
         case .invalidOptions: return .caller
-        case .clusterFailure, .nonFinite, .cancelled: return .receiver
+        case .clusterFailure, .nonFinite, .cancelled, .invalidCheckpoint: return .receiver
         }
     }
 }

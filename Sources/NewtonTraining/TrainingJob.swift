@@ -58,29 +58,46 @@ public struct TrainingJob: Sendable {
     }
 
     /// Initialises the weights (He-normal from the seed), hands them to the
-    /// cluster and trains.
+    /// cluster and trains; with `resume`, hands the cluster the checkpoint's
+    /// vectors instead and continues after its iteration. `checkpoints`
+    /// says when to record checkpoints and where they go.
     public func run(
-        on cluster: ClusterCoordinator, jobID: String, data: DataDescriptor,
-        observe: @escaping IterationObserver = { _ in }
+        on cluster: ClusterCoordinator, jobID: String, data: DataDescriptor, resume: Checkpoint? = nil,
+        checkpoints: CheckpointPolicy? = nil, observe: @escaping IterationObserver = { _ in }
     ) async throws -> TrainingSummary {
         if let problem = problems.first { throw TrainingError(.invalidOptions, problem) }
         guard cluster.grid.spec == network else {
             throw TrainingError(
                 .invalidOptions, "the cluster's grid is for network \(cluster.grid.spec.layerSizes), the job's is \(network.layerSizes)")
         }
-        try await cluster.start(jobID: jobID, data: data, weights: DenseParameters(heNormal: network, seed: seed))
+        if let every = checkpoints?.every, every < 1 {
+            throw TrainingError(.invalidOptions, "checkpoints must be every 1 or more iterations, got \(every)")
+        }
+        if let resume {
+            guard resume.weights.spec == network, resume.state.iteration >= 0 else {
+                throw TrainingError(
+                    .invalidCheckpoint,
+                    "the checkpoint of iteration \(resume.state.iteration) is for network \(resume.weights.spec.layerSizes), the job's is \(network.layerSizes)"
+                )
+            }
+            try await cluster.start(jobID: jobID, data: data, weights: resume.weights)
+            for (name, vector) in resume.optimizerVectors { try await cluster.write(name, vector) }
+        } else {
+            try await cluster.start(jobID: jobID, data: data, weights: DenseParameters(heNormal: network, seed: seed))
+        }
         let objective = try Objective(cluster: cluster, regularization: regularization)
+        let state = resume?.state
         switch optimizer {
         case .newton:
             return try await NewtonCG(options: newton, secondOrder: secondOrder, seed: seed, objective: objective)
-                .train(budget: budget, observe: observe)
+                .train(budget: budget, resume: state, checkpoints: checkpoints, observe: observe)
         case .hessianFree:
             return try await HessianFree(options: hessianFree, secondOrder: secondOrder, seed: seed, objective: objective)
-                .train(budget: budget, observe: observe)
+                .train(budget: budget, resume: state, checkpoints: checkpoints, observe: observe)
         case .sgd, .adam:
             return try await FirstOrderTrainer(
                 method: optimizer == .sgd ? .sgd : .adam, options: firstOrder, seed: seed, objective: objective
-            ).train(budget: budget, observe: observe)
+            ).train(budget: budget, resume: state, checkpoints: checkpoints, observe: observe)
         }
     }
 }

@@ -1,3 +1,5 @@
+import NewtonCore
+
 /// What happened in one iteration (a Newton step, or an epoch of a
 /// first-order method). Iteration 0 describes the starting point.
 public struct IterationRecord: Sendable, Codable, Equatable {
@@ -92,31 +94,57 @@ public struct TrainingBudget: Sendable, Equatable {
 public typealias IterationObserver = @Sendable (IterationRecord) -> Void
 
 /// What every trainer keeps while it runs: the clock, the records (each
-/// handed to the observer as it is made) and the budget's stop rules.
+/// handed to the observer as it is made), the budget's stop rules and the
+/// checkpoints. A resumed run starts where its checkpoint left off.
 struct RunLog {
     let clock = Stopwatch()
     let budget: TrainingBudget
     let observe: IterationObserver
+    let checkpoints: CheckpointPolicy?
+    /// Seconds taken before this process resumed the run.
+    private let secondsBefore: Double
     private(set) var records: [IterationRecord] = []
+    /// ‖∇f‖ at iteration 0.
+    private(set) var initialGradientNorm: Double?
 
-    init(budget: TrainingBudget, observe: @escaping IterationObserver) {
+    init(budget: TrainingBudget, observe: @escaping IterationObserver, checkpoints: CheckpointPolicy?, resuming: Checkpoint.State?) {
         self.budget = budget
         self.observe = observe
+        self.checkpoints = checkpoints
+        self.secondsBefore = resuming?.elapsedSeconds ?? 0
+        self.initialGradientNorm = resuming?.initialGradientNorm
     }
 
-    var seconds: Double { clock.seconds }
+    var seconds: Double { secondsBefore + clock.seconds }
 
     mutating func emit(_ record: IterationRecord) {
+        if record.iteration == 0 { initialGradientNorm = record.gradientNorm }
         records.append(record)
         observe(record)
+    }
+
+    /// After `record` was emitted: when a checkpoint is due, reads the
+    /// weights and `optimizerVectors` from the cluster and saves them with
+    /// the run's scalars.
+    func checkpoint(
+        after record: IterationRecord, lambda: Double = 0, lineSearchFailures: Int = 0, minibatchSteps: Int = 0,
+        optimizerVectors: [VectorName] = [], from cluster: ClusterCoordinator
+    ) async throws {
+        guard let checkpoints, record.iteration % checkpoints.every == 0 else { return }
+        let state = Checkpoint.State(
+            iteration: record.iteration, elapsedSeconds: record.elapsedSeconds, initialGradientNorm: initialGradientNorm ?? 0,
+            lambda: lambda, lineSearchFailures: lineSearchFailures, minibatchSteps: minibatchSteps)
+        var vectors = [VectorName: DenseParameters]()
+        for name in optimizerVectors { vectors[name] = try await cluster.read(name) }
+        try await checkpoints.save(Checkpoint(state: state, weights: try await cluster.read(.weights), optimizerVectors: vectors))
     }
 
     /// Why the run ends now, after `iteration` iterations at gradient norm
     /// `gradientNorm`; nil to go on.
     func stopReason(after iteration: Int, gradientNorm: Double) -> StopReason? {
         if iteration >= budget.maxIterations { return .iterationLimit }
-        if let limit = budget.timeLimit, clock.seconds >= limit { return .timeLimit }
-        if budget.gradientTolerance > 0, let initial = records.first?.gradientNorm, gradientNorm <= budget.gradientTolerance * initial {
+        if let limit = budget.timeLimit, seconds >= limit { return .timeLimit }
+        if budget.gradientTolerance > 0, let initial = initialGradientNorm, gradientNorm <= budget.gradientTolerance * initial {
             return .converged
         }
         if Task.isCancelled { return .cancelled }
@@ -124,7 +152,7 @@ struct RunLog {
     }
 
     func summary(_ reason: StopReason) -> TrainingSummary {
-        TrainingSummary(records: records, stopReason: reason, seconds: clock.seconds)
+        TrainingSummary(records: records, stopReason: reason, seconds: seconds)
     }
 }
 

@@ -3,8 +3,8 @@ import GRPCCore
 
 /// The cluster's shared secret: the bearer token the job API requires of
 /// people and scripts, and that roles present to each other; it is what
-/// keeps a stranger from registering as a server or worker. The transport is
-/// not encrypted yet, so the token crosses the network in the clear.
+/// keeps a stranger from registering as a server or worker. Without TLS
+/// (`ClusterCredentials.tls`) it crosses the network in the clear.
 public struct ClusterToken: Sendable {
     /// At least this many characters: a token is a secret, not a password.
     public static let minimumLength = 16
@@ -29,14 +29,7 @@ public struct ClusterToken: Sendable {
     public static func generate(into path: String) throws -> ClusterToken {
         var generator = SystemRandomNumberGenerator()
         let hex = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        let bytes = Array((hex + "\n").utf8)
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw TransportError(.invalidRequest, "cannot create the token file \(path)") }
-        defer { close(fd) }
-        // An existing file keeps its mode through O_CREAT: narrow it first.
-        guard fchmod(fd, 0o600) == 0, write(fd, bytes, bytes.count) == bytes.count else {
-            throw TransportError(.invalidRequest, "cannot write the token file \(path)")
-        }
+        try writeFile(Array((hex + "\n").utf8), to: path, mode: 0o600)
         return try ClusterToken(file: path)
     }
 

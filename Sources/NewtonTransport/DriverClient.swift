@@ -44,8 +44,8 @@ public final class DriverClient: Sendable {
     private let timeout: Duration
     private var client: Newtonps_V1_Driver.Client<HTTP2ClientTransport.Posix> { .init(wrapping: connection.client) }
 
-    public init(driver: Endpoint, token: ClusterToken?, timeout: Duration = .seconds(30)) throws {
-        self.connection = try GRPCConnection(to: driver, token: token)
+    public init(driver: Endpoint, credentials: ClusterCredentials, timeout: Duration = .seconds(30)) throws {
+        self.connection = try GRPCConnection(to: driver, credentials: credentials)
         self.timeout = timeout
     }
 
@@ -80,11 +80,14 @@ public final class DriverClient: Sendable {
         return JobInfo(try await call("CancelJob") { try await client.cancelJob(request, options: $0) })
     }
 
-    /// The trained model as safetensors bytes.
-    public func export(_ id: String) async throws -> Data {
+    /// A job's model as safetensors bytes (the final one, or the last
+    /// checkpoint's for a job that did not finish), the iteration it is
+    /// from (nil when not recorded) and the job's state.
+    public func export(_ id: String) async throws -> (safetensors: Data, iteration: Int?, state: String) {
         var request = Newtonps_V1_JobRequest()
         request.jobID = id
-        return try await call("ExportModel") { try await client.exportModel(request, options: $0) }.safetensors
+        let response = try await call("ExportModel") { try await client.exportModel(request, options: $0) }
+        return (response.safetensors, response.iteration >= 0 ? Int(response.iteration) : nil, response.state)
     }
 
     /// Calls `handle` for every recorded and future iteration, then for the

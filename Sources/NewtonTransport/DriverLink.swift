@@ -1,5 +1,6 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+import Logging
 import NewtonProto
 import Synchronization
 
@@ -9,8 +10,8 @@ import Synchronization
 public final class DriverLink: Sendable {
     public let driver: Endpoint
     public let connection: GRPCConnection
-    /// The cluster token this peer presents (to the driver and to servers).
-    public let token: ClusterToken?
+    /// What this peer presents to the driver and to servers.
+    public let credentials: ClusterCredentials
     private let info: Newtonps_V1_PeerInfo
     private let state = Mutex<(peerID: String?, interval: Duration)>((nil, .seconds(1)))
     private let timeout: Duration = .seconds(5)
@@ -18,10 +19,10 @@ public final class DriverLink: Sendable {
     /// - Parameters:
     ///   - role: "server" or "worker".
     ///   - endpoint: where a server serves gRPC (nil for workers).
-    public init(driver: Endpoint, token: ClusterToken?, role: String, endpoint: Endpoint?, httpEndpoint: String) throws {
+    public init(driver: Endpoint, credentials: ClusterCredentials, role: String, endpoint: Endpoint?, httpEndpoint: String) throws {
         self.driver = driver
-        self.token = token
-        self.connection = try GRPCConnection(to: driver, token: token)
+        self.credentials = credentials
+        self.connection = try GRPCConnection(to: driver, credentials: credentials)
         var info = Newtonps_V1_PeerInfo()
         info.role = role
         info.endpoint = endpoint?.description ?? ""
@@ -43,6 +44,7 @@ public final class DriverLink: Sendable {
         var request = Newtonps_V1_RegisterRequest()
         request.peer = info
         var delay = Duration.milliseconds(100)
+        var attempts = 0
         while true {
             do {
                 let response = try await remoteCall(role: info.role, peer: driver, method: "Register", requestBytes: 0, timeout: timeout) {
@@ -52,6 +54,11 @@ public final class DriverLink: Sendable {
                 state.withLock { $0 = (response.peerID, interval) }
                 return response.peerID
             } catch let error as TransportError where error.code == .unreachable {
+                // Said once, then every ~30 s: a wrong certificate looks like this too.
+                if attempts % 15 == 0 {
+                    Logger(label: "newtonps.link").warning("cannot register with the driver: \(error); retrying")
+                }
+                attempts += 1
                 try await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(2))
             }

@@ -1,3 +1,4 @@
+import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Logging
@@ -64,11 +65,13 @@ public final class GRPCConnection: Sendable {
     let client: GRPCClient<HTTP2ClientTransport.Posix>
     private let runner: Task<Void, Never>
 
-    /// Connects to `endpoint`, presenting `token` with every call when given.
-    public init(to endpoint: Endpoint, token: ClusterToken?) throws {
+    /// Connects to `endpoint` (over mutual TLS when the credentials hold a
+    /// certificate), presenting their token with every call when given.
+    public init(to endpoint: Endpoint, credentials: ClusterCredentials) throws {
         let transport = try HTTP2ClientTransport.Posix(
-            target: .dns(host: endpoint.host, port: endpoint.port), transportSecurity: .plaintext, config: WireSettings.client)
-        let client = GRPCClient(transport: transport, interceptors: token.map { [PresentClusterToken(token: $0)] } ?? [])
+            target: Self.target(endpoint), transportSecurity: credentials.clientSecurity, config: WireSettings.client)
+        let client = GRPCClient(
+            transport: transport, interceptors: credentials.token.map { [PresentClusterToken(token: $0)] } ?? [])
         self.endpoint = endpoint
         self.client = client
         // The connection's I/O runs for the object's lifetime (until close());
@@ -78,6 +81,17 @@ public final class GRPCConnection: Sendable {
                 Logger(label: "newtonps.connection").error("connection to \(endpoint) failed: \(error)")
             }
         }
+    }
+
+    /// An address literal as such, so that TLS checks it against the
+    /// certificate's IP addresses (TLS names hosts only by DNS name); any
+    /// other host by DNS.
+    private static func target(_ endpoint: Endpoint) -> any ResolvableTarget {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        if inet_pton(AF_INET, endpoint.host, &v4) == 1 { return .ipv4(address: endpoint.host, port: endpoint.port) }
+        if inet_pton(AF_INET6, endpoint.host, &v6) == 1 { return .ipv6(address: endpoint.host, port: endpoint.port) }
+        return .dns(host: endpoint.host, port: endpoint.port)
     }
 
     /// Lets in-flight calls finish, then closes the connection.

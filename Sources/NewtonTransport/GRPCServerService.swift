@@ -11,17 +11,22 @@ public struct GRPCServerService: Service {
     /// - Parameters:
     ///   - maxRequestBytes: the largest request any of `services` accepts; a
     ///     larger one is refused before it is read whole.
-    ///   - token: when given, every call must carry it (`unauthenticated` otherwise).
-    public init(listen: Endpoint, services: [any RegistrableRPCService], maxRequestBytes: Int, token: ClusterToken?) {
+    ///   - credentials: with a certificate, connections are mutual TLS (a
+    ///     client without a certificate from the cluster's CA is refused in
+    ///     the handshake); with a token, every call must carry it
+    ///     (`unauthenticated` otherwise).
+    public init(listen: Endpoint, services: [any RegistrableRPCService], maxRequestBytes: Int, credentials: ClusterCredentials) {
         let config = WireSettings.server(maxRequestBytes: maxRequestBytes)
+        let security = credentials.serverSecurity
         transport =
             listen.host.contains(":")
             ? HTTP2ServerTransport.Posix(
-                address: .ipv6(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: config)
+                address: .ipv6(host: listen.host, port: listen.port), transportSecurity: security, config: config)
             : HTTP2ServerTransport.Posix(
-                address: .ipv4(host: listen.host, port: listen.port), transportSecurity: .plaintext, config: config)
+                address: .ipv4(host: listen.host, port: listen.port), transportSecurity: security, config: config)
         server = GRPCServer(
-            transport: transport, services: services, interceptors: token.map { [RequireClusterToken(token: $0)] } ?? [])
+            transport: transport, services: services,
+            interceptors: credentials.token.map { [RequireClusterToken(token: $0)] } ?? [])
     }
 
     /// The port the server listens on (waits until it does).

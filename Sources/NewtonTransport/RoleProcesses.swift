@@ -57,14 +57,17 @@ public struct TaskService: Service {
 
 /// `newtonps server`: a parameter server process.
 public enum ServerProcess {
-    /// - Parameter token: required of every caller, and presented to the driver.
-    public static func run(_ addresses: RoleAddresses, token: ClusterToken?, options: ServerCore.Options = .init()) async throws {
+    /// - Parameter credentials: required of every caller, and presented to the driver.
+    public static func run(_ addresses: RoleAddresses, credentials: ClusterCredentials, options: ServerCore.Options = .init())
+        async throws
+    {
         guard let listen = addresses.listen, let driver = addresses.driver else {
             throw TransportError(.invalidRequest, "a server needs --listen and --driver")
         }
         let core = ServerCore(options: options)
         let grpc = GRPCServerService(
-            listen: listen, services: [ParameterServerService(core: core)], maxRequestBytes: WireSettings.maxMessageBytes, token: token)
+            listen: listen, services: [ParameterServerService(core: core)], maxRequestBytes: WireSettings.maxMessageBytes,
+            credentials: credentials)
         let registered = Mutex(false)
         let health = HealthServer(
             host: addresses.http.host, port: addresses.http.port,
@@ -81,7 +84,7 @@ public enum ServerProcess {
             }
             announce("server listening on \(listen.host):\(port), advertised as \(advertised)")
             let link = try DriverLink(
-                driver: driver, token: token, role: "server", endpoint: advertised, httpEndpoint: addresses.http.description)
+                driver: driver, credentials: credentials, role: "server", endpoint: advertised, httpEndpoint: addresses.http.description)
             let id = try await link.register()
             registered.withLock { $0 = true }
             announce("registered with driver \(driver) as \(id)")
@@ -93,10 +96,11 @@ public enum ServerProcess {
 
 /// `newtonps worker`: a stateless worker process.
 public enum WorkerProcess {
-    /// - Parameter token: presented to the driver and the servers.
-    public static func run(_ addresses: RoleAddresses, token: ClusterToken?) async throws {
+    /// - Parameter credentials: presented to the driver and the servers.
+    public static func run(_ addresses: RoleAddresses, credentials: ClusterCredentials) async throws {
         guard let driver = addresses.driver else { throw TransportError(.invalidRequest, "a worker needs --driver") }
-        let link = try DriverLink(driver: driver, token: token, role: "worker", endpoint: nil, httpEndpoint: addresses.http.description)
+        let link = try DriverLink(
+            driver: driver, credentials: credentials, role: "worker", endpoint: nil, httpEndpoint: addresses.http.description)
         let agent = WorkerAgent(link: link)
         let health = HealthServer(
             host: addresses.http.host, port: addresses.http.port,

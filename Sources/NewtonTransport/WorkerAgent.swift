@@ -110,7 +110,7 @@ public final class WorkerAgent: Sendable {
         }
         let job = WorkerJob(jobID: wire.jobID, grid: grid, ownership: ownership, data: try DataDescriptor(wire: wire.data))
         releaseJob()
-        let connections = try endpoints.map { try GRPCConnection(to: $0, token: link.token) }
+        let connections = try endpoints.map { try GRPCConnection(to: $0, credentials: link.credentials) }
         let servers: [any ParameterServer] = connections.map { RemoteParameterServer(connection: $0, role: "worker") }
         let core = WorkerCore(catalog: catalog, servers: { _ in servers })
         self.job.withLock { $0 = (core, connections) }

@@ -190,10 +190,10 @@ struct BenchCommand: AsyncParsableCommand {
     func measureWire() async throws -> [String: Double] {
         let service = GRPCServerService(
             listen: Endpoint(host: "127.0.0.1", port: 0), services: [ParameterServerService(core: ServerCore())],
-            maxRequestBytes: WireSettings.maxMessageBytes, token: nil)
+            maxRequestBytes: WireSettings.maxMessageBytes, credentials: .open)
         let serving = Task { try await service.run() }
         defer { serving.cancel() }
-        let connection = try GRPCConnection(to: Endpoint(host: "127.0.0.1", port: try await service.boundPort), token: nil)
+        let connection = try GRPCConnection(to: Endpoint(host: "127.0.0.1", port: try await service.boundPort), credentials: .open)
         defer { connection.close() }
         let server = RemoteParameterServer(connection: connection, role: "bench")
         // One block of 512 × 512 weights + 512 biases: 1 MiB of float32.

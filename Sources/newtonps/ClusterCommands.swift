@@ -22,32 +22,54 @@ func parseEndpoint(_ text: String, option: String) throws -> Endpoint {
     }
 }
 
-/// `--token-file`: the cluster's shared secret, for every role and client.
-struct TokenOptions: ParsableArguments {
+/// `--token-file` and `--tls-*`: the cluster's shared secret and this
+/// process's certificate, for every role and client.
+struct SecurityOptions: ParsableArguments {
     @Option(
         help:
             "File holding the cluster token: required of every caller, and presented to every peer (env NEWTONPS_TOKEN_FILE; `newtonps cluster` writes one next to its store)."
     )
     var tokenFile = environment("NEWTONPS_TOKEN_FILE", "")
+    @Option(help: "This process's TLS certificate (PEM; env NEWTONPS_TLS_CERT). With --tls-key and --tls-ca: mutual TLS.")
+    var tlsCert = environment("NEWTONPS_TLS_CERT", "")
+    @Option(help: "The private key of --tls-cert (PEM; env NEWTONPS_TLS_KEY).")
+    var tlsKey = environment("NEWTONPS_TLS_KEY", "")
+    @Option(help: "The cluster's CA certificate, which every peer's certificate must chain to (PEM; env NEWTONPS_TLS_CA).")
+    var tlsCa = environment("NEWTONPS_TLS_CA", "")
 
-    /// The token, or nil without a file.
-    func load() throws -> ClusterToken? {
-        guard !tokenFile.isEmpty else { return nil }
-        do { return try ClusterToken(file: tokenFile) } catch { throw ValidationErrorText("--token-file: \(error)") }
+    /// The token (nil without a file) and the TLS identity (nil without
+    /// any `--tls-*`; all three or none).
+    func load() throws -> ClusterCredentials {
+        var token: ClusterToken?
+        if !tokenFile.isEmpty {
+            do { token = try ClusterToken(file: tokenFile) } catch { throw ValidationErrorText("--token-file: \(error)") }
+        }
+        let files = [tlsCert, tlsKey, tlsCa]
+        guard files.contains(where: { !$0.isEmpty }) else { return ClusterCredentials(token: token, tls: nil) }
+        guard files.allSatisfy({ !$0.isEmpty }) else {
+            throw ValidationErrorText("TLS needs all three of --tls-cert, --tls-key and --tls-ca (or NEWTONPS_TLS_CERT/KEY/CA)")
+        }
+        do {
+            return ClusterCredentials(token: token, tls: try TLSIdentity(certificate: tlsCert, key: tlsKey, ca: tlsCa))
+        } catch { throw ValidationErrorText("TLS: \(error)") }
     }
 
-    /// The token for a role that serves or joins a cluster; without one,
-    /// says on stderr what that means for this role.
-    func loadForRole(_ role: String) throws -> ClusterToken? {
-        let token = try load()
-        if token == nil {
+    /// The credentials of a role that serves or joins a cluster; says on
+    /// stderr what a missing token or certificate means for this role.
+    func loadForRole(_ role: String) throws -> ClusterCredentials {
+        let credentials = try load()
+        if credentials.token == nil {
             let meaning =
                 role == "worker"
                 ? "a driver or server that requires a token will refuse this worker"
                 : "every caller that can reach this process is let in"
             FileHandle.standardError.write(Data("newtonps \(role): no --token-file: \(meaning)\n".utf8))
         }
-        return token
+        if credentials.tls == nil {
+            FileHandle.standardError.write(
+                Data("newtonps \(role): no --tls-cert: traffic (the token included) crosses the network in plaintext\n".utf8))
+        }
+        return credentials
     }
 }
 
@@ -55,21 +77,25 @@ struct TokenOptions: ParsableArguments {
 struct DriverAddress: ParsableArguments {
     @Option(help: "The driver's gRPC address (env NEWTONPS_DRIVER).")
     var driver = environment("NEWTONPS_DRIVER", "127.0.0.1:7070")
-    @OptionGroup var token: TokenOptions
+    @OptionGroup var security: SecurityOptions
 
     var endpoint: Endpoint { get throws { try parseEndpoint(driver, option: "driver") } }
 
     /// Runs `body` with a client connected to the driver, then disconnects.
     /// A call the driver refuses for the token says so plainly.
     func withClient<T>(_ body: (DriverClient) async throws -> T) async throws -> T {
-        let client = try DriverClient(driver: try endpoint, token: try token.load())
+        let credentials = try security.load()
+        let client = try DriverClient(driver: try endpoint, credentials: credentials)
         defer { client.close() }
         do {
             return try await body(client)
         } catch let error as TransportError where error.code == .unauthenticated {
             throw ValidationErrorText(
-                "the driver at \(driver) refused the call: \(token.tokenFile.isEmpty ? "no token given" : "wrong token in \(token.tokenFile)"); give the cluster's token with --token-file or NEWTONPS_TOKEN_FILE"
+                "the driver at \(driver) refused the call: \(security.tokenFile.isEmpty ? "no token given" : "wrong token in \(security.tokenFile)"); give the cluster's token with --token-file or NEWTONPS_TOKEN_FILE"
             )
+        } catch let error as TransportError where error.code == .unreachable && credentials.tls == nil {
+            throw ValidationErrorText(
+                "\(error) (if the driver uses TLS, give --tls-cert, --tls-key and --tls-ca or NEWTONPS_TLS_CERT/KEY/CA)")
         }
     }
 }
@@ -82,14 +108,15 @@ struct DriverCommand: AsyncParsableCommand {
     var http = environment("NEWTONPS_HTTP", "127.0.0.1:9090")
     @Option(help: "SQLite job store (env NEWTONPS_STORE).")
     var store = environment("NEWTONPS_STORE", "newtonps-jobs.sqlite")
-    @OptionGroup var token: TokenOptions
+    @OptionGroup var security: SecurityOptions
 
     func run() async throws {
         BLAS.threads = 1
         try await DriverProcess.run(
             RoleAddresses(
                 listen: try parseEndpoint(listen, option: "listen"), advertise: nil,
-                http: try parseEndpoint(http, option: "http"), driver: nil), storePath: store, token: try token.loadForRole("driver"))
+                http: try parseEndpoint(http, option: "http"), driver: nil), storePath: store,
+            credentials: try security.loadForRole("driver"))
     }
 }
 
@@ -119,7 +146,7 @@ struct ServerCommand: AsyncParsableCommand {
             RoleAddresses(
                 listen: listen, advertise: advertised, http: try parseEndpoint(http, option: "http"),
                 driver: try driver.endpoint),
-            token: try driver.token.loadForRole("server"), options: .init(solveIterationDelay: .milliseconds(solveDelayMs)))
+            credentials: try driver.security.loadForRole("server"), options: .init(solveIterationDelay: .milliseconds(solveDelayMs)))
     }
 }
 
@@ -136,7 +163,7 @@ struct WorkerCommand: AsyncParsableCommand {
         try await WorkerProcess.run(
             RoleAddresses(
                 listen: nil, advertise: nil, http: try parseEndpoint(http, option: "http"),
-                driver: try driver.endpoint), token: try driver.token.loadForRole("worker"))
+                driver: try driver.endpoint), credentials: try driver.security.loadForRole("worker"))
     }
 }
 
@@ -218,18 +245,23 @@ struct CancelCommand: AsyncParsableCommand {
 }
 
 struct ExportCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "export", abstract: "Save a finished job's model (safetensors).")
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Save a job's model (safetensors): the final one, or the last checkpoint's for a job that did not finish.")
     @Argument var id: String
     @Option(help: "Output file.")
     var out: String
     @OptionGroup var driver: DriverAddress
 
     func run() async throws {
-        let bytes = try await driver.withClient { try await $0.export(id) }
+        let exported = try await driver.withClient { try await $0.export(id) }
         // Decode first: never write something `evaluate` could not read.
-        let model = try SavedModel.decode(Array(bytes), source: "job \(id)")
+        let model = try SavedModel.decode(Array(exported.safetensors), source: "job \(id)")
         try model.save(to: out)
-        print("saved \(id)'s model (\(model.spec.layerSizes.map(String.init).joined(separator: "-"))) to \(out)")
+        let iteration = exported.iteration.map { "iteration \($0)" } ?? "its last iteration"
+        print(
+            "saved \(id)'s model (\(model.spec.layerSizes.map(String.init).joined(separator: "-"))) of \(iteration), job \(exported.state), to \(out)"
+        )
     }
 }
 
@@ -263,7 +295,9 @@ final class EndBox: Sendable {
 struct LocalClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
-        abstract: "Start a driver, servers and workers as separate processes on this machine; Ctrl-C stops them all.")
+        abstract:
+            "Start a driver, servers and workers as separate processes on this machine, with a fresh token and certificates; Ctrl-C stops them all."
+    )
     @Option var servers = 2
     @Option var workers = 2
     @Option(help: "Address to bind every process to.")
@@ -272,19 +306,52 @@ struct LocalClusterCommand: AsyncParsableCommand {
     var store = "newtonps-jobs.sqlite"
     @Option(help: "The driver's gRPC port (0: any free port); the other processes take free ports.")
     var driverPort = 7070
+    @Flag(inversion: .prefixedNo, help: "Mutual TLS between all processes, with certificates made in STORE.certs/.")
+    var tls = true
 
     func run() async throws {
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let cluster = try await LocalCluster.start(
-            binary: binary, host: host, driverPort: driverPort, store: store,
-            servers: servers, workers: workers)
+            binary: binary, host: host, driverPort: driverPort, store: store, servers: servers, workers: workers, tls: tls)
         for member in cluster.members {
             print("\(member.role) pid \(member.process.pid): \(member.grpc.map { "grpc \($0), " } ?? "")http \(member.http)")
         }
         print("cluster token: \(cluster.tokenFile)")
-        print("submit jobs with: newtonps submit JOB.yaml --driver \(cluster.driver.grpc!) --token-file \(cluster.tokenFile)")
+        var flags = "--driver \(cluster.driver.grpc!) --token-file \(cluster.tokenFile)"
+        if let certificates = cluster.certificateDirectory {
+            print("certificates: \(certificates) (mutual TLS; clients use client.pem)")
+            flags += " --tls-cert \(certificates)/client.pem --tls-key \(certificates)/client-key.pem --tls-ca \(certificates)/ca.pem"
+        }
+        print("submit jobs with: newtonps submit JOB.yaml \(flags)")
         try await waitForTerminationSignal()
         print("stopping…")
         cluster.stop()
+    }
+}
+
+struct CertificatesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "certs",
+        abstract: "Make a cluster CA and a certificate per role (driver, server, worker, client) for mutual TLS.",
+        discussion: """
+            Writes ca.pem, ca-key.pem and ROLE.pem, ROLE-key.pem for each role into --out (keys readable by their \
+            owner only). Every certificate names the --hosts given and localhost/127.0.0.1, and serves as both a \
+            server and a client certificate. Give each process its role's files: --tls-cert ROLE.pem \
+            --tls-key ROLE-key.pem --tls-ca ca.pem. Keep ca-key.pem offline: whoever holds it can join the cluster.
+            """)
+    @Option(help: "Directory to write the files to (created if needed).")
+    var out: String
+    @Option(help: "Comma-separated DNS names or IP addresses the processes are reached at (e.g. compose service names).")
+    var hosts = ""
+    @Option(help: "Days the certificates are valid.")
+    var days = 365
+
+    func run() throws {
+        let names = hosts.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        do { try ClusterCertificates.make(in: out, hosts: names, days: days) } catch { throw ValidationErrorText("\(error)") }
+        let all = ClusterCertificates.loopbackHosts + names.filter { !ClusterCertificates.loopbackHosts.contains($0) }
+        print(
+            "wrote ca.pem and \(ClusterCertificates.roles.joined(separator: ", ")) certificates to \(out), for \(all.joined(separator: ", "))"
+        )
     }
 }

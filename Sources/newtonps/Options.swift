@@ -80,6 +80,7 @@ struct RunOptions: ParsableArguments {
     @Option(help: .key("max_iterations")) var maxIterations: String?
     @Option(help: .key("time_limit")) var timeLimit: String?
     @Option(help: .key("gradient_tolerance")) var gradientTolerance: String?
+    @Option(help: .key("checkpoint_every")) var checkpointEvery: String?
     @Option(help: .key("seed")) var seed: String?
     @Option(help: .key("name")) var name: String?
 }

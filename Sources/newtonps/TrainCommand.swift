@@ -69,7 +69,10 @@ struct TrainCommand: AsyncParsableCommand {
         let reporter = try ProgressReporter(jsonLog: logJson, quiet: quiet)
         let summary: TrainingSummary
         do {
-            summary = try await job.run(on: embedded.coordinator, jobID: "embedded", data: spec.data, observe: reporter.record)
+            summary = try await job.run(
+                on: embedded.coordinator, jobID: "embedded", data: spec.data,
+                checkpoints: modelCheckpoints(spec, classNames: loaded.train.classNames, scaler: loaded.scaler),
+                observe: reporter.record)
         } catch {
             reporter.finish()
             throw error
@@ -88,6 +91,17 @@ struct TrainCommand: AsyncParsableCommand {
             let weights = try await embedded.coordinator.read(.weights)
             try SavedModel(parameters: weights, classNames: loaded.train.classNames, scaler: loaded.scaler).save(to: save)
             print("saved model to \(save)")
+        }
+    }
+}
+
+extension TrainCommand {
+    /// With `--save`, the model of every checkpoint overwrites the file
+    /// (atomically), so an interrupted run keeps its latest model.
+    func modelCheckpoints(_ spec: JobSpec, classNames: [String], scaler: FeatureScaler) -> CheckpointPolicy? {
+        guard let save, spec.checkpointEvery > 0 else { return nil }
+        return CheckpointPolicy(every: spec.checkpointEvery) { checkpoint in
+            try SavedModel(parameters: checkpoint.weights, classNames: classNames, scaler: scaler).save(to: save)
         }
     }
 }

@@ -8,28 +8,7 @@ import XCTest
 
 /// Real processes on loopback: a driver, servers and workers started from the
 /// built `newtonps` binary, driven through the job API.
-final class ClusterProcessTests: XCTestCase {
-    private var directory: URL!
-
-    override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("newtonps-e2e-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        BLAS.threads = 1  // the processes use one BLAS thread; so must the embedded reference
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: directory)
-    }
-
-    static let binary: URL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        .deletingLastPathComponent().appendingPathComponent("newtonps")
-
-    private func startCluster(servers: Int, workers: Int, serverArguments: [String] = []) async throws -> LocalCluster {
-        try await LocalCluster.start(
-            binary: Self.binary, store: directory.appendingPathComponent("jobs.sqlite").path,
-            servers: servers, workers: workers, serverArguments: serverArguments)
-    }
-
+final class ClusterProcessTests: ClusterTestCase {
     /// A job on synthetic data every process can regenerate from the seed.
     private func spec(workers: Int? = nil, extra: String = "") -> String {
         """
@@ -49,39 +28,12 @@ final class ClusterProcessTests: XCTestCase {
         """
     }
 
-    /// The same job on the embedded cluster.
-    private func embeddedObjectives(options: (inout NewtonOptions) -> Void = { _ in }) async throws -> [Double] {
-        let descriptor = DataDescriptor(
-            source: .synthetic(trainRows: 600, testRows: 200, features: 8, classes: 3, seed: 11), scaling: .standardize)
-        let network = try NetworkSpec(layerSizes: [8, 12, 10, 3], activations: [.tanh], loss: .crossEntropy)
-        let grid = try PartitionGrid(spec: network, partitions: [2, 2, 2, 1])
-        let embedded = try await EmbeddedCluster(
-            grid: grid, data: try descriptor.load(), descriptor: descriptor, servers: 2, workers: 1, shardRows: 64)
-        var newton = NewtonOptions()
-        newton.subsampleFraction = 0.2
-        options(&newton)
-        let job = TrainingJob(
-            network: network, optimizer: .newton, regularization: 1, newton: newton, budget: TrainingBudget(maxIterations: 5), seed: 3)
-        return try await job.run(on: embedded.coordinator, jobID: "reference", data: descriptor).records.map(\.objective)
-    }
-
-    private func runToEnd(_ client: DriverClient, _ yaml: String) async throws -> (JobInfo, [IterationRecord]) {
-        let job = try await client.submit(yaml: yaml)
-        let end = Box<JobInfo>()
-        try await client.watch(job.id) { event in
-            if case .finished(let info) = event { end.set(info) }
-        }
-        let (info, _, records) = try await client.job(job.id)
-        XCTAssertEqual(end.value?.state, info.state)
-        return (info, records)
-    }
-
     func testClusterMatchesEmbeddedRunWithOneTwoAndThreeWorkers() async throws {
         let cluster = try await startCluster(servers: 2, workers: 3)
         defer { cluster.stop() }
-        let client = try DriverClient(driver: cluster.driver.grpc!, token: cluster.token)
+        let client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
         defer { client.close() }
-        let reference = try await embeddedObjectives()
+        let reference = try await embeddedObjectives(spec())
         for workers in [2, 1, 3] {
             let (info, records) = try await runToEnd(client, spec(workers: workers))
             XCTAssertEqual(info.state, "succeeded", info.error)
@@ -90,19 +42,21 @@ final class ClusterProcessTests: XCTestCase {
         // Products from R-operator passes on the workers agree too.
         let (rop, ropRecords) = try await runToEnd(client, spec(extra: "products: rop"))
         XCTAssertEqual(rop.state, "succeeded", rop.error)
-        let ropReference = try await embeddedObjectives { $0.products = .rop }
+        let ropReference = try await embeddedObjectives(spec(extra: "products: rop"))
         XCTAssertEqual(ropRecords.map(\.objective), ropReference)
 
         // The trained model comes back through export.
-        let bytes = try await client.export(rop.id)
-        let model = try SavedModel.decode(Array(bytes), source: "export")
+        let exported = try await client.export(rop.id)
+        let model = try SavedModel.decode(Array(exported.safetensors), source: "export")
         XCTAssertEqual(model.spec.layerSizes, [8, 12, 10, 3])
+        XCTAssertEqual(exported.iteration, 5)
+        XCTAssertEqual(exported.state, "succeeded")
     }
 
     func testJobStoreSurvivesDriverRestartAndBadSpecsAreRejected() async throws {
         let store = directory.appendingPathComponent("jobs.sqlite").path
         var cluster: LocalCluster? = try await startCluster(servers: 1, workers: 1)
-        var client = try DriverClient(driver: cluster!.driver.grpc!, token: cluster!.token)
+        var client = try DriverClient(driver: cluster!.driver.grpc!, credentials: cluster!.credentials)
         let (done, _) = try await runToEnd(client, spec())
         XCTAssertEqual(done.state, "succeeded", done.error)
 
@@ -121,7 +75,7 @@ final class ClusterProcessTests: XCTestCase {
 
         let restarted = try await LocalCluster.start(binary: Self.binary, store: store, servers: 0, workers: 0)
         defer { restarted.stop() }
-        client = try DriverClient(driver: restarted.driver.grpc!, token: restarted.token)
+        client = try DriverClient(driver: restarted.driver.grpc!, credentials: restarted.credentials)
         defer { client.close() }
         let jobs = try await client.jobs()
         XCTAssertEqual(jobs.map(\.id), [done.id])
@@ -143,7 +97,7 @@ final class ClusterProcessTests: XCTestCase {
             XCTAssertEqual(metrics.status, 200, member.role)
         }
         let before = try await httpGet(cluster.driver.http, "/metrics").body
-        let client = try DriverClient(driver: cluster.driver.grpc!, token: cluster.token)
+        let client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
         defer { client.close() }
         _ = try await runToEnd(client, spec())
         let after = try await httpGet(cluster.driver.http, "/metrics").body
@@ -159,7 +113,7 @@ final class ClusterProcessTests: XCTestCase {
         let cluster = try await startCluster(servers: 1, workers: 1)
         defer { cluster.stop() }
         try await cluster.addServer(arguments: ["--solve-delay-ms", "200"])
-        let client = try DriverClient(driver: cluster.driver.grpc!, token: cluster.token)
+        let client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
         defer { client.close() }
         let clock = ContinuousClock.now
         let (info, records) = try await runToEnd(
@@ -172,13 +126,15 @@ final class ClusterProcessTests: XCTestCase {
     }
 
     /// Every process requires the cluster token: the job API, registration
-    /// and the parameter servers refuse a caller without it or with another.
+    /// and the parameter servers refuse a caller without it or with another,
+    /// even one holding a good certificate.
     func testCallsWithoutTheClusterTokenAreRefused() async throws {
         let cluster = try await startCluster(servers: 1, workers: 0)
         defer { cluster.stop() }
         let wrongFile = directory.appendingPathComponent("wrong.token").path
         for token in [nil, try ClusterToken.generate(into: wrongFile)] {
-            let client = try DriverClient(driver: cluster.driver.grpc!, token: token)
+            let credentials = ClusterCredentials(token: token, tls: cluster.credentials.tls)
+            let client = try DriverClient(driver: cluster.driver.grpc!, credentials: credentials)
             defer { client.close() }
             do {
                 _ = try await client.submit(yaml: spec())
@@ -186,8 +142,9 @@ final class ClusterProcessTests: XCTestCase {
             } catch let error as TransportError {
                 XCTAssertEqual(error.code, .unauthenticated, "\(error)")
             }
-            let link = try DriverLink(driver: cluster.driver.grpc!, token: token, role: "worker", endpoint: nil, httpEndpoint: "-")
-            let connection = try GRPCConnection(to: cluster.servers[0].grpc!, token: token)
+            let link = try DriverLink(
+                driver: cluster.driver.grpc!, credentials: credentials, role: "worker", endpoint: nil, httpEndpoint: "-")
+            let connection = try GRPCConnection(to: cluster.servers[0].grpc!, credentials: credentials)
             defer { connection.close() }
             for (what, call) in [
                 ("registration", { _ = try await link.register() }),
@@ -201,21 +158,70 @@ final class ClusterProcessTests: XCTestCase {
                 }
             }
         }
-        let client = try DriverClient(driver: cluster.driver.grpc!, token: cluster.token)
+        let client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
         defer { client.close() }
         let jobs = try await client.jobs()
         XCTAssertEqual(jobs.count, 0)
 
         // The CLI says what is wrong and what to do.
-        let cli = try ManagedProcess(Self.binary, ["jobs", "--driver", cluster.driver.grpc!.description])
+        let certificates = cluster.certificateDirectory!
+        let cli = try ManagedProcess(
+            Self.binary,
+            [
+                "jobs", "--driver", cluster.driver.grpc!.description, "--tls-cert", "\(certificates)/client.pem",
+                "--tls-key", "\(certificates)/client-key.pem", "--tls-ca", "\(certificates)/ca.pem",
+            ])
         while cli.isRunning { try await Task.sleep(for: .milliseconds(50)) }
         XCTAssertNotEqual(cli.exitStatus, 0)
         XCTAssertTrue(cli.output.contains("refused the call: no token given"), cli.output)
     }
 
+    /// Every role speaks only mutual TLS: a plaintext caller, a caller
+    /// without a certificate and one whose certificate comes from another
+    /// CA are all refused in the handshake, token or not; the bytes a
+    /// plaintext HTTP/2 client gets back are a TLS alert, not HTTP/2.
+    func testEveryRoleSpeaksOnlyMutualTLS() async throws {
+        let cluster = try await startCluster(servers: 1, workers: 0)
+        defer { cluster.stop() }
+        let otherCA = directory.appendingPathComponent("other-ca").path
+        try ClusterCertificates.make(in: otherCA, hosts: [])
+        let strangers: [(String, ClusterCredentials)] = [
+            ("plaintext", ClusterCredentials(token: cluster.credentials.token, tls: nil)),
+            (
+                "a certificate from another CA",
+                ClusterCredentials(
+                    token: cluster.credentials.token, tls: try ClusterCertificates.identity("client", in: otherCA))
+            ),
+        ]
+        for (who, credentials) in strangers {
+            for peer in [cluster.driver.grpc!, cluster.servers[0].grpc!] {
+                let connection = try GRPCConnection(to: peer, credentials: credentials)
+                defer { connection.close() }
+                var timeouts = RemoteParameterServer.Timeouts()
+                timeouts.standard = .seconds(5)
+                do {
+                    _ = try await RemoteParameterServer(connection: connection, role: "test", timeouts: timeouts).run([])
+                    XCTFail("\(peer) answered \(who)")
+                } catch let error as TransportError {
+                    XCTAssertEqual(error.code, .unreachable, "\(who) → \(peer): \(error)")
+                }
+            }
+        }
+        for peer in [cluster.driver.grpc!, cluster.servers[0].grpc!] {
+            let reply = try rawExchange(peer, Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8))
+            // A TLS record of type alert (21), or nothing at all; never an HTTP/2 frame.
+            XCTAssertTrue(reply.isEmpty || reply[0] == 21, "\(peer) answered plaintext HTTP/2 with \(reply.prefix(16))")
+        }
+        // With the cluster's certificates and token, the same calls succeed.
+        let client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
+        defer { client.close() }
+        let jobs = try await client.jobs()
+        XCTAssertEqual(jobs.count, 0)
+    }
+
     func testCallToADeadPeerFailsWithinItsDeadline() async throws {
         let listener = try ListeningSocket()  // a port that accepts TCP but never speaks HTTP/2
-        let connection = try GRPCConnection(to: Endpoint(host: "127.0.0.1", port: listener.port), token: nil)
+        let connection = try GRPCConnection(to: Endpoint(host: "127.0.0.1", port: listener.port), credentials: .open)
         defer { connection.close() }
         var timeouts = RemoteParameterServer.Timeouts()
         timeouts.standard = .milliseconds(500)
@@ -229,7 +235,7 @@ final class ClusterProcessTests: XCTestCase {
         }
         XCTAssertLessThan(ContinuousClock.now - clock, .seconds(3))
 
-        let closed = try GRPCConnection(to: Endpoint(host: "127.0.0.1", port: try ListeningSocket.freePort()), token: nil)
+        let closed = try GRPCConnection(to: Endpoint(host: "127.0.0.1", port: try ListeningSocket.freePort()), credentials: .open)
         defer { closed.close() }
         do {
             _ = try await RemoteParameterServer(connection: closed, role: "test", timeouts: timeouts).run([])

@@ -1,11 +1,69 @@
 import Foundation
+import NewtonCore
 import NewtonDriver
+import NewtonRoles
+import NewtonTraining
 import NewtonTransport
 import Synchronization
+import XCTest
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
 #endif
+
+/// A test that starts real `newtonps` processes (the binary built beside
+/// the tests) in a scratch directory of its own.
+class ClusterTestCase: XCTestCase {
+    var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("newtonps-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        BLAS.threads = 1  // the processes use one BLAS thread; so must the embedded reference
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    static let binary: URL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        .deletingLastPathComponent().appendingPathComponent("newtonps")
+
+    func startCluster(servers: Int, workers: Int, serverArguments: [String] = []) async throws -> LocalCluster {
+        try await LocalCluster.start(
+            binary: Self.binary, store: directory.appendingPathComponent("jobs.sqlite").path,
+            servers: servers, workers: workers, serverArguments: serverArguments)
+    }
+
+    /// The per-iteration objectives of the job `yaml` on an embedded cluster:
+    /// what every cluster run of it must reproduce as doubles.
+    func embeddedObjectives(_ yaml: String) async throws -> [Double] {
+        let spec = try JobSpec.parse(yaml: yaml)
+        let data = try spec.data.load()
+        let network = try spec.network(for: data.train)
+        let embedded = try await EmbeddedCluster(
+            grid: try spec.grid(for: network), data: data, descriptor: spec.data, servers: 2, workers: 1, shardRows: spec.shardRows)
+        return try await spec.trainingJob(network: network).run(on: embedded.coordinator, jobID: "reference", data: spec.data)
+            .records.map(\.objective)
+    }
+
+    /// Submits `yaml` and follows it to its end.
+    func runToEnd(_ client: DriverClient, _ yaml: String) async throws -> (JobInfo, [IterationRecord]) {
+        let job = try await client.submit(yaml: yaml)
+        return try await followToEnd(client, job.id)
+    }
+
+    /// Watches job `id` until it ends; returns its summary and records.
+    func followToEnd(_ client: DriverClient, _ id: String) async throws -> (JobInfo, [IterationRecord]) {
+        let end = Box<JobInfo>()
+        try await client.watch(id) { event in
+            if case .finished(let info) = event { end.set(info) }
+        }
+        let (info, _, records) = try await client.job(id)
+        XCTAssertEqual(end.value?.state, info.state)
+        return (info, records)
+    }
+}
 
 /// A value set from a `@Sendable` callback and read afterwards.
 final class Box<T: Sendable>: Sendable {
@@ -35,6 +93,26 @@ func eventually(seconds: Double = 10, _ condition: () async throws -> Bool) asyn
 func metric(_ text: String, _ name: String) -> Double {
     text.split(separator: "\n").filter { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
         .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+}
+
+/// Connects to `endpoint`, sends `bytes` and returns what comes back
+/// within a second (at most 4 KiB).
+func rawExchange(_ endpoint: Endpoint, _ bytes: [UInt8]) throws -> [UInt8] {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr(endpoint.host)
+    address.sin_port = UInt16(endpoint.port).bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0, send(descriptor, bytes, bytes.count, 0) == bytes.count else { throw CocoaError(.fileReadUnknown) }
+    var timeout = timeval(tv_sec: 1, tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    let count = recv(descriptor, &buffer, buffer.count, 0)
+    return count > 0 ? Array(buffer[..<count]) : []
 }
 
 /// A TCP socket on a free loopback port that accepts connections and never

@@ -76,16 +76,42 @@ final class JobStoreTests: XCTestCase {
         XCTAssertEqual(try store.records(job: job.id).count, 3)
     }
 
-    func testModelBytesRoundTrip() throws {
+    func testCheckpointsAndTheFinalModel() throws {
         let store = try JobStore(path: path)
         let job = try store.create(specYAML: "synthetic: {}\n", name: "model")
         XCTAssertNil(try store.model(job: job.id))
+        XCTAssertNil(try store.checkpoint(job: job.id))
         let bytes = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-        try store.saveModel(job: job.id, bytes: bytes)
-        XCTAssertEqual(try store.model(job: job.id), bytes)
-        try store.saveModel(job: job.id, bytes: [1, 2, 3])
-        XCTAssertEqual(try store.model(job: job.id), [1, 2, 3])
+        try store.saveCheckpoint(job: job.id, iteration: 2, model: bytes, optimizerState: [4, 5])
+        XCTAssertEqual(try store.model(job: job.id), JobStore.StoredModel(bytes: bytes, iteration: 2))
+        XCTAssertEqual(
+            try store.checkpoint(job: job.id), JobStore.StoredCheckpoint(iteration: 2, model: bytes, optimizerState: [4, 5]))
+        try store.saveCheckpoint(job: job.id, iteration: 4, model: [1, 2, 3], optimizerState: [])
+        XCTAssertEqual(try store.checkpoint(job: job.id)?.iteration, 4)
+        XCTAssertEqual(try store.model(job: job.id), JobStore.StoredModel(bytes: [1, 2, 3], iteration: 4))
+
+        // Finishing stores the final model and drops the checkpoint.
+        let row = try store.finish(id: job.id, state: .succeeded, stopReason: "iteration-limit", error: nil, model: ([7], 5))
+        XCTAssertEqual(row.state, .succeeded)
+        XCTAssertNil(try store.checkpoint(job: job.id))
+        XCTAssertEqual(try store.model(job: job.id), JobStore.StoredModel(bytes: [7], iteration: 5))
         assertError(.invalidRequest, "no job nope") { _ = try store.model(job: "nope") }
+        assertError(.invalidRequest, "no job nope") { try store.saveCheckpoint(job: "nope", iteration: 0, model: [], optimizerState: []) }
+    }
+
+    func testDiscardingRecordsAfterACheckpoint() throws {
+        let store = try JobStore(path: path)
+        let job = try store.create(specYAML: "synthetic: {}\n", name: "resume")
+        for i in 0...4 { try store.append(record(i, accuracy: Double(i) / 10), job: job.id) }
+        try store.discardRecords(job: job.id, after: 2)
+        XCTAssertEqual(try store.records(job: job.id).map(\.iteration), [0, 1, 2])
+        XCTAssertEqual(try store.job(id: job.id)?.iterations, 2)
+        XCTAssertEqual(try store.job(id: job.id)?.testAccuracy, 0.2)
+        try store.append(record(3), job: job.id)
+        try store.discardRecords(job: job.id, after: nil)
+        XCTAssertEqual(try store.records(job: job.id), [])
+        XCTAssertEqual(try store.job(id: job.id)?.iterations, 0)
+        XCTAssertNil(try store.job(id: job.id)?.objective)
     }
 
     func testStateSurvivesReopening() throws {
@@ -94,19 +120,20 @@ final class JobStoreTests: XCTestCase {
             let store = try JobStore(path: path)
             let job = try store.create(specYAML: "synthetic: {}\n", name: "persisted")
             try store.append(record(0, accuracy: 0.1), job: job.id)
-            try store.setState(id: job.id, state: .failed, error: "worker lost")
-            try store.saveModel(job: job.id, bytes: [9, 8, 7])
+            try store.saveCheckpoint(job: job.id, iteration: 0, model: [9, 8, 7], optimizerState: [6])
+            try store.finish(id: job.id, state: .failed, stopReason: nil, error: "worker lost")
             expected = try store.list()
         }
         let reopened = try JobStore(path: path)
         XCTAssertEqual(try reopened.list(), expected)
         XCTAssertEqual(try reopened.job(id: "job-0001")?.error, "worker lost")
         XCTAssertEqual(try reopened.records(job: "job-0001"), [record(0, accuracy: 0.1)])
-        XCTAssertEqual(try reopened.model(job: "job-0001"), [9, 8, 7])
+        // A failed job keeps its last checkpoint's model for export.
+        XCTAssertEqual(try reopened.model(job: "job-0001"), JobStore.StoredModel(bytes: [9, 8, 7], iteration: 0))
         XCTAssertEqual(try reopened.create(specYAML: "x: 1\n", name: "next").id, "job-0002")
     }
 
-    func testRecoverAfterRestartFailsStrandedJobs() throws {
+    func testJobsLeftByAStoppedDriverAreQueuedAgain() throws {
         let ids: [String]
         do {
             let store = try JobStore(path: path)
@@ -118,13 +145,11 @@ final class JobStoreTests: XCTestCase {
             ids = [running.id, done.id, queued.id]
         }
         let store = try JobStore(path: path)
-        XCTAssertEqual(try store.recoverAfterRestart(), [ids[0], ids[2]])
-        let rows = try store.list()
-        XCTAssertEqual(rows.map(\.state), [.failed, .succeeded, .failed])
-        XCTAssertEqual(rows[0].error, "driver restarted while the job was running")
-        XCTAssertEqual(rows[2].error, "driver restarted while the job was queued")
-        XCTAssertNil(rows[1].error)
-        XCTAssertEqual(try store.recoverAfterRestart(), [])
+        let requeued = try store.requeueAfterRestart()
+        XCTAssertEqual(requeued.map(\.id), [ids[0], ids[2]])
+        XCTAssertEqual(requeued.map(\.wasRunning), [true, false])
+        XCTAssertEqual(try store.list().map(\.state), [.queued, .succeeded, .queued])
+        XCTAssertEqual(try store.requeueAfterRestart().map(\.id), [ids[0], ids[2]])
     }
 
     func testGarbageFileIsAClearError() throws {

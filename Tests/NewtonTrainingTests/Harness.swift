@@ -40,12 +40,13 @@ struct Harness {
     func run(
         _ optimizer: OptimizerKind = .newton, iterations: Int, seed: UInt64 = 3, secondOrder: SecondOrderOptions = .init(),
         newton: NewtonOptions = .init(), hessianFree: HessianFreeOptions = .init(), firstOrder: FirstOrderOptions = .init(),
-        regularization: Double = 1
+        regularization: Double = 1, resume: Checkpoint? = nil, checkpoints: CheckpointPolicy? = nil
     ) async throws -> TrainingSummary {
         let job = TrainingJob(
             network: try network(), optimizer: optimizer, regularization: regularization, secondOrder: secondOrder, newton: newton,
             hessianFree: hessianFree, firstOrder: firstOrder, budget: TrainingBudget(maxIterations: iterations), seed: seed)
-        return try await job.run(on: try await cluster().coordinator, jobID: "test", data: descriptor)
+        return try await job.run(
+            on: try await cluster().coordinator, jobID: "test", data: descriptor, resume: resume, checkpoints: checkpoints)
     }
 }
 
