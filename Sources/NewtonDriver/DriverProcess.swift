@@ -1,3 +1,4 @@
+import NewtonCore
 import NewtonObservability
 import NewtonRoles
 import NewtonTransport
@@ -7,11 +8,14 @@ import ServiceLifecycle
 public enum DriverProcess {
     /// - Parameter credentials: required of every caller (job API and
     ///   peers), and presented to the servers.
-    public static func run(_ addresses: RoleAddresses, storePath: String, credentials: ClusterCredentials) async throws {
+    /// - Parameter dataRoot: where jobs' data paths must lie (nil: anywhere).
+    public static func run(_ addresses: RoleAddresses, storePath: String, credentials: ClusterCredentials, dataRoot: DataRoot?)
+        async throws
+    {
         guard let listen = addresses.listen else { throw DriverError(.invalidRequest, "a driver needs --listen") }
         let store = try JobStore(path: storePath)
         let membership = Membership()
-        let catalog = DataCatalog()
+        let catalog = DataCatalog(root: dataRoot)
         let events = JobEvents()
         let metrics = TrainingMetrics()
         let runner = JobRunner(

@@ -88,7 +88,7 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
                 "the job spec has \(request.specYaml.utf8.count) bytes, over the cap of \(WireSettings.maxJobSpecBytes) (WireSettings.maxJobSpecBytes)"
             )
         }
-        let spec = try JobSpec.parse(yaml: request.specYaml)
+        let spec = try JobSpec.parse(yaml: request.specYaml, dataRoot: catalog.root)
         // Checks that need the data: the layers against its shape.
         let data = try await catalog.data(for: spec.data)
         let network = try spec.network(for: data.train)

@@ -158,7 +158,7 @@ public actor JobRunner: Service {
         }
         guard let row = try store.job(id: id) else { throw DriverError(.store, "job \(id) vanished from the store") }
         try store.setState(id: id, state: .running, stopReason: nil, error: nil)
-        let spec = try JobSpec.parse(yaml: row.specYAML)
+        let spec = try JobSpec.parse(yaml: row.specYAML, dataRoot: catalog.root)
         let data = try await catalog.data(for: spec.data)
         let network = try spec.network(for: data.train)
         let grid = try spec.grid(for: network)

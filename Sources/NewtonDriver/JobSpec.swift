@@ -52,8 +52,9 @@ public struct JobSpec: Sendable, Equatable {
     /// Reads a job from YAML. Every problem found (syntax, unknown keys, wrong
     /// types, values out of range, missing or unreadable data files, a grid
     /// that does not fit the layers) is reported in one `.invalidJob` error,
-    /// one problem per line, each naming its key and line.
-    public static func parse(yaml: String) throws -> JobSpec {
+    /// one problem per line, each naming its key and line. With a data root,
+    /// data paths are relative to it and must lie inside it.
+    public static func parse(yaml: String, dataRoot: DataRoot? = nil) throws -> JobSpec {
         let pairs: [(key: Node, value: Node)]
         let root: Node?
         do { root = try Yams.compose(yaml: yaml) } catch { throw invalidJob([syntaxProblem(error)]) }
@@ -68,7 +69,7 @@ public struct JobSpec: Sendable, Equatable {
 
         var problems = [SpecProblem]()
         let given = fields(of: pairs, knobs: jobKnobs, prefix: "", problems: &problems)
-        return try build(given, problems: problems)
+        return try build(given, problems: problems, dataRoot: dataRoot)
     }
 
     /// Builds a job from command-line options: each key with its value as
@@ -84,7 +85,7 @@ public struct JobSpec: Sendable, Equatable {
             }
             given.append(SpecField(knob: knob, value: Node(value, .implicit, .doubleQuoted), place: flag))
         }
-        return try build(given, problems: problems)
+        return try build(given, problems: problems, dataRoot: nil)
     }
 
     /// Every key `train` takes as a flag, in table order (`synthetic` is YAML only).
@@ -98,10 +99,12 @@ public struct JobSpec: Sendable, Equatable {
     /// The default training data: Debian's Fashion-MNIST package.
     public static let defaultTrain = "/usr/share/datasets/fashion-mnist"
 
-    private static func build(_ given: [SpecField<SpecDraft, JobSpec>], problems: [SpecProblem]) throws -> JobSpec {
+    private static func build(_ given: [SpecField<SpecDraft, JobSpec>], problems: [SpecProblem], dataRoot: DataRoot?) throws
+        -> JobSpec
+    {
         var problems = problems
         let draft = apply(given, to: SpecDraft(), problems: &problems)
-        problems += dataProblems(draft, given: given)
+        problems += dataProblems(draft, given: given, root: dataRoot)
         problems += attributedValueProblems(given: given, draft: draft)
         guard problems.isEmpty else { throw invalidJob(problems) }
         return JobSpec(draft)
@@ -698,8 +701,9 @@ private func apply<T, S>(_ fields: [SpecField<T, S>], to target: T, problems: in
 }
 
 /// Data problems: files and synthetic data both given or neither, a test set
-/// with `no_test`, data files that do not exist or cannot be read.
-private func dataProblems(_ draft: SpecDraft, given: [SpecField<SpecDraft, JobSpec>]) -> [SpecProblem] {
+/// with `no_test`, data files that do not exist, cannot be read or lie
+/// outside the data root.
+private func dataProblems(_ draft: SpecDraft, given: [SpecField<SpecDraft, JobSpec>], root: DataRoot?) -> [SpecProblem] {
     func place(_ key: String) -> String { given.first { $0.knob.key == key }?.place ?? key }
     if draft.synthetic != nil {
         return given.filter { fileKeys.contains($0.knob.key) }.map {
@@ -711,8 +715,8 @@ private func dataProblems(_ draft: SpecDraft, given: [SpecField<SpecDraft, JobSp
     if draft.noTest && draft.test != nil {
         problems.append(SpecProblem(place("test"), "a test set is given but \(place("no_test")) says there is none"))
     }
-    if let problem = fileProblem(train, split: .train, draft) { problems.append(SpecProblem(place("train"), problem)) }
-    if let test = draft.effectiveTest, let problem = fileProblem(test, split: .test, draft) {
+    if let problem = fileProblem(train, split: .train, draft, root: root) { problems.append(SpecProblem(place("train"), problem)) }
+    if let test = draft.effectiveTest, let problem = fileProblem(test, split: .test, draft, root: root) {
         problems.append(
             draft.test == nil
                 ? SpecProblem(
@@ -724,9 +728,10 @@ private func dataProblems(_ draft: SpecDraft, given: [SpecField<SpecDraft, JobSp
 }
 
 /// Why the data at `path` cannot be read, or nil when it can.
-private func fileProblem(_ path: String, split: DataSplit, _ draft: SpecDraft) -> String? {
+private func fileProblem(_ path: String, split: DataSplit, _ draft: SpecDraft, root: DataRoot?) -> String? {
     do {
         let csv = CSVOptions(labelColumn: draft.labelColumn, hasHeader: draft.csvHeader)
+        let path = try root?.locate(path) ?? path
         let source = try DataSource.resolve(path: path, format: draft.format, split: split, csv: csv)
         let unreadable = [source.path, source.labelsPath].compactMap { $0 }.filter { !FileManager.default.isReadableFile(atPath: $0) }
         return unreadable.isEmpty ? nil : "\(unreadable.joined(separator: " and ")) cannot be read"

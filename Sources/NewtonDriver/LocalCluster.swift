@@ -26,6 +26,8 @@ public final class LocalCluster: Sendable {
     public let certificateDirectory: String?
     /// The driver's job store.
     public let store: String
+    /// The directory the driver and workers read job data from (nil: anywhere).
+    public let dataRoot: String?
     private let driverMember: Mutex<Member>
     private let others: Mutex<[Member]>
     private let binary: URL
@@ -44,7 +46,7 @@ public final class LocalCluster: Sendable {
     /// certificate (`credentials`).
     public static func start(
         binary: URL, host: String = "127.0.0.1", driverPort: Int = 0, store: String, servers: Int, workers: Int,
-        tls: Bool = true, serverArguments: [String] = [], environment: [String: String] = [:]
+        tls: Bool = true, dataRoot: String? = nil, serverArguments: [String] = [], environment: [String: String] = [:]
     ) async throws -> LocalCluster {
         let tokenFile = store + ".token"
         let token = try ClusterToken.generate(into: tokenFile)
@@ -55,9 +57,10 @@ public final class LocalCluster: Sendable {
         let cluster = LocalCluster(
             driver: try await launchDriver(
                 binary, host: host, port: driverPort, store: store,
-                security: securityArguments("driver", tokenFile: tokenFile, certificates: certificates), environment: environment),
+                arguments: securityArguments("driver", tokenFile: tokenFile, certificates: certificates) + dataArguments(dataRoot),
+                environment: environment),
             binary: binary, host: host, credentials: credentials, tokenFile: tokenFile, certificateDirectory: certificates,
-            store: store, environment: environment)
+            dataRoot: dataRoot, store: store, environment: environment)
         do {
             for _ in 0..<servers { try await cluster.addServer(arguments: serverArguments, environment: environment) }
             for _ in 0..<workers { try await cluster.addWorker(environment: environment) }
@@ -70,8 +73,9 @@ public final class LocalCluster: Sendable {
 
     private init(
         driver: Member, binary: URL, host: String, credentials: ClusterCredentials, tokenFile: String,
-        certificateDirectory: String?, store: String, environment: [String: String]
+        certificateDirectory: String?, dataRoot: String?, store: String, environment: [String: String]
     ) {
+        self.dataRoot = dataRoot
         self.driverMember = Mutex(driver)
         self.credentials = credentials
         self.tokenFile = tokenFile
@@ -95,11 +99,15 @@ public final class LocalCluster: Sendable {
         Self.securityArguments(role, tokenFile: tokenFile, certificates: certificateDirectory)
     }
 
+    private static func dataArguments(_ dataRoot: String?) -> [String] {
+        dataRoot.map { ["--data-root", $0] } ?? []
+    }
+
     private static func launchDriver(
-        _ binary: URL, host: String, port: Int, store: String, security: [String], environment: [String: String]
+        _ binary: URL, host: String, port: Int, store: String, arguments: [String], environment: [String: String]
     ) async throws -> Member {
         try await launch(
-            binary, role: "driver", ["driver", "--listen", "\(host):\(port)", "--http", "\(host):0", "--store", store] + security,
+            binary, role: "driver", ["driver", "--listen", "\(host):\(port)", "--http", "\(host):0", "--store", store] + arguments,
             environment)
     }
 
@@ -111,7 +119,8 @@ public final class LocalCluster: Sendable {
         let old = driver
         if crash { old.process.kill() } else { old.process.terminate() }
         let new = try await Self.launchDriver(
-            binary, host: host, port: old.grpc!.port, store: store, security: securityArguments("driver"), environment: environment)
+            binary, host: host, port: old.grpc!.port, store: store,
+            arguments: securityArguments("driver") + Self.dataArguments(dataRoot), environment: environment)
         driverMember.withLock { $0 = new }
         return new
     }
@@ -130,7 +139,8 @@ public final class LocalCluster: Sendable {
     public func addWorker(environment: [String: String] = [:]) async throws -> Member {
         let member = try await Self.launch(
             binary, role: "worker",
-            ["worker", "--http", "\(host):0", "--driver", driver.grpc!.description] + securityArguments("worker"), environment)
+            ["worker", "--http", "\(host):0", "--driver", driver.grpc!.description] + securityArguments("worker")
+                + Self.dataArguments(dataRoot), environment)
         others.withLock { $0.append(member) }
         return member
     }

@@ -96,12 +96,14 @@ public enum ServerProcess {
 
 /// `newtonps worker`: a stateless worker process.
 public enum WorkerProcess {
-    /// - Parameter credentials: presented to the driver and the servers.
-    public static func run(_ addresses: RoleAddresses, credentials: ClusterCredentials) async throws {
+    /// - Parameters:
+    ///   - credentials: presented to the driver and the servers.
+    ///   - dataRoot: where jobs' data paths must lie (nil: anywhere).
+    public static func run(_ addresses: RoleAddresses, credentials: ClusterCredentials, dataRoot: DataRoot?) async throws {
         guard let driver = addresses.driver else { throw TransportError(.invalidRequest, "a worker needs --driver") }
         let link = try DriverLink(
             driver: driver, credentials: credentials, role: "worker", endpoint: nil, httpEndpoint: addresses.http.description)
-        let agent = WorkerAgent(link: link)
+        let agent = WorkerAgent(link: link, dataRoot: dataRoot)
         let health = HealthServer(
             host: addresses.http.host, port: addresses.http.port,
             readiness: { agent.isConnected ? .ready : .notReady("no task session with the driver at \(driver)") },

@@ -12,13 +12,15 @@ import Synchronization
 /// pushes to the job's servers over gRPC. Reconnects when the session breaks.
 public final class WorkerAgent: Sendable {
     public let link: DriverLink
-    private let catalog = DataCatalog()
+    private let catalog: DataCatalog
     private let job = Mutex<(core: WorkerCore, connections: [GRPCConnection])?>(nil)
     private let sessionOpen = Mutex(false)
     private let logger = Logger(label: "newtonps.worker")
 
-    public init(link: DriverLink) {
+    /// - Parameter dataRoot: where jobs' data paths must lie (nil: anywhere).
+    public init(link: DriverLink, dataRoot: DataRoot?) {
         self.link = link
+        self.catalog = DataCatalog(root: dataRoot)
     }
 
     /// True while a task session with the driver is open.

@@ -73,6 +73,24 @@ struct SecurityOptions: ParsableArguments {
     }
 }
 
+/// `--data-root`: the one directory a driver or worker reads job data from.
+struct DataRootOption: ParsableArguments {
+    @Option(
+        help:
+            "Jobs' data paths must lie in this directory (relative paths are taken from it); symbolic links may not lead out (env NEWTONPS_DATA_ROOT)."
+    )
+    var dataRoot = environment("NEWTONPS_DATA_ROOT", "")
+
+    /// The root, or nil (any path) after saying so on stderr.
+    func load(role: String) throws -> DataRoot? {
+        guard !dataRoot.isEmpty else {
+            FileHandle.standardError.write(Data("newtonps \(role): no --data-root: jobs may read any file this process can\n".utf8))
+            return nil
+        }
+        do { return try DataRoot(dataRoot) } catch { throw ValidationErrorText("--data-root: \(error)") }
+    }
+}
+
 /// `--driver`, shared by every command that talks to a driver.
 struct DriverAddress: ParsableArguments {
     @Option(help: "The driver's gRPC address (env NEWTONPS_DRIVER).")
@@ -109,6 +127,7 @@ struct DriverCommand: AsyncParsableCommand {
     @Option(help: "SQLite job store (env NEWTONPS_STORE).")
     var store = environment("NEWTONPS_STORE", "newtonps-jobs.sqlite")
     @OptionGroup var security: SecurityOptions
+    @OptionGroup var data: DataRootOption
 
     func run() async throws {
         BLAS.threads = 1
@@ -116,7 +135,7 @@ struct DriverCommand: AsyncParsableCommand {
             RoleAddresses(
                 listen: try parseEndpoint(listen, option: "listen"), advertise: nil,
                 http: try parseEndpoint(http, option: "http"), driver: nil), storePath: store,
-            credentials: try security.loadForRole("driver"))
+            credentials: try security.loadForRole("driver"), dataRoot: try data.load(role: "driver"))
     }
 }
 
@@ -157,13 +176,15 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var driver: DriverAddress
     @Option(help: "OpenBLAS threads (keep equal across workers for bit-identical results).")
     var blasThreads = 1
+    @OptionGroup var data: DataRootOption
 
     func run() async throws {
         BLAS.threads = blasThreads
         try await WorkerProcess.run(
             RoleAddresses(
                 listen: nil, advertise: nil, http: try parseEndpoint(http, option: "http"),
-                driver: try driver.endpoint), credentials: try driver.security.loadForRole("worker"))
+                driver: try driver.endpoint), credentials: try driver.security.loadForRole("worker"),
+            dataRoot: try data.load(role: "worker"))
     }
 }
 

@@ -115,14 +115,9 @@ public struct DataSource: Sendable, Equatable {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name
     }
 
-    private static func fileMode(_ path: String) -> mode_t? {
-        var info = stat()
-        return stat(path, &info) == 0 ? info.st_mode & S_IFMT : nil
-    }
-
-    private static func exists(_ path: String) -> Bool { fileMode(path) != nil }
-    private static func isFile(_ path: String) -> Bool { fileMode(path).map { $0 != S_IFDIR } ?? false }
-    private static func isDirectory(_ path: String) -> Bool { fileMode(path) == S_IFDIR }
+    private static func exists(_ path: String) -> Bool { FileIO.fileType(path) != nil }
+    private static func isFile(_ path: String) -> Bool { FileIO.fileType(path).map { $0 != S_IFDIR } ?? false }
+    private static func isDirectory(_ path: String) -> Bool { FileIO.isDirectory(path) }
 }
 
 /// Loads data sets, checking that test data matches its training data.

@@ -19,6 +19,16 @@ enum FileIO {
         return try gunzip(raw, path: path)
     }
 
+    /// The type bits of `path`'s mode (`S_IFREG`, `S_IFDIR`, …; symbolic
+    /// links followed), or nil when nothing is there.
+    static func fileType(_ path: String) -> mode_t? {
+        var info = stat()
+        return stat(path, &info) == 0 ? info.st_mode & S_IFMT : nil
+    }
+
+    static func isDirectory(_ path: String) -> Bool { fileType(path) == S_IFDIR }
+    static func isRegularFile(_ path: String) -> Bool { fileType(path) == S_IFREG }
+
     /// At most this many bytes are read from one file.
     static let maxFileBytes = 1 << 35
 
