@@ -119,7 +119,12 @@ let package = Package(
         // Real processes of the built `newtonps` binary on loopback.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["newtonps", "NewtonCore", "NewtonTraining", "NewtonRoles", "NewtonTransport", "NewtonDriver"]
+            dependencies: [
+                "newtonps", "NewtonCore", "NewtonTraining", "NewtonRoles", "NewtonTransport", "NewtonDriver", "NewtonProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
         // Runs the built `newtonps` binary as a separate process.
         .testTarget(name: "CommandLineTests", dependencies: ["newtonps", "NewtonDriver"]),
