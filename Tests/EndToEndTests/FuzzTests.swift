@@ -28,7 +28,9 @@ final class FuzzTests: ClusterTestCase {
             (cluster.servers[0], Newtonps_V1_ParameterServer.Method.descriptors),
         ]
         let clients = try targets.map { try RawClient(to: $0.member.grpc!, credentials: cluster.credentials) }
-        defer { clients.forEach { $0.close() } }
+        defer {
+            for client in clients { client.close() }
+        }
         let seeds = try Self.seeds()
         var rng = SeededGenerator(seed: 20_261_201, stream: 0)
         var outcomes = [String: Int]()
