@@ -34,14 +34,27 @@ struct BenchCommand: AsyncParsableCommand {
     var scaling = false
     @Option(help: "With --scaling: rows of the curvature batch.")
     var curvatureBatch = 8192
+    @Flag(
+        help:
+            "The cost of trust instead: a Newton job on local processes in plaintext, with TLS, and with TLS and a checkpoint every iteration."
+    )
+    var trust = false
+    @Option(help: "With --trust: Newton iterations per run.")
+    var iterations = 5
 
     func validate() throws {
-        guard subsample > 0, rows > 0, repeats > 0, curvatureBatch > 0, workers > 0, blasThreads.map({ $0 > 0 }) ?? true else {
-            throw ValidationError("--subsample, --rows, --repeats, --curvature-batch, --workers and --blas-threads must be positive")
+        guard subsample > 0, rows > 0, repeats > 0, curvatureBatch > 0, workers > 0, iterations > 0, blasThreads.map({ $0 > 0 }) ?? true
+        else {
+            throw ValidationError(
+                "--subsample, --rows, --repeats, --curvature-batch, --workers, --iterations and --blas-threads must be positive")
         }
     }
 
     func run() async throws {
+        if trust {
+            print(try await TrustBench(data: data, iterations: iterations).json())
+            return
+        }
         BLAS.threads = blasThreads ?? ProcessInfoCores.count
         let spec = try NetworkSpec(layerSizes: layers, activations: [.relu], loss: .crossEntropy)
         let (trainingData, descriptor, source) = try loadData(spec: spec)
