@@ -1,10 +1,14 @@
 import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
 import NewtonCore
 import NewtonDriver
+import NewtonProto
 import NewtonRoles
 import NewtonTraining
-import NewtonTransport
 import XCTest
+
+@testable import NewtonTransport
 
 /// Real processes on loopback: a driver, servers and workers started from the
 /// built `newtonps` binary, driven through the job API.
@@ -176,7 +180,7 @@ final class ClusterProcessTests: ClusterTestCase {
         XCTAssertTrue(cli.output.contains("refused the call: no token given"), cli.output)
     }
 
-    /// Every role speaks only mutual TLS: a plaintext caller, a caller
+    /// Every role speaks only mutual TLS: a plaintext caller, a TLS caller
     /// without a certificate and one whose certificate comes from another
     /// CA are all refused in the handshake, token or not; the bytes a
     /// plaintext HTTP/2 client gets back are a TLS alert, not HTTP/2.
@@ -205,6 +209,27 @@ final class ClusterProcessTests: ClusterTestCase {
                 } catch let error as TransportError {
                     XCTAssertEqual(error.code, .unreachable, "\(who) → \(peer): \(error)")
                 }
+            }
+        }
+        // TLS that trusts the cluster's CA but shows no certificate of its own.
+        let ca = cluster.certificateDirectory! + "/ca.pem"
+        for peer in [cluster.driver.grpc!, cluster.servers[0].grpc!] {
+            let transport = try HTTP2ClientTransport.Posix(
+                target: .ipv4(address: peer.host, port: peer.port),
+                transportSecurity: .tls { $0.trustRoots = .certificates([.file(path: ca, format: .pem)]) }, config: .defaults)
+            let client = GRPCClient(transport: transport, interceptors: [PresentClusterToken(token: cluster.credentials.token!)])
+            let running = Task { try? await client.runConnections() }
+            defer {
+                client.beginGracefulShutdown()
+                running.cancel()
+            }
+            var options = CallOptions.defaults
+            options.timeout = .seconds(5)
+            do {
+                _ = try await Newtonps_V1_Driver.Client(wrapping: client).listJobs(.init(), options: options)
+                XCTFail("\(peer) answered a client without a certificate")
+            } catch let error as RPCError {
+                XCTAssertEqual(error.code, .unavailable, "no client certificate → \(peer): \(error)")
             }
         }
         for peer in [cluster.driver.grpc!, cluster.servers[0].grpc!] {
