@@ -82,12 +82,7 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
     // MARK: Jobs
 
     public func submitJob(request: Newtonps_V1_SubmitJobRequest, context: ServerContext) async throws -> Newtonps_V1_SubmitJobResponse {
-        guard request.specYaml.utf8.count <= WireSettings.maxJobSpecBytes else {
-            throw DriverError(
-                .invalidJob,
-                "the job spec has \(request.specYaml.utf8.count) bytes, over the cap of \(WireSettings.maxJobSpecBytes) (WireSettings.maxJobSpecBytes)"
-            )
-        }
+        try WireSettings.checkJobSpecSize(request.specYaml)
         let spec = try JobSpec.parse(yaml: request.specYaml, dataRoot: catalog.root)
         // Checks that need the data: the layers against its shape.
         let data = try await catalog.data(for: spec.data)

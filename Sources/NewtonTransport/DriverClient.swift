@@ -56,7 +56,10 @@ public final class DriverClient: Sendable {
     }
 
     /// Submits a YAML job spec; a bad spec throws with every problem listed.
+    /// Submits a job spec; one over `WireSettings.maxJobSpecBytes` is
+    /// refused here, before it is sent.
     public func submit(yaml: String) async throws -> JobInfo {
+        try WireSettings.checkJobSpecSize(yaml)
         var request = Newtonps_V1_SubmitJobRequest()
         request.specYaml = yaml
         return JobInfo(try await call("SubmitJob") { try await client.submitJob(request, options: $0) }.job)

@@ -19,6 +19,15 @@ public enum WireSettings {
     public static let maxDriverRequestBytes = 64 << 20
     /// The largest job spec `SubmitJob` accepts.
     public static let maxJobSpecBytes = 1 << 20
+    /// Throws `.invalidRequest` naming the cap when `yaml` is over `maxJobSpecBytes`.
+    public static func checkJobSpecSize(_ yaml: String) throws {
+        let bytes = yaml.utf8.count
+        guard bytes <= maxJobSpecBytes else {
+            throw TransportError(
+                .invalidRequest, "the job spec has \(bytes) bytes, over the cap of \(maxJobSpecBytes) (WireSettings.maxJobSpecBytes)")
+        }
+    }
+
     /// Concurrent streams one client connection may open on a server.
     public static let maxConcurrentStreams = 256
 

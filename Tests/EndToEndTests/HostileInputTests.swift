@@ -73,17 +73,28 @@ final class HostileInputTests: ClusterTestCase {
             ("a symbolic link to /etc/passwd", "format: csv\ntrain: passwd.csv\nno_test: true\n" + base, "leads outside"),
             ("a FIFO in the data root", "format: csv\ntrain: fifo.csv\nno_test: true\n" + base, "neither a regular file"),
             ("a LIBSVM index of 2^31", "format: libsvm\ntrain: huge-index.libsvm\nno_test: true\n", "LIBSVMReader.maxColumns"),
-            ("a 2 MiB job spec", "name: " + String(repeating: "x", count: 2 << 20) + "\n", "maxJobSpecBytes"),
         ]
         for (what, yaml, expected) in cases {
             try await expectRefusal(what, expected, on: driver) { _ = try await client.submit(yaml: yaml) }
         }
-        // Over the driver's transport cap (WireSettings.maxDriverRequestBytes,
-        // 64 MiB): reset by the transport once that much has arrived, so the
-        // time is mostly the upload's.
-        try await expectRefusal("a 70 MiB request", "RST_STREAM", on: driver, within: .seconds(10)) {
-            _ = try await client.submit(yaml: "name: " + String(repeating: "x", count: 70 << 20))
+        // Oversize specs, sent raw: `DriverClient` would refuse them before
+        // sending. Their time is mostly the upload's (2 MiB through TLS takes
+        // ~30 ms in a release build, up to seconds in an unoptimised one).
+        let connection = try GRPCConnection(to: driver.grpc!, credentials: cluster.credentials)
+        defer { connection.close() }
+        let raw = Newtonps_V1_Driver.Client(wrapping: connection.client)
+        try await expectRefusal("a 2 MiB job spec", "maxJobSpecBytes", on: driver, within: .seconds(5)) {
+            _ = try await raw.submitJob(.with { $0.specYaml = "name: " + String(repeating: "x", count: 2 << 20) })
         }
+        // Over the driver's transport cap (WireSettings.maxDriverRequestBytes,
+        // 64 MiB): reset by the transport once that much has arrived.
+        try await expectRefusal("a 70 MiB request", "RST_STREAM", on: driver, within: .seconds(10)) {
+            var options = CallOptions.defaults
+            options.maxRequestMessageBytes = 80 << 20
+            _ = try await raw.submitJob(.with { $0.specYaml = "name: " + String(repeating: "x", count: 70 << 20) }, options: options)
+        }
+        let tooLarge = "name: " + String(repeating: "x", count: 2 << 20)
+        XCTAssertThrowsError(try WireSettings.checkJobSpecSize(tooLarge)) { XCTAssertTrue("\($0)".contains("maxJobSpecBytes")) }
         // Nothing hostile reached the store.
         let jobs = try await client.jobs()
         XCTAssertEqual(jobs.count, 0)
