@@ -291,6 +291,26 @@ final class JobSpecTests: XCTestCase {
             ])
     }
 
+    /// With a data root, paths are taken from it and may not leave it; the
+    /// spec keeps the path as written (each process locates it in its own root).
+    func testDataPathsUnderADataRoot() throws {
+        let root = try DataRoot(directory)
+        let spec = try JobSpec.parse(yaml: "train: train.svm\ntest: test.svm\nformat: libsvm\n", dataRoot: root)
+        XCTAssertEqual(
+            spec.data.source, .files(format: .libsvm, train: "train.svm", test: "test.svm", csvLabelColumn: 0, csvHeader: nil))
+        do {
+            _ = try JobSpec.parse(yaml: "train: /etc/passwd\ntest: ../x.svm\nformat: csv\n", dataRoot: root)
+            XCTFail("paths outside the data root were accepted")
+        } catch let error as DriverError {
+            XCTAssertEqual(
+                Array(error.message.split(separator: "\n").dropFirst()),
+                [
+                    "train (line 1): data path '/etc/passwd' is outside the data root \(root.path)",
+                    "test (line 2): data path '../x.svm' is outside the data root \(root.path)",
+                ])
+        }
+    }
+
     func testIDXDirectoryHoldsTheTestSplitUnlessNoTest() throws {
         for prefix in ["train", "t10k"] {
             for kind in ["images-idx3", "labels-idx1"] {
