@@ -1,6 +1,7 @@
 import Foundation
 import NewtonCore
 import NewtonDriver
+import NewtonTraining
 import NewtonTransport
 import XCTest
 
@@ -26,11 +27,35 @@ final class FaultTests: ClusterTestCase {
         """
     }
 
-    /// Polls job `id` until it has recorded `iteration`; returns when it did.
-    private func waitForIteration(_ iteration: Int, of id: String, _ client: DriverClient) async throws -> ContinuousClock.Instant {
+    /// Polls job `id` until it has recorded `iteration`.
+    private func waitForIteration(_ iteration: Int, of id: String, _ client: DriverClient) async throws {
         let reached = try await eventually(seconds: 120) { try await client.job(id).info.iterations >= iteration }
         XCTAssertTrue(reached, "job \(id) never reached iteration \(iteration)")
-        return .now
+    }
+
+    /// Once job `id` has recorded `iteration`, plays `fault`; returns the
+    /// iteration it struck after and the time until the job recorded the next.
+    private func strike(
+        _ id: String, after iteration: Int, _ client: DriverClient, _ fault: () async throws -> Void
+    ) async throws -> (at: Int, recovery: Duration) {
+        try await waitForIteration(iteration, of: id, client)
+        let at = try await client.job(id).info.iterations
+        let clock = ContinuousClock.now
+        try await fault()
+        try await waitForIteration(at + 1, of: id, client)
+        return (at, .now - clock)
+    }
+
+    /// Follows job `id` to its end, which must be success with the embedded
+    /// run's objectives; returns whether they were identical, and the records.
+    private func finishesIdentically(_ id: String, _ yaml: String, _ client: DriverClient) async throws -> (
+        identical: Bool, records: [IterationRecord]
+    ) {
+        let (info, records) = try await followToEnd(client, id)
+        XCTAssertEqual(info.state, "succeeded", info.error)
+        let identical = try await records.map(\.objective) == embeddedObjectives(yaml)
+        XCTAssertTrue(identical, "objectives differ from the fault-free run")
+        return (identical, records)
     }
 
     private func report(_ scenario: String, identical: Bool, recovery: Duration?, _ detail: String) {
@@ -39,51 +64,33 @@ final class FaultTests: ClusterTestCase {
             "fault-table: \(scenario) | \(detail) | identical objectives: \(identical ? "yes" : "NO") | time to recover: \(seconds ?? "-")")
     }
 
-    /// The time from `fault` until the job records an iteration after `iteration`.
-    private func recoveryTime(after iteration: Int, of id: String, since fault: ContinuousClock.Instant, _ client: DriverClient)
-        async throws -> Duration
-    {
-        _ = try await waitForIteration(iteration + 1, of: id, client)
-        return .now - fault
+    /// A cluster of 2 servers and `workers` workers, a client, and the job submitted.
+    private func startJob(workers: Int = 2) async throws -> (LocalCluster, DriverClient, id: String, yaml: String) {
+        let cluster = try await startCluster(servers: 2, workers: workers)
+        let client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
+        let yaml = spec()
+        return (cluster, client, try await client.submit(yaml: yaml).id, yaml)
     }
 
     func testAWorkerKilledMidJobCostsNothing() async throws {
-        let cluster = try await startCluster(servers: 2, workers: 2)
+        let (cluster, client, id, yaml) = try await startJob()
         defer { cluster.stop() }
-        let client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
         defer { client.close() }
-        let yaml = spec()
-        let job = try await client.submit(yaml: yaml)
-        _ = try await waitForIteration(2, of: job.id, client)
-        let at = try await client.job(job.id).info.iterations
-        let fault = ContinuousClock.now
-        cluster.workers[0].process.kill()
-        let recovery = try await recoveryTime(after: at, of: job.id, since: fault, client)
-        let (info, records) = try await followToEnd(client, job.id)
-        XCTAssertEqual(info.state, "succeeded", info.error)
-        let identical = try await records.map(\.objective) == embeddedObjectives(yaml)
-        XCTAssertTrue(identical)
+        let (at, recovery) = try await strike(id, after: 2, client) { cluster.workers[0].process.kill() }
+        let (identical, _) = try await finishesIdentically(id, yaml, client)
         report("worker kill -9 at iteration \(at)", identical: identical, recovery: recovery, "its shards re-run on the other worker")
     }
 
     func testAServerKilledMidJobIsReplacedAndTheJobResumesFromItsCheckpoint() async throws {
-        let cluster = try await startCluster(servers: 2, workers: 2)
+        let (cluster, client, id, yaml) = try await startJob()
         defer { cluster.stop() }
-        let client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
         defer { client.close() }
-        let yaml = spec()
-        let job = try await client.submit(yaml: yaml)
-        _ = try await waitForIteration(3, of: job.id, client)
-        let at = try await client.job(job.id).info.iterations
-        let fault = ContinuousClock.now
-        cluster.servers[0].process.kill()
-        try await cluster.addServer()
-        let recovery = try await recoveryTime(after: at, of: job.id, since: fault, client)
-        let (info, records) = try await followToEnd(client, job.id)
-        XCTAssertEqual(info.state, "succeeded", info.error)
+        let (at, recovery) = try await strike(id, after: 3, client) {
+            cluster.servers[0].process.kill()
+            try await cluster.addServer()
+        }
+        let (identical, records) = try await finishesIdentically(id, yaml, client)
         XCTAssertEqual(records.map(\.iteration), Array(0...10))
-        let identical = try await records.map(\.objective) == embeddedObjectives(yaml)
-        XCTAssertTrue(identical)
         let driverLog = cluster.driver.process.output
         XCTAssertTrue(driverLog.contains("restarting from the checkpoint of iteration"), driverLog)
         let metrics = try await httpGet(cluster.driver.http, "/metrics").body
@@ -94,38 +101,25 @@ final class FaultTests: ClusterTestCase {
     }
 
     func testAHungWorkerIsDroppedRejoinsAndChangesNothing() async throws {
-        let cluster = try await startCluster(servers: 2, workers: 2)
+        let (cluster, client, id, yaml) = try await startJob()
         defer { cluster.stop() }
-        let client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
         defer { client.close() }
-        let yaml = spec()
-        let job = try await client.submit(yaml: yaml)
-        _ = try await waitForIteration(2, of: job.id, client)
-        let at = try await client.job(job.id).info.iterations
         let hung = cluster.workers[0]
-        let fault = ContinuousClock.now
-        hung.process.send(SIGSTOP)
-        let recovery = try await recoveryTime(after: at, of: job.id, since: fault, client)
-        // Past three heartbeats: the driver has ended the hung worker's session.
-        try await Task.sleep(until: fault + .seconds(4))
+        let (at, recovery) = try await strike(id, after: 2, client) { hung.process.send(SIGSTOP) }
+        // 4 s after the SIGSTOP, past three heartbeats: the driver has ended the hung worker's session.
+        try await Task.sleep(until: ContinuousClock.now - recovery + .seconds(4))
         hung.process.send(SIGCONT)
         // Resumed, it notices its session is gone and joins again.
         let rejoined = try await eventually(seconds: 30) {
             metric(try await httpGet(cluster.driver.http, "/metrics").body, "newtonps_live_workers") == 2
         }
         XCTAssertTrue(rejoined, "the resumed worker did not join again")
-        let (info, records) = try await followToEnd(client, job.id)
-        XCTAssertEqual(info.state, "succeeded", info.error)
-        let identical = try await records.map(\.objective) == embeddedObjectives(yaml)
-        XCTAssertTrue(identical)
+        let (identical, _) = try await finishesIdentically(id, yaml, client)
         // Pushes the woken worker made for rounds already over, refused by the servers.
         var refused = 0.0
         for server in cluster.servers {
             let text = try await httpGet(server.http, "/metrics").body
-            refused += text.split(separator: "\n").filter {
-                $0.hasPrefix("newtonps_rpc_total{") && $0.contains("Push") && $0.contains("side=\"server\"")
-                    && $0.contains("outcome=\"error\"")
-            }.compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+            refused += metric(text, "newtonps_rpc_total", labels: ["method=\"Push", "side=\"server\"", "outcome=\"error\""])
         }
         report(
             "worker SIGSTOP at iteration \(at) for 4 s, then SIGCONT", identical: identical, recovery: recovery,
@@ -133,27 +127,22 @@ final class FaultTests: ClusterTestCase {
     }
 
     func testADriverKilledMidJobResumesItsJobsAfterRestart() async throws {
-        let cluster = try await startCluster(servers: 2, workers: 2)
+        var (cluster, client, id, yaml) = try await startJob()
         defer { cluster.stop() }
-        var client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
-        let yaml = spec()
-        let running = try await client.submit(yaml: yaml)
         let queued = try await client.submit(yaml: spec(maxIterations: 3))
-        _ = try await waitForIteration(3, of: running.id, client)
-        let at = try await client.job(running.id).info.iterations
-        let fault = ContinuousClock.now
+        try await waitForIteration(3, of: id, client)
+        let at = try await client.job(id).info.iterations
+        let clock = ContinuousClock.now
         client.close()
         try await cluster.restartDriver(crash: true)
         client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
         defer { client.close() }
         let queuedState = try await client.job(queued.id).info.state
         XCTAssertEqual(queuedState, "queued")
-        let recovery = try await recoveryTime(after: at, of: running.id, since: fault, client)
-        let (info, records) = try await followToEnd(client, running.id)
-        XCTAssertEqual(info.state, "succeeded", info.error)
+        try await waitForIteration(at + 1, of: id, client)
+        let recovery = ContinuousClock.now - clock
+        let (identical, records) = try await finishesIdentically(id, yaml, client)
         XCTAssertEqual(records.map(\.iteration), Array(0...10))
-        let identical = try await records.map(\.objective) == embeddedObjectives(yaml)
-        XCTAssertTrue(identical)
         let (next, nextRecords) = try await followToEnd(client, queued.id)
         XCTAssertEqual(next.state, "succeeded", next.error)
         XCTAssertEqual(nextRecords.count, 4)
@@ -163,22 +152,16 @@ final class FaultTests: ClusterTestCase {
     }
 
     func testAWorkerJoiningMidJobTakesWork() async throws {
-        let cluster = try await startCluster(servers: 2, workers: 1)
+        let (cluster, client, id, yaml) = try await startJob(workers: 1)
         defer { cluster.stop() }
-        let client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
         defer { client.close() }
-        let yaml = spec()
-        let job = try await client.submit(yaml: yaml)
-        _ = try await waitForIteration(2, of: job.id, client)
+        try await waitForIteration(2, of: id, client)
         let joined = try await cluster.addWorker()
-        let (info, records) = try await followToEnd(client, job.id)
-        XCTAssertEqual(info.state, "succeeded", info.error)
-        let identical = try await records.map(\.objective) == embeddedObjectives(yaml)
-        XCTAssertTrue(identical)
-        let pushes = metric(try await httpGet(joined.http, "/metrics").body, "newtonps_rpc_total")
-        XCTAssertGreaterThan(pushes, 0, "the worker that joined did no work")
+        let (identical, _) = try await finishesIdentically(id, yaml, client)
+        let calls = metric(try await httpGet(joined.http, "/metrics").body, "newtonps_rpc_total")
+        XCTAssertGreaterThan(calls, 0, "the worker that joined did no work")
         report(
-            "a worker started mid-job", identical: identical, recovery: nil, "admitted at the next heartbeat; \(Int(pushes)) RPCs from it")
+            "a worker started mid-job", identical: identical, recovery: nil, "admitted at the next heartbeat; \(Int(calls)) RPCs from it")
     }
 
     func testACancelledJobKeepsItsLastCheckpointForExport() async throws {
@@ -187,7 +170,7 @@ final class FaultTests: ClusterTestCase {
         let client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
         defer { client.close() }
         let job = try await client.submit(yaml: spec(maxIterations: 200))
-        _ = try await waitForIteration(2, of: job.id, client)
+        try await waitForIteration(2, of: job.id, client)
         _ = try await client.cancel(job.id)
         let (info, records) = try await followToEnd(client, job.id)
         XCTAssertEqual(info.state, "cancelled")

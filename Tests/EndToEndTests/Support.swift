@@ -91,9 +91,11 @@ func eventually(seconds: Double = 10, _ condition: () async throws -> Bool) asyn
     return false
 }
 
-/// The sum of every sample of a Prometheus metric in `text`.
-func metric(_ text: String, _ name: String) -> Double {
+/// The sum of every sample of a Prometheus metric in `text` whose line
+/// contains each of `labels` (label text such as `side="server"`).
+func metric(_ text: String, _ name: String, labels: [String] = []) -> Double {
     text.split(separator: "\n").filter { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
+        .filter { line in labels.allSatisfy { line.contains($0) } }
         .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
 }
 
