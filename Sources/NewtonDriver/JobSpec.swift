@@ -444,6 +444,14 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
         "negative_curvature_tolerance", "HF, hessian-cg: negative curvature when pᵀ(H+μI)p ≤ ε‖p‖², μ = λ + 1/(C·l).",
         { $0.hessianFree.negativeCurvatureTolerance = $1 }, { $0.hessianFree.negativeCurvatureTolerance }),
     SpecKnob(
+        "negative_curvature_step",
+        "HF, hessian-cg: separate (search the Newton part, then the negative-curvature direction from there) or combined (one search along their sum).",
+        { $0.hessianFree.negativeCurvatureStep = $1 }, { $0.hessianFree.negativeCurvatureStep }),
+    SpecKnob(
+        "curvature_diagnostics",
+        "HF: measure the negative-curvature share of a combined step's decrease (one more evaluation per such iteration).",
+        { $0.hessianFree.diagnostics = $1 }, { $0.hessianFree.diagnostics }),
+    SpecKnob(
         "learning_rate", "SGD/Adam: learning rate (default 0.01 for sgd, 0.001 for adam).", { $0.learningRate = $1 },
         { $0.firstOrder.learningRate }),
     SpecKnob("momentum", "SGD: momentum.", { $0.firstOrder.momentum = $1 }, { $0.firstOrder.momentum }),
@@ -624,6 +632,7 @@ extension Loss: SpecChoice {}
 extension OptimizerKind: SpecChoice {}
 extension ProductsMode: SpecChoice {}
 extension CurvatureSolver: SpecChoice {}
+extension NegativeCurvatureStep: SpecChoice {}
 extension Activation: SpecChoice {
     /// Linear is reserved for the output layer.
     static var choices: [Activation] { [.sigmoid, .tanh, .relu] }

@@ -11,6 +11,18 @@ public enum CurvatureSolver: String, Sendable, CaseIterable, Codable {
     case bicgstab
 }
 
+/// How Hessian-free uses a direction of negative curvature p it found (unit
+/// direction `ŝ = −sign(gᵀp) p/‖p‖`, length `τ = max(‖x‖, |κ|)`, κ the
+/// undamped curvature `pᵀHp/‖p‖²`, x the Newton part).
+public enum NegativeCurvatureStep: String, Sendable, CaseIterable, Codable {
+    /// `d = x + τŝ`, one Armijo search along d (the first version).
+    case combined
+    /// The Newton part x is searched on its own (and alone drives λ); then,
+    /// from where it landed, ŝ is searched from length τ, halving until the
+    /// decrease is a share η of what the model `t gᵀŝ + ½t²κ` promises.
+    case separate
+}
+
 /// The knobs of Hessian-free optimisation with negative curvature (He,
 /// Mudigere, Smelyanskiy, Takáč) and Martens' practical extras.
 public struct HessianFreeOptions: Sendable, Equatable {
@@ -34,6 +46,11 @@ public struct HessianFreeOptions: Sendable, Equatable {
     /// so a CG run from a random right-hand side probes for negative
     /// curvature (a first-order stationary point may be a saddle).
     public var saddleGradientNorm = 1e-6
+    /// How a direction of negative curvature enters the step.
+    public var negativeCurvatureStep = NegativeCurvatureStep.separate
+    /// Measure what the negative-curvature part of a combined step buys (one
+    /// more function evaluation per such iteration; free for `separate`).
+    public var diagnostics = false
 
     public init() {}
 
@@ -55,7 +72,8 @@ public struct HessianFreeOptions: Sendable, Equatable {
 /// 1. a fresh curvature batch (the gradient batch, or all rows, was drawn at
 ///    the end of the previous iteration);
 /// 2. solve `(A + μI) x = −g` with A = H (true Hessian, R-operator) or G,
-///    μ = λ + 1/(C·l): CG warm-started from 0.95·x_prev, stopped by the
+///    μ = λ + 1/(C·l): CG warm-started from 0.95·x_prev (from 0 after a
+///    solve that stopped at negative curvature or broke down), stopped by the
 ///    tolerance, Martens' relative progress rule or — on H — at a direction
 ///    p with pᵀ(H+μI)p ≤ ε‖p‖²; or BiCG-STAB;
 ///    optionally preconditioned by Martens' diagonal (empirical Fisher on the
@@ -63,19 +81,21 @@ public struct HessianFreeOptions: Sendable, Equatable {
 /// 3. CG-iterate backtracking: of the iterates kept at ⌈1.3^j⌉, walk back
 ///    from the last while f on the curvature batch improves;
 /// 4. **negative curvature**: when CG found such a p (or, at a stationary
-///    point, a probe from a random vector found one), the step is
-///    `d = x + τ ŝ` with `ŝ = −sign(gᵀp) p/‖p‖` (a non-ascent direction
-///    along which the quadratic model falls without bound) and
-///    `τ = max(‖x‖, |κ|)`, `κ = pᵀHp/‖p‖²` the undamped curvature: near a
-///    saddle the Newton part x is tiny but the negative curvature is not, so
-///    the step still leaves it; the line search then shortens it as needed;
+///    point, a probe from a random vector found one), `ŝ = −sign(gᵀp) p/‖p‖`
+///    (a non-ascent direction along which the quadratic model falls without
+///    bound) with length `τ = max(‖x‖, |κ|)`, `κ = pᵀHp/‖p‖²` the undamped
+///    curvature: near a saddle the Newton part x is tiny but the negative
+///    curvature is not. `combined` steps along `d = x + τŝ`; `separate`
+///    steps along x first and searches ŝ afterwards (step 6);
 /// 5. **fallback**: if d is still an ascent direction (`gᵀd > 0`, possible
 ///    on an indefinite H, e.g. after BiCG-STAB), it is replaced by the
-///    damped gradient step `d = −g/μ` and the negative curvature is dropped;
+///    damped gradient step `d = −g/μ` (a combined step drops ŝ);
 /// 6. Armijo backtracking on the gradient batch's f, then Levenberg–
 ///    Marquardt on ρ = actual / predicted with the predicted reduction
 ///    `αgᵀd + ½α²dᵀAd` (one more product); a non-negative prediction
-///    counts as a bad fit (λ grows);
+///    counts as a bad fit (λ grows). `separate` then searches `tŝ` from the
+///    point reached, t = τ, τ/2, …, until `f` falls by a share η of the
+///    model's `t gᵀŝ + ½t²κ`, and keeps the point if it does;
 /// 7. the next gradient batch, f and ∇f at the new point.
 public struct HessianFree: Sendable {
     public let options: HessianFreeOptions
@@ -93,6 +113,10 @@ public struct HessianFree: Sendable {
     }
 
     private var step: StepControl { secondOrder.step }
+
+    /// Halvings allowed along ŝ: a τ that needs more is not worth its
+    /// evaluations, the Newton part has already been taken.
+    private static let negativeSearchSteps = 4
 
     private var cluster: ClusterCoordinator { objective.cluster }
 
@@ -140,8 +164,10 @@ public struct HessianFree: Sendable {
             // 2. Solve.
             var start: VectorName?
             if havePrevious && options.warmStart > 0 {
-                try await cluster.run([.scale(.previousDirection, by: options.warmStart)])
-                start = .previousDirection
+                let kept = try await cluster.run([
+                    .scale(.previousDirection, by: options.warmStart), .dot(.previousDirection, .previousDirection),
+                ])
+                if kept[0] > 0 { start = .previousDirection }
             }
             let inversePreconditioner =
                 options.solver == .bicgstab ? nil : try await preconditioner(on: curvatureBatch, damping: damping, phases: &phases)
@@ -164,7 +190,10 @@ public struct HessianFree: Sendable {
                     return report
                 }
             }
-            try await cluster.run([.copy(.direction, to: .previousDirection)])
+            // A solve cut short by indefiniteness leaves x where the warm start
+            // put it, possibly far off on this batch: no start for the next.
+            let cutShort = report.outcome == .negativeCurvature || report.outcome == .breakdown
+            try await cluster.run([cutShort ? .fill(target: .previousDirection, value: 0) : .copy(.direction, to: .previousDirection)])
             havePrevious = true
 
             // 3. Backtrack over the kept iterates.
@@ -179,15 +208,24 @@ public struct HessianFree: Sendable {
                     try await probeNegativeCurvature(space, iteration: iteration)
                 }
             }
-            if let curvature = negativeCurvature {
-                try await addNegativeCurvature(curvature: curvature - damping)
+            var negative: NegativeDirection?
+            if let curvature = negativeCurvature { negative = try await negativeDirection(curvature: curvature - damping) }
+            var curvatureStep = CurvatureStepRecord(
+                solveOutcome: report.outcome.rawValue, newtonNorm: negative?.newtonNorm ?? 0, curvature: negative?.curvature,
+                negativeStepTried: negative?.length)
+            let combined = options.negativeCurvatureStep == .combined ? negative : nil
+            if let combined {
+                if options.diagnostics { try await cluster.run([.copy(.direction, to: .newtonPart)]) }
+                try await cluster.run([.axpy(combined.coefficient(length: combined.length), .negativeCurvature, .direction)])
             }
 
             // 5. Fallback to the damped gradient step if d ascends.
             let dots = try await cluster.run([.dot(.gradient, .direction), .dot(.direction, .direction)])
+            if negative == nil { curvatureStep.newtonNorm = dots[1].squareRoot() }
             var gd = try checked(dots[0], "∇fᵀd")
+            var combinedUsed = combined != nil
             if gd > 0 {
-                negativeCurvature = nil
+                combinedUsed = false
                 try await cluster.run([.combine(target: .direction, terms: [VectorTerm(-1 / damping, .gradient)])])
                 gd = -gradientNorm * gradientNorm / damping
             }
@@ -197,17 +235,37 @@ public struct HessianFree: Sendable {
                 return d[0] - lambda * d[1]
             }
 
-            // 6. Line search on the gradient batch, then damping.
-            let search = try await timed("line_search", into: &phases) {
+            // 6. Line search on the gradient batch, then damping; with the
+            //    separate step, a second search along ŝ from where it landed.
+            var search = try await timed("line_search", into: &phases) {
                 try await step.search(objective, on: batch, from: f, slope: gd)
             }
             let usedLambda = lambda
             lambda = step.nextLambda(lambda, after: search, from: f, slope: gd, curvature: dAd)
+            if combinedUsed, options.diagnostics, let value = search.value {
+                curvatureStep.negativeStepTaken = search.step * (combined?.length ?? 0)
+                curvatureStep.negativeShare = try await shareOfDecrease(from: f, to: value, step: search.step, on: batch)
+            }
+            if search.value != nil { try await cluster.run([.copy(.trial, to: .weights)]) }
+            var negativeUsed = combinedUsed && search.value != nil
+            if let negative, options.negativeCurvatureStep == .separate {
+                let landed = search.value ?? f
+                let alongS = try await timed("line_search", into: &phases) {
+                    try await searchAlong(negative, from: landed, on: batch)
+                }
+                search.steps += alongS.steps
+                curvatureStep.negativeStepTaken = alongS.step * negative.length
+                if let value = alongS.value {
+                    try await cluster.run([.copy(.trial, to: .weights)])
+                    curvatureStep.negativeShare = (landed - value) / (f - value)
+                    search.value = value
+                    negativeUsed = true
+                }
+            }
             let outcome: IterationRecord.Outcome
             if search.value != nil {
-                try await cluster.run([.copy(.trial, to: .weights)])
                 failures = 0
-                outcome = negativeCurvature != nil ? .negativeCurvature : .accepted
+                outcome = negativeUsed ? .negativeCurvature : .accepted
             } else {
                 failures += 1
                 outcome = .lineSearchFailed
@@ -222,7 +280,8 @@ public struct HessianFree: Sendable {
             let record = IterationRecord(
                 iteration: iteration, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
                 cgIterations: report.iterations, lambda: usedLambda, step: search.step, lineSearchSteps: search.steps,
-                testAccuracy: accuracy, outcome: outcome, phaseSeconds: phases)
+                testAccuracy: accuracy, outcome: outcome, phaseSeconds: phases,
+                curvatureStep: options.solver == .gaussNewtonCG ? nil : curvatureStep)
             runLog.emit(record)
             try await runLog.checkpoint(
                 after: record, lambda: lambda, lineSearchFailures: failures, optimizerVectors: [.previousDirection], from: cluster)
@@ -278,27 +337,92 @@ public struct HessianFree: Sendable {
         try await cluster.write(.probe, probe)
         let norm = try await cluster.run([.dot(.probe, .probe)])[0].squareRoot()
         // The probe's own solution is not a step; keep the Newton part aside.
-        try await cluster.run([.copy(.direction, to: .probeKept)])
+        try await cluster.run([.copy(.direction, to: .newtonPart)])
         let report = try await ConjugateGradient(
             tolerance: secondOrder.cgTolerance, maxIterations: secondOrder.cgMaxIterations,
             curvature: .stopAtNegative(tolerance: options.negativeCurvatureTolerance)
         ).solve(in: space, rhs: .probe, gradientNorm: norm)
-        try await cluster.run([.copy(.probeKept, to: .direction)])
+        try await cluster.run([.copy(.newtonPart, to: .direction)])
         return report.negativeCurvature
     }
 
-    /// `d ← x + τ ŝ`, `ŝ = −sign(gᵀp) p/‖p‖`, `τ = max(‖x‖, |κ|)` for the
-    /// undamped curvature `κ = pᵀHp/‖p‖²` of the direction found.
-    private func addNegativeCurvature(curvature kappa: Double) async throws {
+    /// The unit direction `ŝ = −sign(gᵀp) p/‖p‖` of the negative curvature p
+    /// in `.negativeCurvature` (undamped curvature κ) and its first length
+    /// `τ = max(‖x‖, |κ|)`: near a saddle the Newton part x is tiny but the
+    /// negative curvature is not. Nil when p is zero.
+    private func negativeDirection(curvature kappa: Double) async throws -> NegativeDirection? {
         let dots = try await cluster.run([
             .dot(.gradient, .negativeCurvature), .dot(.negativeCurvature, .negativeCurvature), .dot(.direction, .direction),
         ])
         let (gp, pp, xx) = (dots[0], dots[1], dots[2])
-        guard pp > 0 else { return }
-        let tau = max(xx.squareRoot(), abs(kappa))
+        guard pp > 0 else { return nil }
         let sign: Double = gp > 0 ? -1 : 1
-        try await cluster.run([.axpy(sign * tau / pp.squareRoot(), .negativeCurvature, .direction)])
+        return NegativeDirection(
+            sign: sign, norm: pp.squareRoot(), slope: sign * gp / pp.squareRoot(), curvature: kappa,
+            length: max(xx.squareRoot(), abs(kappa)), newtonNorm: xx.squareRoot())
     }
+
+    /// Searches along `t ŝ` from the current weights (value `f`), t = τ, τ/2, …,
+    /// for `f(θ + tŝ) ≤ f + η(t gᵀŝ + ½t²κ)`; the accepted point is left in `.trial`.
+    private func searchAlong(_ negative: NegativeDirection, from f: Double, on batch: Objective.Batch) async throws
+        -> StepControl.Search
+    {
+        let tau = negative.length
+        try await cluster.run([
+            .combine(target: .direction, terms: [VectorTerm(negative.coefficient(length: tau), .negativeCurvature)])
+        ])
+        let (slope, curvature) = (tau * negative.slope, tau * tau * negative.curvature)
+        var shortening = step
+        shortening.maxLineSearchSteps = min(step.maxLineSearchSteps, Self.negativeSearchSteps)
+        var search = try await shortening.search(objective, on: batch, from: f, slope: slope, curvature: curvature)
+        guard var best = search.value, search.steps == 1 else { return search }
+        // τ itself was good enough: double it while f keeps falling enough.
+        var alpha = 1.0
+        for _ in 0..<step.maxLineSearchSteps {
+            alpha *= 2
+            search.steps += 1
+            try await cluster.run([.combine(target: .trial, terms: [VectorTerm(1, .weights), VectorTerm(alpha, .direction)])])
+            let value = try await objective.value(at: .trial, on: batch)
+            guard value < best, value <= f + step.armijo * alpha * slope + step.armijo * 0.5 * alpha * alpha * curvature else {
+                alpha /= 2
+                try await cluster.run([.combine(target: .trial, terms: [VectorTerm(1, .weights), VectorTerm(alpha, .direction)])])
+                break
+            }
+            best = value
+        }
+        search.value = best
+        search.step = alpha
+        return search
+    }
+
+    /// `(f(θ+αx) − f_new) / (f − f_new)` for the Newton part x kept in
+    /// `.newtonPart`: the share of the decrease a combined step's negative
+    /// curvature bought. Costs one evaluation on the batch.
+    private func shareOfDecrease(from f: Double, to value: Double, step alpha: Double, on batch: Objective.Batch) async throws
+        -> Double
+    {
+        try await cluster.run([.combine(target: .newtonPart, terms: [VectorTerm(1, .weights), VectorTerm(alpha, .newtonPart)])])
+        let newtonOnly = try await objective.value(at: .newtonPart, on: batch)
+        return (newtonOnly - value) / (f - value)
+    }
+}
+
+/// A direction of negative curvature as a step uses it: `ŝ = sign · p/‖p‖`
+/// with p in `.negativeCurvature`.
+private struct NegativeDirection {
+    var sign: Double
+    var norm: Double
+    /// gᵀŝ ≤ 0.
+    var slope: Double
+    /// κ = pᵀHp/‖p‖² < 0, undamped.
+    var curvature: Double
+    /// τ, the first length tried.
+    var length: Double
+    /// ‖x‖ of the Newton part when the direction was found.
+    var newtonNorm: Double
+
+    /// The coefficient on p that makes `t ŝ`.
+    func coefficient(length t: Double) -> Double { sign * t / norm }
 }
 
 /// Martens' (2010) extras on a CG run: the iterates at iterations ⌈1.3^j⌉

@@ -64,15 +64,19 @@ public struct StepControl: Sendable, Equatable {
         var steps: Int
     }
 
-    /// α = 1, ½, ¼ … until `f(θ + αd) ≤ f + η α ∇fᵀd` on `batch` (all rows
-    /// when nil), at most `maxLineSearchSteps` tries; the accepted point is
-    /// left in `.trial`.
-    func search(_ objective: Objective, on batch: Objective.Batch? = nil, from f: Double, slope gd: Double) async throws -> Search {
+    /// α = 1, ½, ¼ … until `f(θ + αd) ≤ f + η (α ∇fᵀd + ½α² dᵀHd)` on
+    /// `batch` (all rows when nil), at most `maxLineSearchSteps` tries; the
+    /// accepted point is left in `.trial`. The curvature term is 0 (plain
+    /// Armijo) except along a direction of negative curvature, where it asks
+    /// for a share of the decrease the curvature promises.
+    func search(
+        _ objective: Objective, on batch: Objective.Batch? = nil, from f: Double, slope gd: Double, curvature dHd: Double = 0
+    ) async throws -> Search {
         var step = 1.0
         for tries in 1...maxLineSearchSteps {
             try await objective.cluster.run([.combine(target: .trial, terms: [VectorTerm(1, .weights), VectorTerm(step, .direction)])])
             let trial = try await objective.value(at: .trial, on: batch)
-            if trial <= f + armijo * step * gd { return Search(value: trial, step: step, steps: tries) }
+            if trial <= f + armijo * step * gd + armijo * 0.5 * step * step * dHd { return Search(value: trial, step: step, steps: tries) }
             step /= 2
         }
         return Search(value: nil, step: 0, steps: maxLineSearchSteps)

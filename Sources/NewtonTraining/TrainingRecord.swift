@@ -28,11 +28,14 @@ public struct IterationRecord: Sendable, Codable, Equatable {
     public var outcome: Outcome
     /// Seconds spent in each phase of this iteration.
     public var phaseSeconds: [String: Double]
+    /// Hessian-free: what the step did with curvature (nil for other trainers
+    /// and for records that came over the wire).
+    public var curvatureStep: CurvatureStepRecord?
 
     public init(
         iteration: Int, elapsedSeconds: Double, objective: Double, gradientNorm: Double, cgIterations: Int,
         lambda: Double, step: Double, lineSearchSteps: Int, testAccuracy: Double?, outcome: Outcome,
-        phaseSeconds: [String: Double]
+        phaseSeconds: [String: Double], curvatureStep: CurvatureStepRecord? = nil
     ) {
         self.iteration = iteration
         self.elapsedSeconds = elapsedSeconds
@@ -45,6 +48,7 @@ public struct IterationRecord: Sendable, Codable, Equatable {
         self.testAccuracy = testAccuracy
         self.outcome = outcome
         self.phaseSeconds = phaseSeconds
+        self.curvatureStep = curvatureStep
     }
 
     enum CodingKeys: String, CodingKey {
@@ -55,6 +59,48 @@ public struct IterationRecord: Sendable, Codable, Equatable {
         case lineSearchSteps = "line_search_steps"
         case testAccuracy = "test_accuracy"
         case phaseSeconds = "phase_s"
+        case curvatureStep = "curvature_step"
+    }
+}
+
+/// What one Hessian-free step did with curvature: the diagnostics that say
+/// whether the negative-curvature part earns its place.
+public struct CurvatureStepRecord: Sendable, Codable, Equatable {
+    /// How the solve ended (`converged`, `negative-curvature`, `breakdown`, …).
+    public var solveOutcome: String
+    /// ‖x‖ of the Newton part (the solver's solution after backtracking).
+    public var newtonNorm: Double
+    /// κ = pᵀHp/‖p‖², the undamped curvature of the direction of negative
+    /// curvature, when one was found and used.
+    public var curvature: Double?
+    /// The length τ first tried along the unit direction ŝ.
+    public var negativeStepTried: Double?
+    /// The length accepted along ŝ (0 when the search along ŝ found nothing).
+    public var negativeStepTaken: Double?
+    /// The share of the iteration's decrease in f that the negative-curvature
+    /// part bought, `(f(θ+αx) − f_new) / (f − f_new)`; nil when no negative
+    /// curvature was used or the combined step ran without diagnostics.
+    public var negativeShare: Double?
+
+    public init(
+        solveOutcome: String, newtonNorm: Double, curvature: Double? = nil, negativeStepTried: Double? = nil,
+        negativeStepTaken: Double? = nil, negativeShare: Double? = nil
+    ) {
+        self.solveOutcome = solveOutcome
+        self.newtonNorm = newtonNorm
+        self.curvature = curvature
+        self.negativeStepTried = negativeStepTried
+        self.negativeStepTaken = negativeStepTaken
+        self.negativeShare = negativeShare
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case curvature
+        case solveOutcome = "solve_outcome"
+        case newtonNorm = "newton_norm"
+        case negativeStepTried = "nc_step_tried"
+        case negativeStepTaken = "nc_step"
+        case negativeShare = "nc_share"
     }
 }
 

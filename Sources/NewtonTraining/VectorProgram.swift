@@ -37,8 +37,9 @@ public struct VectorName: Hashable, Sendable, RawRepresentable, ExpressibleByStr
     public static let squaredGradient: VectorName = "squared-gradient"
     /// Hessian-free: the inverse diagonal preconditioner `M⁻¹`.
     public static let inversePreconditioner: VectorName = "inverse-preconditioner"
-    /// Hessian-free: where the Newton part waits while a probe runs.
-    public static let probeKept: VectorName = "probe-kept-direction"
+    /// Hessian-free: where the Newton part x waits while a probe runs, or
+    /// while what it buys alone is measured.
+    public static let newtonPart: VectorName = "newton-part"
 
     /// How many CG iterates Hessian-free may keep for backtracking.
     public static let maxKeptIterates = 64
@@ -52,7 +53,7 @@ public struct VectorName: Hashable, Sendable, RawRepresentable, ExpressibleByStr
         [
             weights, gradient, direction, residual, conjugate, product, trial, momentum, adamFirstMoment, adamSecondMoment,
             negativeCurvature, preconditionedResidual, shadowResidual, bicgstabV, bicgstabS, bicgstabT, previousDirection, probe,
-            squaredGradient, inversePreconditioner, probeKept,
+            squaredGradient, inversePreconditioner, newtonPart,
         ] + (0..<maxKeptIterates).map(cgIterate))
 }
 

@@ -59,6 +59,8 @@ struct OptimizerOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: .key("relative_progress")) var relativeProgress: Bool?
     @Flag(help: .key("preconditioner")) var preconditioner = false
     @Option(help: .key("negative_curvature_tolerance")) var negativeCurvatureTolerance: String?
+    @Option(help: .key("negative_curvature_step")) var negativeCurvatureStep: String?
+    @Flag(help: .key("curvature_diagnostics")) var curvatureDiagnostics = false
     @Option(help: .key("learning_rate")) var learningRate: String?
     @Option(help: .key("momentum")) var momentum: String?
     @Option(help: .key("batch_size")) var batchSize: String?

@@ -89,6 +89,8 @@ final class JobSpecTests: XCTestCase {
                 backtracking: false
                 relative_progress: false
                 negative_curvature_tolerance: 0.001
+                negative_curvature_step: combined
+                curvature_diagnostics: true
                 cg_tolerance: 0.2
                 lambda: 3
                 C: 0.5
@@ -101,6 +103,8 @@ final class JobSpecTests: XCTestCase {
         expected.iterateBacktracking = false
         expected.relativeProgressStop = false
         expected.negativeCurvatureTolerance = 0.001
+        expected.negativeCurvatureStep = .combined
+        expected.diagnostics = true
         var shared = SecondOrderOptions()
         shared.cgTolerance = 0.2
         shared.step.initialLambda = 3

@@ -9,7 +9,9 @@ final class HessianFreeTests: XCTestCase {
     /// zero (tanh(0) = 0 and the outputs are ½, ½), so Gauss-Newton's
     /// direction is zero; the Hessian's coupling of the two layers is
     /// indefinite, and only a negative-curvature direction leaves.
-    private func saddle(_ solver: CurvatureSolver) async throws -> [Double] {
+    private func saddle(
+        _ solver: CurvatureSolver, step: NegativeCurvatureStep = .separate, diagnostics: Bool = false
+    ) async throws -> [IterationRecord] {
         var features = [Float]()
         var labels = [Int32]()
         var rng = SeededGenerator(seed: 5)
@@ -33,19 +35,48 @@ final class HessianFreeTests: XCTestCase {
         var options = HessianFreeOptions()
         options.solver = solver
         options.curvatureBatch = 200
+        options.negativeCurvatureStep = step
+        options.diagnostics = diagnostics
         var shared = SecondOrderOptions()
         shared.step.initialLambda = 1e-3
         let hf = try HessianFree(
             options: options, secondOrder: shared, seed: 1, objective: try Objective(cluster: cluster, regularization: 100))
-        return try await hf.train(budget: TrainingBudget(maxIterations: 6)).records.map(\.objective)
+        return try await hf.train(budget: TrainingBudget(maxIterations: 6)).records
     }
 
     func testNegativeCurvatureLeavesASaddleWhereGaussNewtonStalls() async throws {
-        let gaussNewton = try await saddle(.gaussNewtonCG)
-        let negativeCurvature = try await saddle(.hessianCG)
+        let gaussNewton = try await saddle(.gaussNewtonCG).map(\.objective)
         XCTAssertEqual(gaussNewton.first!, log(2), accuracy: 1e-6, "the start is the saddle value log 2")
         XCTAssertEqual(gaussNewton.last!, gaussNewton.first!, "Gauss-Newton CG should stall at the saddle: \(gaussNewton)")
-        XCTAssertLessThan(negativeCurvature.last!, 0.5, "negative curvature should leave the saddle: \(negativeCurvature)")
+        for step in NegativeCurvatureStep.allCases {
+            let negativeCurvature = try await saddle(.hessianCG, step: step).map(\.objective)
+            XCTAssertLessThan(negativeCurvature.last!, 0.5, "\(step): negative curvature should leave the saddle: \(negativeCurvature)")
+        }
+    }
+
+    /// At the saddle the Newton part is zero, so all of the first step's
+    /// decrease is the negative curvature's, whichever way it is taken; and
+    /// measuring the combined step's share does not change its path.
+    func testNegativeShareIsAllOfTheDecreaseAtASaddleAndMeasuringItDoesNotSteer() async throws {
+        let separate = try await saddle(.hessianCG, step: .separate)
+        let combined = try await saddle(.hessianCG, step: .combined)
+        let measured = try await saddle(.hessianCG, step: .combined, diagnostics: true)
+        XCTAssertEqual(measured.map(\.objective), combined.map(\.objective))
+        XCTAssertNil(combined[1].curvatureStep?.negativeShare, "the combined step measures its share only when asked")
+        for records in [separate, measured] {
+            let first = try XCTUnwrap(records[1].curvatureStep)
+            XCTAssertEqual(records[1].outcome, .negativeCurvature)
+            XCTAssertEqual(first.newtonNorm, 0)
+            XCTAssertLessThan(try XCTUnwrap(first.curvature), 0)
+            XCTAssertEqual(try XCTUnwrap(first.negativeShare), 1, accuracy: 1e-12)
+            XCTAssertGreaterThan(try XCTUnwrap(first.negativeStepTaken), 0)
+            XCTAssertGreaterThan(try XCTUnwrap(first.negativeStepTried), 0)
+        }
+        // Separately searched, ŝ only ever adds to what x bought.
+        for record in separate.dropFirst() where record.outcome == .negativeCurvature {
+            let share = try XCTUnwrap(record.curvatureStep?.negativeShare, "iteration \(record.iteration)")
+            XCTAssert(share > 0 && share <= 1, "iteration \(record.iteration): share \(share)")
+        }
     }
 
     func testHessianFreeTrainsAndIsIdenticalForOneAndFourWorkers() async throws {
