@@ -15,11 +15,14 @@ public enum CurvatureSolver: String, Sendable, CaseIterable, Codable {
 /// direction `ŝ = −sign(gᵀp) p/‖p‖`, length `τ = max(‖x‖, |κ|)`, κ the
 /// undamped curvature `pᵀHp/‖p‖²`, x the Newton part).
 public enum NegativeCurvatureStep: String, Sendable, CaseIterable, Codable {
-    /// `d = x + τŝ`, one Armijo search along d (the first version).
+    /// `d = x + τŝ`, one Armijo search along d (the paper's step).
     case combined
     /// The Newton part x is searched on its own (and alone drives λ); then,
-    /// from where it landed, ŝ is searched from length τ, halving until the
-    /// decrease is a share η of what the model `t gᵀŝ + ½t²κ` promises.
+    /// from where it landed, ŝ is searched from length τ, halving (at most
+    /// four times) until the decrease is a share η of what the model
+    /// `t gᵀŝ + ½t²κ` promises, doubling instead while f falls if τ was
+    /// accepted at once. The default: it beat `combined` at 8 192 rows
+    /// (README, Hessian-free table).
     case separate
 }
 
@@ -94,8 +97,9 @@ public struct HessianFreeOptions: Sendable, Equatable {
 ///    Marquardt on ρ = actual / predicted with the predicted reduction
 ///    `αgᵀd + ½α²dᵀAd` (one more product); a non-negative prediction
 ///    counts as a bad fit (λ grows). `separate` then searches `tŝ` from the
-///    point reached, t = τ, τ/2, …, until `f` falls by a share η of the
-///    model's `t gᵀŝ + ½t²κ`, and keeps the point if it does;
+///    point reached, t = τ, τ/2, … (or 2τ, 4τ, … while τ itself passes),
+///    until `f` falls by a share η of the model's `t gᵀŝ + ½t²κ`, and keeps
+///    the point if it does;
 /// 7. the next gradient batch, f and ∇f at the new point.
 public struct HessianFree: Sendable {
     public let options: HessianFreeOptions
@@ -363,7 +367,8 @@ public struct HessianFree: Sendable {
     }
 
     /// Searches along `t ŝ` from the current weights (value `f`), t = τ, τ/2, …,
-    /// for `f(θ + tŝ) ≤ f + η(t gᵀŝ + ½t²κ)`; the accepted point is left in `.trial`.
+    /// for `f(θ + tŝ) ≤ f + η(t gᵀŝ + ½t²κ)`, and when τ passes at once tries
+    /// 2τ, 4τ, … while f keeps falling; the accepted point is left in `.trial`.
     private func searchAlong(_ negative: NegativeDirection, from f: Double, on batch: Objective.Batch) async throws
         -> StepControl.Search
     {
