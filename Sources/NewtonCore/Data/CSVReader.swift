@@ -21,17 +21,29 @@ public struct CSVOptions: Sendable, Equatable {
 /// Blank lines are ignored.
 enum CSVReader {
     static func read(_ path: String, options: CSVOptions, matching schema: TrainingSchema?) throws -> Dataset {
+        let rows = try parse(FileIO.readAll(path), name: path, firstLine: 1, options: options, matching: schema)
+        guard rows.count > 0 else { throw CoreError(.malformedData, "\(path) holds no data rows") }
+        return try rows.dataset(matching: schema) { "\(path):\($0)" }
+    }
+
+    /// Parses `content`, a run of whole lines of the file `name` starting at
+    /// line `firstLine`; its first non-blank line may be a header as
+    /// `options` say.
+    static func parse(_ content: [UInt8], name path: String, firstLine: Int, options: CSVOptions, matching schema: TrainingSchema?)
+        throws -> RawRows
+    {
         guard let separator = options.separator.asciiValue,
             !"0123456789+-.eE\"\n\r".contains(options.separator)
         else { throw CoreError(.invalidArgument, "'\(options.separator)' cannot separate CSV fields of \(path)") }
 
         var table = LabelTable()
+        var lineOffsets = [Int]()
         var features = [Float]()
         var fieldCount = 0  // set by the first non-blank line
         var labelColumn = 0
         var fields = [Range<Int>]()
 
-        try TextBytes.forEachLine(in: path) { text, line, number in
+        try TextBytes.forEachLine(of: content, firstLine: firstLine) { text, line, number in
             let bytes = text.bytes
             guard text.trimmed(line).count > 0 else { return }
             fields.removeAll(keepingCapacity: true)
@@ -83,11 +95,9 @@ enum CSVReader {
                 throw CoreError(.malformedData, "\(path):\(number): the label (field \(labelColumn + 1)) is empty")
             }
             table.append(text.string(label), at: number)
+            lineOffsets.append(line.lowerBound)
         }
-
-        guard table.rowCount > 0 else { throw CoreError(.malformedData, "\(path) holds no data rows") }
-        let (names, labels) = try table.classes(matching: schema) { "\(path):\($0)" }
-        return Dataset(validated: features, labels: labels, columns: fieldCount - 1, classNames: names)
+        return RawRows(features: features, columns: max(fieldCount - 1, 0), labels: table, lineOffsets: lineOffsets)
     }
 
     /// `range` trimmed of blanks and of one pair of surrounding double quotes.

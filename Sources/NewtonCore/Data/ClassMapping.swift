@@ -5,8 +5,31 @@ struct TrainingSchema {
     let classNames: [String]
 
     init(_ training: Dataset) {
-        columns = training.columns
-        classNames = training.classNames
+        self.init(columns: training.columns, classNames: training.classNames)
+    }
+
+    init(columns: Int, classNames: [String]) {
+        self.columns = columns
+        self.classNames = classNames
+    }
+}
+
+/// Rows as a reader parsed them, before their labels become class indices.
+struct RawRows {
+    /// Row-major, `columns` per row.
+    var features: [Float]
+    var columns: Int
+    var labels: LabelTable
+    /// Per row, the byte offset of its line in the parsed text (empty for binary formats).
+    var lineOffsets: [Int] = []
+
+    var count: Int { labels.rowCount }
+
+    /// The rows as a data set with the training set's classes (`schema`) or,
+    /// without one, classes from these labels.
+    func dataset(matching schema: TrainingSchema?, describe location: (Int) -> String) throws -> Dataset {
+        let (names, classes) = try labels.classes(matching: schema, describe: location)
+        return Dataset(validated: features, labels: classes, columns: columns, classNames: names)
     }
 }
 
@@ -26,6 +49,17 @@ struct LabelTable {
     private var rowIDs: [Int32] = []
 
     var rowCount: Int { rowIDs.count }
+
+    /// Adds the distinct labels of `other` that this table lacks, with where
+    /// they were first seen; rows are not added. Builds one file's label set
+    /// from its pieces.
+    mutating func addLabels(of other: LabelTable) {
+        for (label, position) in zip(other.distinct, other.firstSeen) where idByLabel[label] == nil {
+            idByLabel[label] = Int32(distinct.count)
+            distinct.append(label)
+            firstSeen.append(position)
+        }
+    }
 
     /// Records the label of the next row; `position` is the line number or record
     /// index that error messages should point at.

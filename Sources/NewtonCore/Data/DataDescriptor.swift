@@ -20,6 +20,16 @@ public struct DataDescriptor: Sendable, Hashable, Codable {
         self.scaling = scaling
     }
 
+    /// The training and test files, or nil for synthetic data.
+    public func sources() throws -> (train: DataSource, test: DataSource?)? {
+        guard case .files(let format, let train, let test, let labelColumn, let header) = source else { return nil }
+        let options = CSVOptions(labelColumn: labelColumn, hasHeader: header)
+        return (
+            try DataSource.resolve(path: train, format: format, split: .train, csv: options),
+            try test.map { try DataSource.resolve(path: $0, format: format, split: .test, csv: options) }
+        )
+    }
+
     /// Reads (or generates) the training and test sets and scales them.
     public func load() throws -> TrainingData {
         var train: Dataset

@@ -14,6 +14,8 @@ public enum DataFormat: String, Sendable, CaseIterable {
     case libsvm
     /// Comma-separated (or other separator) text with one label column.
     case csv
+    /// NumPy `.npy`: a 2-D array of numbers with one label column.
+    case npy
 }
 
 /// Which part of a data set a path stands for, where that matters (IDX directories).
@@ -38,7 +40,7 @@ public struct DataSource: Sendable, Equatable {
     /// For `.idx`, the labels file; nil finds it by replacing `images-idx3` with
     /// `labels-idx1` in the images file's name.
     public var labelsPath: String?
-    /// How to read `.csv` files.
+    /// How to read `.csv` files (and, for `.npy`, the label column).
     public var csv: CSVOptions
 
     public init(format: DataFormat, path: String, labelsPath: String? = nil, csv: CSVOptions = CSVOptions()) {
@@ -85,7 +87,7 @@ public struct DataSource: Sendable, Equatable {
         case .idx:
             if isDirectory(path) { return try idx(directory: path, split: split) }
             return idx(images: path, labels: try labelsPath(forImages: path))
-        case .libsvm, .csv:
+        case .libsvm, .csv, .npy:
             guard !isDirectory(path) else {
                 throw CoreError(.invalidArgument, "\(path) is a directory, but \(format.rawValue) data is one file")
             }
@@ -143,6 +145,8 @@ public enum DataLoader {
             return try LIBSVMReader.read(source.path, matching: schema)
         case .csv:
             return try CSVReader.read(source.path, options: source.csv, matching: schema)
+        case .npy:
+            return try NPYReader.read(source.path, labelColumn: source.csv.labelColumn, matching: schema)
         }
     }
 }

@@ -72,24 +72,34 @@ enum FileIO {
         return bytes
     }
 
-    /// Replaces the file at `path` with `bytes` atomically: they go to a
-    /// temporary file in the same directory, which is synced and renamed over
-    /// `path`. On failure the temporary file is removed and `path` is untouched.
+    /// Replaces the file at `path` with `bytes` atomically (see `writeStreaming`).
     static func writeAll(_ bytes: [UInt8], to path: String) throws {
+        try writeStreaming(to: path) { write in try write(bytes) }
+    }
+
+    /// Replaces the file at `path` atomically with what `body` writes, a
+    /// piece at a time: the pieces go to a temporary file in the same
+    /// directory, which is synced and renamed over `path`. On failure the
+    /// temporary file is removed and `path` is untouched.
+    static func writeStreaming(to path: String, _ body: (_ write: ([UInt8]) throws -> Void) throws -> Void) throws {
         let directory = path.lastIndex(of: "/").map { String(path[...$0]) } ?? ""
         let temp = "\(directory).newtonps-\(getpid())-\(String(UInt64.random(in: .min ... .max), radix: 16)).tmp"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ioError("cannot create temporary file \(temp)", path) }
         var closed = false
         do {
-            var written = 0
-            while written < bytes.count {
-                let n = bytes.withUnsafeBytes { raw in write(fd, raw.baseAddress.map { $0 + written }, raw.count - written) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ioError("write failed at byte \(written)", path)
+            var total = 0
+            try body { bytes in
+                var written = 0
+                while written < bytes.count {
+                    let n = bytes.withUnsafeBytes { raw in write(fd, raw.baseAddress.map { $0 + written }, raw.count - written) }
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw ioError("write failed at byte \(total + written)", path)
+                    }
+                    written += n
                 }
-                written += n
+                total += written
             }
             guard fsync(fd) == 0 else { throw ioError("fsync failed", path) }
             closed = true
@@ -119,61 +129,87 @@ enum FileIO {
 
     /// Inflates one or more concatenated gzip members, at most `limit` bytes.
     static func gunzip(_ input: [UInt8], path: String, limit: Int = maxDecompressedBytes) throws -> [UInt8] {
+        var output = [UInt8]()
+        output.reserveCapacity(min(input.count * 4, limit))
+        var offered = 0
+        try inflate(
+            path: path, limit: limit,
+            read: { buffer in
+                let n = min(buffer.count, input.count - offered)
+                input.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + offered, byteCount: n) }
+                offered += n
+                return n
+            },
+            write: { output.append(contentsOf: $0) })
+        return output
+    }
+
+    /// Inflates the gzip stream that `read` supplies (filling its buffer,
+    /// 0 at the end), one or more concatenated members, handing the output
+    /// to `write` a piece at a time: at most `limit` bytes in all.
+    static func inflate(
+        path: String, limit: Int = maxDecompressedBytes, read: (UnsafeMutableRawBufferPointer) throws -> Int,
+        write: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         var stream = z_stream()
         guard inflateInit2_(&stream, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw CoreError(.io, "\(path): cannot start gzip decompression")
         }
         defer { inflateEnd(&stream) }
-
-        // The gzip trailer stores the uncompressed size modulo 2^32: a good first
-        // guess, capped by deflate's best possible ratio in case the file is corrupt.
-        let trailerSize = input.suffix(4).reversed().reduce(0) { $0 << 8 | Int($1) }
-        let guess = min(trailerSize, input.count * 1032)
-        var output = [UInt8](repeating: 0, count: min(max(guess, input.count * 2, 1 << 16), limit))
-        var produced = 0
+        let chunk = 1 << 20
+        let input = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        let output = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        defer {
+            input.deallocate()
+            output.deallocate()
+        }
+        var start = 0
+        var available = 0
+        var atEnd = false
+        var memberEnded = false
         var consumed = 0
-
-        try input.withUnsafeBytes { inputBytes in
-            let base = inputBytes.bindMemory(to: UInt8.self).baseAddress!
-            while true {
-                if produced == output.count {
-                    guard output.count < limit else {
-                        throw CoreError(.malformedData, "\(path): inflates to more than \(limit) bytes (FileIO.maxDecompressedBytes)")
-                    }
-                    output.append(contentsOf: repeatElement(0, count: min(output.count, limit - output.count)))
+        var produced = 0
+        while true {
+            if available == 0, !atEnd {
+                start = 0
+                available = try read(input)
+                atEnd = available == 0
+            }
+            if available == 0 {
+                if memberEnded { return }
+                throw CoreError(.malformedData, "\(path): gzip data is truncated (file ends at compressed byte offset \(consumed))")
+            }
+            if memberEnded {
+                guard input[start] == 0x1F, available < 2 || input[start + 1] == 0x8B else {
+                    throw CoreError(.malformedData, "\(path): unexpected bytes after the gzip data at compressed byte offset \(consumed)")
                 }
-                let inChunk = min(input.count - consumed, Int(Int32.max))
-                let outChunk = min(output.count - produced, Int(Int32.max))
-                stream.next_in = UnsafeMutablePointer(mutating: base + consumed)
-                stream.avail_in = uInt(inChunk)
-                let status = output.withUnsafeMutableBufferPointer { out in
-                    stream.next_out = out.baseAddress! + produced
-                    stream.avail_out = uInt(outChunk)
-                    return inflate(&stream, Z_NO_FLUSH)
+                inflateReset(&stream)
+                memberEnded = false
+            }
+            stream.next_in = input.baseAddress!.assumingMemoryBound(to: UInt8.self) + start
+            stream.avail_in = uInt(available)
+            stream.next_out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            stream.avail_out = uInt(chunk)
+            let status = CZlib.inflate(&stream, Z_NO_FLUSH)
+            let used = available - Int(stream.avail_in)
+            start += used
+            available -= used
+            consumed += used
+            let made = chunk - Int(stream.avail_out)
+            if made > 0 {
+                produced += made
+                guard produced <= limit else {
+                    throw CoreError(.malformedData, "\(path): inflates to more than \(limit) bytes (FileIO.maxDecompressedBytes)")
                 }
-                consumed += inChunk - Int(stream.avail_in)
-                produced += outChunk - Int(stream.avail_out)
-                switch status {
-                case Z_STREAM_END:
-                    if consumed == input.count { return }
-                    guard input.count - consumed >= 2, input[consumed] == 0x1F, input[consumed + 1] == 0x8B else {
-                        throw CoreError(
-                            .malformedData, "\(path): unexpected bytes after the gzip data at compressed byte offset \(consumed)")
-                    }
-                    inflateReset(&stream)
-                case Z_OK:
-                    continue
-                case Z_BUF_ERROR where consumed == input.count:
-                    throw CoreError(.malformedData, "\(path): gzip data is truncated (file ends at compressed byte offset \(consumed))")
-                case Z_BUF_ERROR:
-                    continue  // output buffer was full; it grows above
-                default:
-                    let reason = stream.msg.map { String(cString: $0) } ?? "error \(status)"
-                    throw CoreError(.malformedData, "\(path): corrupt gzip data near compressed byte offset \(consumed): \(reason)")
-                }
+                try write(UnsafeRawBufferPointer(rebasing: output[0..<made]))
+            }
+            switch status {
+            case Z_STREAM_END: memberEnded = true
+            case Z_OK, Z_BUF_ERROR: continue  // more input is needed, or more room was
+            default:
+                let reason = stream.msg.map { String(cString: $0) } ?? "error \(status)"
+                throw CoreError(.malformedData, "\(path): corrupt gzip data near compressed byte offset \(consumed): \(reason)")
             }
         }
-        output.removeSubrange(produced...)
-        return output
     }
 }

@@ -8,14 +8,26 @@ enum LIBSVMReader {
     static let maxColumns = 1 << 20
 
     static func read(_ path: String, matching schema: TrainingSchema?) throws -> Dataset {
+        let rows = try parse(FileIO.readAll(path), name: path, firstLine: 1, matching: schema)
+        guard rows.count > 0 else { throw CoreError(.malformedData, "\(path) holds no data rows") }
+        guard rows.columns > 0 else { throw CoreError(.malformedData, "\(path) has no feature values in any row") }
+        try rows.labels.requireNumeric { "\(path):\($0)" }
+        return try rows.dataset(matching: schema) { "\(path):\($0)" }
+    }
+
+    /// Parses `content`, a run of whole lines of the file `name` starting at
+    /// line `firstLine`. Rows have `schema`'s columns, or as many as the
+    /// largest index seen.
+    static func parse(_ content: [UInt8], name path: String, firstLine: Int, matching schema: TrainingSchema?) throws -> RawRows {
         var table = LabelTable()
+        var lineOffsets = [Int]()
         var rowStarts = [0]
         var indices = [Int32]()
         var values = [Float]()
         let columnLimit = schema?.columns ?? Int(Int32.max)
         var columns = schema?.columns ?? 0
 
-        try TextBytes.forEachLine(in: path) { text, line, number in
+        try TextBytes.forEachLine(of: content, firstLine: firstLine) { text, line, number in
             func malformed(_ what: String) -> CoreError {
                 CoreError(.malformedData, "\(path):\(number): \(what)")
             }
@@ -35,6 +47,7 @@ enum LIBSVMReader {
 
             guard let labelToken = nextToken() else { return }  // blank or comment-only line
             table.append(text.string(labelToken), at: number)
+            lineOffsets.append(line.lowerBound)
             var previous = 0
             while let token = nextToken() {
                 var cursor = token.lowerBound
@@ -77,11 +90,6 @@ enum LIBSVMReader {
         }
 
         let rows = table.rowCount
-        guard rows > 0 else { throw CoreError(.malformedData, "\(path) holds no data rows") }
-        guard columns > 0 else { throw CoreError(.malformedData, "\(path) has no feature values in any row") }
-        try table.requireNumeric { "\(path):\($0)" }
-        let (names, labels) = try table.classes(matching: schema) { "\(path):\($0)" }
-
         var features = [Float](repeating: 0, count: rows * columns)
         features.withUnsafeMutableBufferPointer { dense in
             for row in 0..<rows {
@@ -90,6 +98,6 @@ enum LIBSVMReader {
                 }
             }
         }
-        return Dataset(validated: features, labels: labels, columns: columns, classNames: names)
+        return RawRows(features: features, columns: columns, labels: table, lineOffsets: lineOffsets)
     }
 }

@@ -15,14 +15,19 @@ struct TextBytes {
     /// Reads `path` (gunzipping if needed) and calls `body` with each line: its
     /// byte range without the line break or a trailing CR, and its 1-based number.
     static func forEachLine(in path: String, _ body: (TextBytes, Range<Int>, Int) throws -> Void) throws {
-        var file = try FileIO.readAll(path)
+        try forEachLine(of: FileIO.readAll(path), firstLine: 1, body)
+    }
+
+    /// Calls `body` with each line of `content`, numbered from `firstLine`.
+    static func forEachLine(of content: [UInt8], firstLine: Int, _ body: (TextBytes, Range<Int>, Int) throws -> Void) throws {
+        var file = content
         file.append(0)
         try file.withUnsafeBufferPointer { buffer in
             let text = TextBytes(bytes: buffer)
             let base = buffer.baseAddress!
             let end = buffer.count - 1
             var start = 0
-            var number = 1
+            var number = firstLine
             while start < end {
                 let newline = memchr(base + start, 0x0A, end - start).map { UnsafeRawPointer($0) - UnsafeRawPointer(base) } ?? end
                 var lineEnd = newline
