@@ -42,7 +42,7 @@ let package = Package(
         ),
         .target(name: "NewtonTraining", dependencies: ["NewtonCore"]),
         // Server and worker cores, the embedded cluster, the data catalog: no transport, database or HTTP.
-        .target(name: "NewtonRoles", dependencies: ["NewtonCore", "NewtonTraining"]),
+        .target(name: "NewtonRoles", dependencies: ["NewtonCore", "NewtonTraining", "CProcess"]),
         // Health server and metrics (HTTP, Prometheus).
         .target(
             name: "NewtonObservability",

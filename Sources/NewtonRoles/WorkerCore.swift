@@ -13,7 +13,7 @@ public actor WorkerCore: Worker {
     private let resolveServers: ServerResolver
     private var job: WorkerJob?
     private var servers: [any ParameterServer] = []
-    private var data: TrainingData?
+    private var source: (any RowSource)?
 
     public init(catalog: DataCatalog, servers: @escaping ServerResolver) {
         self.catalog = catalog
@@ -21,14 +21,14 @@ public actor WorkerCore: Worker {
     }
 
     public func prepare(_ job: WorkerJob) async throws {
-        let data = try await catalog.data(for: job.data)
-        guard data.train.columns == job.grid.spec.inputs else {
+        let source = try await catalog.rows(for: job)
+        guard source.columns == job.grid.spec.inputs else {
             throw RoleError(
-                .invalidRequest, "job \(job.jobID) expects \(job.grid.spec.inputs) input features; its data has \(data.train.columns)")
+                .invalidRequest, "job \(job.jobID) expects \(job.grid.spec.inputs) input features; its data has \(source.columns)")
         }
-        guard data.train.classCount <= job.grid.spec.classes else {
+        guard source.classCount <= job.grid.spec.classes else {
             throw RoleError(
-                .invalidRequest, "job \(job.jobID) has \(job.grid.spec.classes) outputs; its data has \(data.train.classCount) classes")
+                .invalidRequest, "job \(job.jobID) has \(job.grid.spec.classes) outputs; its data has \(source.classCount) classes")
         }
         let servers = try await resolveServers(job)
         guard let maxOwner = job.ownership.max(), maxOwner < servers.count else {
@@ -36,27 +36,28 @@ public actor WorkerCore: Worker {
                 .invalidRequest, "job \(job.jobID) names servers up to \(job.ownership.max() ?? -1) but \(servers.count) are known")
         }
         self.job = job
-        self.data = data
+        self.source = source
         self.servers = servers
     }
 
     public func run(_ task: WorkerTask) async throws -> [ShardResult] {
-        guard let job, let data else { throw RoleError(.invalidRequest, "worker has no job; prepare must come first") }
+        guard let job, let source else { throw RoleError(.invalidRequest, "worker has no job; prepare must come first") }
         let round = PushRound(job: job.jobID, round: task.round)
         switch task.kind {
         case .evaluate(let point):
             let kernels = RowKernels(parameters: try await pull(point, job))
-            return try task.shards.map { shard in
-                let (inputs, labels) = try rows(of: shard, in: data)
+            var results = [ShardResult]()
+            try await forEachShard(task.shards, source) { shard, inputs, labels in
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
-                return ShardResult(
-                    shard: shard.index, loss: kernels.loss(pass, labels: labels), correct: kernels.correctCount(pass, labels: labels))
+                results.append(
+                    ShardResult(
+                        shard: shard.index, loss: kernels.loss(pass, labels: labels), correct: kernels.correctCount(pass, labels: labels)))
             }
+            return results
         case .gradient(let point, let target):
             let kernels = RowKernels(parameters: try await pull(point, job))
             var results = [ShardResult]()
-            for shard in task.shards {
-                let (inputs, labels) = try rows(of: shard, in: data)
+            try await forEachShard(task.shards, source) { shard, inputs, labels in
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
                 let (loss, gradient) = kernels.lossAndGradient(pass, labels: labels)
                 try await pushBlocks(gradient, into: target, round: round, shard: shard.index, job)
@@ -64,20 +65,19 @@ public actor WorkerCore: Worker {
             }
             return results
         case .gaussNewton(let point, let direction, let target):
-            return try await pushProducts(at: point, along: direction, into: target, round: round, task.shards, job, data) {
+            return try await pushProducts(at: point, along: direction, into: target, round: round, task.shards, job, source) {
                 kernels, pass, _, v in
                 kernels.gaussNewtonProduct(pass, direction: v)
             }
         case .hessian(let point, let direction, let target):
-            return try await pushProducts(at: point, along: direction, into: target, round: round, task.shards, job, data) {
+            return try await pushProducts(at: point, along: direction, into: target, round: round, task.shards, job, source) {
                 kernels, pass, labels, v in
                 kernels.hessianProduct(pass, labels: labels, direction: v)
             }
         case .squaredGradient(let point, let target):
             let kernels = RowKernels(parameters: try await pull(point, job))
             var results = [ShardResult]()
-            for shard in task.shards {
-                let (inputs, labels) = try rows(of: shard, in: data)
+            try await forEachShard(task.shards, source) { shard, inputs, labels in
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
                 try await pushBlocks(kernels.squaredGradientSum(pass, labels: labels), into: target, round: round, shard: shard.index, job)
                 results.append(ShardResult(shard: shard.index, loss: 0, correct: 0))
@@ -86,8 +86,7 @@ public actor WorkerCore: Worker {
         case .jacobian(let point):
             let kernels = RowKernels(parameters: try await pull(point, job))
             var results = [ShardResult]()
-            for shard in task.shards {
-                let (inputs, labels) = try rows(of: shard, in: data)
+            try await forEachShard(task.shards, source) { shard, inputs, labels in
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
                 try await pushJacobian(pass, slices: kernels.jacobianSlices(pass), offset: shard.offset, round: round, job)
                 results.append(
@@ -104,14 +103,13 @@ public actor WorkerCore: Worker {
     private func pushProducts(
         at point: VectorName, along direction: VectorName, into target: VectorName, round: PushRound, _ shards: [RowShard],
         _ job: WorkerJob,
-        _ data: TrainingData, _ product: (RowKernels, ForwardPass, [Int32], DenseParameters) -> DenseParameters
+        _ source: any RowSource, _ product: (RowKernels, ForwardPass, [Int32], DenseParameters) -> DenseParameters
     ) async throws -> [ShardResult] {
         async let pulledDirection = pull(direction, job)
         let kernels = RowKernels(parameters: try await pull(point, job))
         let v = try await pulledDirection
         var results = [ShardResult]()
-        for shard in shards {
-            let (inputs, labels) = try rows(of: shard, in: data)
+        try await forEachShard(shards, source) { shard, inputs, labels in
             let pass = kernels.forward(inputs: inputs, rows: labels.count)
             try await pushBlocks(product(kernels, pass, labels, v), into: target, round: round, shard: shard.index, job)
             results.append(ShardResult(shard: shard.index, loss: 0, correct: 0))
@@ -190,26 +188,16 @@ public actor WorkerCore: Worker {
         }
     }
 
-    /// The features and labels of a shard's rows.
-    private func rows(of shard: RowShard, in data: TrainingData) throws -> ([Float], [Int32]) {
-        guard let set = shard.split == .train ? data.train : data.test else {
-            throw RoleError(.invalidRequest, "shard \(shard.index) asks for test rows but the job has no test set")
-        }
-        let width = set.columns
-        switch shard.rows {
-        case .range(let r):
-            guard r.lowerBound >= 0, r.upperBound <= set.rows else {
-                throw RoleError(.invalidRequest, "shard \(shard.index) asks for rows \(r) of a \(shard.split) set with \(set.rows)")
-            }
-            return (Array(set.features[(r.lowerBound * width)..<(r.upperBound * width)]), Array(set.labels[r]))
-        case .indices(let indices):
-            guard indices.allSatisfy({ $0 >= 0 && $0 < set.rows }) else {
-                throw RoleError(.invalidRequest, "shard \(shard.index) asks for a row outside the \(shard.split) set's \(set.rows)")
-            }
-            var features = [Float]()
-            features.reserveCapacity(indices.count * width)
-            for i in indices { features.append(contentsOf: set.features[(i * width)..<((i + 1) * width)]) }
-            return (features, indices.map { set.labels[$0] })
+    /// Calls `body` with each shard's rows in turn, reading the next
+    /// shard's rows while `body` computes on the current one.
+    private func forEachShard(
+        _ shards: [RowShard], _ source: any RowSource, _ body: (RowShard, [Float], [Int32]) async throws -> Void
+    ) async throws {
+        for (i, shard) in shards.enumerated() {
+            async let current = source.rows(of: shard)
+            if i + 1 < shards.count { await source.prefetch(shards[i + 1]) }
+            let (inputs, labels) = try await current
+            try await body(shard, inputs, labels)
         }
     }
 }

@@ -18,12 +18,14 @@ public final class ClusterCoordinator: Sendable {
     public let shardRows: Int
     public let trainRows: Int
     public let testRows: Int
+    /// The data index workers are given with the job (nil: they find it).
+    public let indexedData: IndexedData?
     /// The last round handed out (see `PushRound`).
     private let rounds = Mutex(0)
 
     public init(
         grid: PartitionGrid, servers: [any ParameterServer], workers: [any Worker],
-        shardRows: Int, trainRows: Int, testRows: Int
+        shardRows: Int, trainRows: Int, testRows: Int, indexedData: IndexedData? = nil
     ) throws {
         guard !servers.isEmpty else { throw TrainingError(.invalidOptions, "a cluster needs at least one server") }
         guard !workers.isEmpty else { throw TrainingError(.invalidOptions, "a cluster needs at least one worker") }
@@ -35,6 +37,7 @@ public final class ClusterCoordinator: Sendable {
         self.shardRows = shardRows
         self.trainRows = trainRows
         self.testRows = testRows
+        self.indexedData = indexedData
     }
 
     /// Gives each block to the least loaded server (by parameter count),
@@ -66,7 +69,7 @@ public final class ClusterCoordinator: Sendable {
             let owned = self.blocks(ofServer: s)
             try await server.assign(BlockAssignment(jobID: jobID, grid: self.grid, blocks: owned, weights: owned.map { blockWeights[$0] }))
         }
-        let job = WorkerJob(jobID: jobID, grid: grid, ownership: ownership, data: data)
+        let job = WorkerJob(jobID: jobID, grid: grid, ownership: ownership, data: data, indexed: indexedData)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (w, worker) in workers.enumerated() {
                 group.addTask {
@@ -83,7 +86,7 @@ public final class ClusterCoordinator: Sendable {
     /// data): later tasks are spread over it too. Results do not change,
     /// since they never depend on how many workers there are.
     public func admit(_ worker: any Worker, jobID: String, data: DataDescriptor) async throws {
-        try await worker.prepare(WorkerJob(jobID: jobID, grid: grid, ownership: ownership, data: data))
+        try await worker.prepare(WorkerJob(jobID: jobID, grid: grid, ownership: ownership, data: data, indexed: indexedData))
         pool.withLock { $0.append(worker) }
     }
 

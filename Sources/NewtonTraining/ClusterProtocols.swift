@@ -166,12 +166,16 @@ public struct WorkerJob: Sendable {
     /// Server index owning each block, in canonical block order.
     public var ownership: [Int]
     public var data: DataDescriptor
+    /// For data in files: the index workers read their blocks by (nil: each
+    /// worker's catalog finds or makes it).
+    public var indexed: IndexedData?
 
-    public init(jobID: String, grid: PartitionGrid, ownership: [Int], data: DataDescriptor) {
+    public init(jobID: String, grid: PartitionGrid, ownership: [Int], data: DataDescriptor, indexed: IndexedData? = nil) {
         self.jobID = jobID
         self.grid = grid
         self.ownership = ownership
         self.data = data
+        self.indexed = indexed
     }
 }
 
