@@ -15,7 +15,9 @@ public enum DriverProcess {
         guard let listen = addresses.listen else { throw DriverError(.invalidRequest, "a driver needs --listen") }
         let store = try JobStore(path: storePath)
         let membership = Membership()
-        let catalog = DataCatalog(root: dataRoot)
+        // The driver reads only indexes; those it cannot store beside the data go beside the job store.
+        let storeDirectory = storePath.lastIndex(of: "/").map { String(storePath[..<$0]) } ?? "."
+        let catalog = DataCatalog(root: dataRoot, indexDirectory: storeDirectory.isEmpty ? "/" : storeDirectory)
         let events = JobEvents()
         let metrics = TrainingMetrics()
         let runner = JobRunner(

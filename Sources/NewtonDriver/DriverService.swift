@@ -79,14 +79,45 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
         await membership.detach(session)
     }
 
+    /// Streams one block of the running attempt's data to a worker that
+    /// cannot read the files, in pieces of at most `dataChunkBytes`.
+    public func readDataBlock(
+        request: Newtonps_V1_DataBlockRequest, response: RPCWriter<Newtonps_V1_DataChunk>, context: ServerContext
+    ) async throws {
+        guard let split = DataSplit(rawValue: request.split) else {
+            throw DriverError(.invalidRequest, "ReadDataBlock: unknown split '\(request.split)' (train or test)")
+        }
+        guard let data = await runner.indexedData(ofClusterJob: request.jobID) else {
+            throw DriverError(.state, "ReadDataBlock: no running job attempt '\(request.jobID)' has data in files")
+        }
+        guard let index = data.index(of: split) else {
+            throw DriverError(.invalidRequest, "ReadDataBlock: job attempt '\(request.jobID)' has no \(split.rawValue) set")
+        }
+        let content = try await catalog.content(ofBlock: Int(request.block), in: index)
+        for (file, bytes) in content.enumerated() {
+            var start = 0
+            repeat {
+                let end = min(start + Self.dataChunkBytes, bytes.count)
+                var chunk = Newtonps_V1_DataChunk()
+                chunk.file = Int32(file)
+                chunk.content = Data(bytes[start..<end])
+                try await response.write(chunk)
+                start = end
+            } while start < bytes.count
+        }
+    }
+
+    /// The largest piece of a data block in one message.
+    public static let dataChunkBytes = 1 << 20
+
     // MARK: Jobs
 
     public func submitJob(request: Newtonps_V1_SubmitJobRequest, context: ServerContext) async throws -> Newtonps_V1_SubmitJobResponse {
         try WireSettings.checkJobSpecSize(request.specYaml)
         let spec = try JobSpec.parse(yaml: request.specYaml, dataRoot: catalog.root)
         // Checks that need the data: the layers against its shape.
-        let data = try await catalog.data(for: spec.data)
-        let network = try spec.network(for: data.train)
+        let data = try await catalog.summary(for: spec.data)
+        let network = try spec.network(features: data.columns, classes: data.classNames.count)
         _ = try spec.grid(for: network)
         // A caller that gave up while the data loaded must not get a job.
         try Task.checkCancellation()

@@ -34,6 +34,9 @@ public actor JobRunner: Service {
     /// The running job and the signal that cancels it.
     private var running: (id: String, cancel: AsyncStream<Void>.Continuation)?
     private var cancelRequested = false
+    /// The data index of the running attempt, by its cluster job id: what
+    /// workers that stream the data may read.
+    private var attemptData: (clusterJobID: String, data: IndexedData)?
 
     public init(
         store: JobStore, membership: Membership, catalog: DataCatalog, events: JobEvents, metrics: TrainingMetrics,
@@ -159,8 +162,9 @@ public actor JobRunner: Service {
         guard let row = try store.job(id: id) else { throw DriverError(.store, "job \(id) vanished from the store") }
         try store.setState(id: id, state: .running, stopReason: nil, error: nil)
         let spec = try JobSpec.parse(yaml: row.specYAML, dataRoot: catalog.root)
-        let data = try await catalog.data(for: spec.data)
-        let network = try spec.network(for: data.train)
+        let data = try await catalog.summary(for: spec.data)
+        let indexed = try await catalog.indexedData(for: spec.data, access: spec.dataAccess)
+        let network = try spec.network(features: data.columns, classes: data.classNames.count)
         let grid = try spec.grid(for: network)
         let resume = try storedCheckpoint(of: id)
         let (servers, workers) = try await awaitCluster(spec)
@@ -170,12 +174,12 @@ public actor JobRunner: Service {
         let remoteWorkers: [any Worker] = workers.map { RemoteWorker(session: $0.session, serverEndpoints: endpoints) }
         let coordinator = try ClusterCoordinator(
             grid: grid, servers: remoteServers, workers: remoteWorkers, shardRows: spec.shardRows,
-            trainRows: data.train.rows, testRows: data.test?.rows ?? 0)
+            trainRows: data.trainRows, testRows: data.testRows, indexedData: indexed)
         let store = self.store
         let events = self.events
         let metrics = self.metrics
         let logger = self.logger
-        let classNames = data.train.classNames
+        let classNames = data.classNames
         let scaler = data.scaler
         let checkpoints =
             spec.checkpointEvery > 0
@@ -188,6 +192,8 @@ public actor JobRunner: Service {
         // The attempt number keeps pushes from an earlier attempt's workers
         // out of this one's sums.
         let clusterJobID = "\(id).\(attempt)"
+        attemptData = indexed.map { (clusterJobID, $0) }
+        defer { attemptData = nil }
         let trainingJob = spec.trainingJob(network: network)
         let summary = try await withThrowingTaskGroup(of: TrainingSummary?.self) { group in
             group.addTask {
@@ -219,6 +225,12 @@ public actor JobRunner: Service {
             id: id, state: summary.stopReason == .cancelled ? .cancelled : .succeeded, stopReason: summary.stopReason.rawValue,
             error: nil,
             model: (SavedModel(parameters: weights, classNames: classNames, scaler: scaler).encoded(), iteration))
+    }
+
+    /// The data index of the attempt running as `clusterJobID` (the job id
+    /// workers are given), for serving its blocks; nil when no such attempt runs.
+    public func indexedData(ofClusterJob clusterJobID: String) -> IndexedData? {
+        attemptData.flatMap { $0.clusterJobID == clusterJobID ? $0.data : nil }
     }
 
     /// While a job runs, gives it the workers that register after it

@@ -8,12 +8,14 @@ import Yams
 /// every key is a `train` flag with `_` written as `-` (`cg_tolerance` is
 /// `--cg-tolerance`), with the same meaning, default and help. The data is
 /// either files (`train`, `test`, `no_test`, `format`, `label_column`,
-/// `csv_header`) or, in YAML only, a `synthetic:` mapping (`train_rows`,
+/// `csv_header`, `data_access`) or, in YAML only, a `synthetic:` mapping (`train_rows`,
 /// `test_rows`, `features`, `classes`, `seed`). A key whose YAML value is
 /// null counts as not given.
 public struct JobSpec: Sendable, Equatable {
     /// Where the data comes from and how it is scaled.
     public var data: DataDescriptor
+    /// How workers reach data files: from the files, or streamed from the driver.
+    public var dataAccess: DataAccess
     /// Neurons per layer, input first; nil for `[features, 300, 300, classes]`
     /// of the data.
     public var layers: [Int]?
@@ -114,13 +116,18 @@ public struct JobSpec: Sendable, Equatable {
     /// `[features, 300, 300, classes]`) must start with the data's features
     /// and end with at least its classes.
     public func network(for data: Dataset) throws -> NetworkSpec {
-        let sizes = layers ?? [data.columns, 300, 300, data.classCount]
+        try network(features: data.columns, classes: data.classCount)
+    }
+
+    /// The network for data of `features` columns and `classes` classes.
+    public func network(features: Int, classes: Int) throws -> NetworkSpec {
+        let sizes = layers ?? [features, 300, 300, classes]
         var problems = [SpecProblem]()
-        if sizes.first != data.columns {
-            problems.append(SpecProblem("layers", "starts with \(sizes.first ?? 0) inputs but the data has \(data.columns) features"))
+        if sizes.first != features {
+            problems.append(SpecProblem("layers", "starts with \(sizes.first ?? 0) inputs but the data has \(features) features"))
         }
-        if let outputs = sizes.last, outputs < data.classCount {
-            problems.append(SpecProblem("layers", "ends with \(outputs) outputs but the data has \(data.classCount) classes"))
+        if let outputs = sizes.last, outputs < classes {
+            problems.append(SpecProblem("layers", "ends with \(outputs) outputs but the data has \(classes) classes"))
         }
         guard problems.isEmpty else { throw Self.invalidJob(problems) }
         do {
@@ -180,6 +187,7 @@ public struct JobSpec: Sendable, Equatable {
                 csvHeader: draft.csvHeader)
         }
         data = DataDescriptor(source: source, scaling: draft.scaling)
+        dataAccess = draft.dataAccess
         layers = draft.layers
         activations = draft.activations
         loss = draft.loss
@@ -227,6 +235,7 @@ private struct SpecDraft {
     var labelColumn = 0
     var csvHeader: Bool?
     var scaling = FeatureScaling.standardize
+    var dataAccess = DataAccess.auto
     var synthetic: SyntheticSpec?
     var layers: [Int]?
     var activations: [Activation] = [.relu]
@@ -364,9 +373,9 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
         "test", "Test data, same format (default: the t10k split next to idx training data; none otherwise).",
         { $0.test = $1 }, { $0.files?.test }),
     SpecKnob("no_test", "Train without a test set.", { $0.noTest = $1 }, { $0.files.map { $0.test == nil } }),
-    SpecKnob("format", "Data format: idx, libsvm or csv.", { $0.format = $1 }, { $0.files?.format }),
+    SpecKnob("format", "Data format: idx, libsvm, csv or npy.", { $0.format = $1 }, { $0.files?.format }),
     SpecKnob(
-        "label_column", "CSV: the label column (0-based; negative counts from the end).", { $0.labelColumn = $1 },
+        "label_column", "CSV, npy: the label column (0-based; negative counts from the end).", { $0.labelColumn = $1 },
         { $0.files?.labelColumn }),
     SpecKnob(
         "csv_header", "CSV: whether the first line is a header (true/false; default: detect).", { $0.csvHeader = $1 },
@@ -374,6 +383,10 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
     SpecKnob(
         "scaling", "Feature scaling fitted on the training set: none, unit or standard.", { $0.scaling = $1 },
         { $0.data.scaling }),
+    SpecKnob(
+        key: "data_access",
+        help: "How workers reach data files: local (read the files), stream (from the driver) or auto (local where readable).",
+        isFlag: false, read: { node, draft in draft.dataAccess = try DataAccess(node: node) }, write: { $0.dataAccess.yamlText }),
     syntheticKnob,
 
     SpecKnob(
@@ -628,6 +641,7 @@ extension SpecChoice {
 
 extension DataFormat: SpecChoice {}
 extension FeatureScaling: SpecChoice {}
+extension DataAccess: SpecChoice {}
 extension Loss: SpecChoice {}
 extension OptimizerKind: SpecChoice {}
 extension ProductsMode: SpecChoice {}

@@ -46,7 +46,8 @@ public final class LocalCluster: Sendable {
     /// certificate (`credentials`).
     public static func start(
         binary: URL, host: String = "127.0.0.1", driverPort: Int = 0, store: String, servers: Int, workers: Int,
-        tls: Bool = true, dataRoot: String? = nil, serverArguments: [String] = [], environment: [String: String] = [:]
+        tls: Bool = true, dataRoot: String? = nil, serverArguments: [String] = [], workerArguments: [String] = [],
+        environment: [String: String] = [:]
     ) async throws -> LocalCluster {
         let tokenFile = store + ".token"
         let token = try ClusterToken.generate(into: tokenFile)
@@ -63,7 +64,7 @@ public final class LocalCluster: Sendable {
             dataRoot: dataRoot, store: store, environment: environment)
         do {
             for _ in 0..<servers { try await cluster.addServer(arguments: serverArguments, environment: environment) }
-            for _ in 0..<workers { try await cluster.addWorker(environment: environment) }
+            for _ in 0..<workers { try await cluster.addWorker(arguments: workerArguments, environment: environment) }
         } catch {
             cluster.stop()
             throw error
@@ -136,11 +137,11 @@ public final class LocalCluster: Sendable {
     }
 
     @discardableResult
-    public func addWorker(environment: [String: String] = [:]) async throws -> Member {
+    public func addWorker(arguments: [String] = [], environment: [String: String] = [:]) async throws -> Member {
         let member = try await Self.launch(
             binary, role: "worker",
             ["worker", "--http", "\(host):0", "--driver", driver.grpc!.description] + securityArguments("worker")
-                + Self.dataArguments(dataRoot), environment)
+                + Self.dataArguments(dataRoot) + arguments, environment)
         others.withLock { $0.append(member) }
         return member
     }

@@ -1,3 +1,4 @@
+import Foundation
 import GRPCCore
 import NewtonCore
 import NewtonObservability
@@ -113,6 +114,7 @@ public struct RemoteWorker: Worker {
         wire.ownership = job.ownership.map(Int32.init)
         wire.servers = serverEndpoints.map(\.description)
         wire.data = job.data.wire
+        if let indexed = job.indexed { wire.indexedData = Data(try indexed.encoded()) }
         let result = try await session.request({ $0.prepare = wire }, timeout: timeout)
         if !result.error.isEmpty {
             throw DriverError(.remote, "worker \(session.peerID) could not prepare job \(job.jobID): \(result.error)")

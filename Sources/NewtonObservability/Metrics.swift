@@ -63,7 +63,8 @@ public enum RPCMetrics {
         MetricNameDescriptor(
             namespace: "newtonps", metricName: "rpc_bytes", unitName: "total",
             helpText:
-                "Tensor payload bytes of RPCs (float32 data; framing not counted), by role, method, side and direction (sent or received).")
+                "Payload bytes of RPCs (float32 tensors and streamed data blocks; framing not counted), by role, method, side and direction (sent or received)."
+        )
     }
 
     /// Records one finished RPC.

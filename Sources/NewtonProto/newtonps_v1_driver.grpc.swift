@@ -62,6 +62,19 @@ public enum Newtonps_V1_Driver: Sendable {
                 type: .bidirectionalStreaming
             )
         }
+        /// Namespace for "ReadDataBlock" metadata.
+        public enum ReadDataBlock: Sendable {
+            /// Request type for "ReadDataBlock".
+            public typealias Input = Newtonps_V1_DataBlockRequest
+            /// Response type for "ReadDataBlock".
+            public typealias Output = Newtonps_V1_DataChunk
+            /// Descriptor for "ReadDataBlock".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "newtonps.v1.Driver"),
+                method: "ReadDataBlock",
+                type: .serverStreaming
+            )
+        }
         /// Namespace for "SubmitJob" metadata.
         public enum SubmitJob: Sendable {
             /// Request type for "SubmitJob".
@@ -145,6 +158,7 @@ public enum Newtonps_V1_Driver: Sendable {
             Register.descriptor,
             Heartbeat.descriptor,
             WorkerSession.descriptor,
+            ReadDataBlock.descriptor,
             SubmitJob.descriptor,
             ListJobs.descriptor,
             GetJob.descriptor,
@@ -218,6 +232,24 @@ extension Newtonps_V1_Driver {
             request: GRPCCore.StreamingServerRequest<Newtonps_V1_WorkerMessage>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Newtonps_V1_DriverMessage>
+
+        /// Handle the "ReadDataBlock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A block of a running job's data, for workers that cannot read its files.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Newtonps_V1_DataBlockRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Newtonps_V1_DataChunk` messages.
+        func readDataBlock(
+            request: GRPCCore.StreamingServerRequest<Newtonps_V1_DataBlockRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Newtonps_V1_DataChunk>
 
         /// Handle the "SubmitJob" method.
         ///
@@ -354,6 +386,24 @@ extension Newtonps_V1_Driver {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Newtonps_V1_DriverMessage>
 
+        /// Handle the "ReadDataBlock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A block of a running job's data, for workers that cannot read its files.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Newtonps_V1_DataBlockRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Newtonps_V1_DataChunk` messages.
+        func readDataBlock(
+            request: GRPCCore.ServerRequest<Newtonps_V1_DataBlockRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Newtonps_V1_DataChunk>
+
         /// Handle the "SubmitJob" method.
         ///
         /// - Parameters:
@@ -488,6 +538,25 @@ extension Newtonps_V1_Driver {
             context: GRPCCore.ServerContext
         ) async throws
 
+        /// Handle the "ReadDataBlock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A block of a running job's data, for workers that cannot read its files.
+        ///
+        /// - Parameters:
+        ///   - request: A `Newtonps_V1_DataBlockRequest` message.
+        ///   - response: A response stream of `Newtonps_V1_DataChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func readDataBlock(
+            request: Newtonps_V1_DataBlockRequest,
+            response: GRPCCore.RPCWriter<Newtonps_V1_DataChunk>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
         /// Handle the "SubmitJob" method.
         ///
         /// - Parameters:
@@ -613,6 +682,17 @@ extension Newtonps_V1_Driver.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Newtonps_V1_Driver.Method.ReadDataBlock.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Newtonps_V1_DataBlockRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Newtonps_V1_DataChunk>(),
+            handler: { request, context in
+                try await self.readDataBlock(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Newtonps_V1_Driver.Method.SubmitJob.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Newtonps_V1_SubmitJobRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Newtonps_V1_SubmitJobResponse>(),
@@ -704,6 +784,17 @@ extension Newtonps_V1_Driver.ServiceProtocol {
             context: context
         )
         return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func readDataBlock(
+        request: GRPCCore.StreamingServerRequest<Newtonps_V1_DataBlockRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Newtonps_V1_DataChunk> {
+        let response = try await self.readDataBlock(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
     }
 
     public func submitJob(
@@ -811,6 +902,23 @@ extension Newtonps_V1_Driver.SimpleServiceProtocol {
             producer: { writer in
                 try await self.workerSession(
                     request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func readDataBlock(
+        request: GRPCCore.ServerRequest<Newtonps_V1_DataBlockRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Newtonps_V1_DataChunk> {
+        return GRPCCore.StreamingServerResponse<Newtonps_V1_DataChunk>(
+            metadata: [:],
+            producer: { writer in
+                try await self.readDataBlock(
+                    request: request.message,
                     response: writer,
                     context: context
                 )
@@ -966,6 +1074,29 @@ extension Newtonps_V1_Driver {
             deserializer: some GRPCCore.MessageDeserializer<Newtonps_V1_DriverMessage>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Newtonps_V1_DriverMessage>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ReadDataBlock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A block of a running job's data, for workers that cannot read its files.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Newtonps_V1_DataBlockRequest` message.
+        ///   - serializer: A serializer for `Newtonps_V1_DataBlockRequest` messages.
+        ///   - deserializer: A deserializer for `Newtonps_V1_DataChunk` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func readDataBlock<Result>(
+            request: GRPCCore.ClientRequest<Newtonps_V1_DataBlockRequest>,
+            serializer: some GRPCCore.MessageSerializer<Newtonps_V1_DataBlockRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Newtonps_V1_DataChunk>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Newtonps_V1_DataChunk>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "SubmitJob" method.
@@ -1180,6 +1311,38 @@ extension Newtonps_V1_Driver {
             try await self.client.bidirectionalStreaming(
                 request: request,
                 descriptor: Newtonps_V1_Driver.Method.WorkerSession.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ReadDataBlock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A block of a running job's data, for workers that cannot read its files.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Newtonps_V1_DataBlockRequest` message.
+        ///   - serializer: A serializer for `Newtonps_V1_DataBlockRequest` messages.
+        ///   - deserializer: A deserializer for `Newtonps_V1_DataChunk` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func readDataBlock<Result>(
+            request: GRPCCore.ClientRequest<Newtonps_V1_DataBlockRequest>,
+            serializer: some GRPCCore.MessageSerializer<Newtonps_V1_DataBlockRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Newtonps_V1_DataChunk>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Newtonps_V1_DataChunk>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Newtonps_V1_Driver.Method.ReadDataBlock.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -1443,6 +1606,33 @@ extension Newtonps_V1_Driver.ClientProtocol {
         )
     }
 
+    /// Call the "ReadDataBlock" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A block of a running job's data, for workers that cannot read its files.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Newtonps_V1_DataBlockRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func readDataBlock<Result>(
+        request: GRPCCore.ClientRequest<Newtonps_V1_DataBlockRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Newtonps_V1_DataChunk>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.readDataBlock(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Newtonps_V1_DataBlockRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Newtonps_V1_DataChunk>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "SubmitJob" method.
     ///
     /// - Parameters:
@@ -1675,6 +1865,37 @@ extension Newtonps_V1_Driver.ClientProtocol {
             producer: producer
         )
         return try await self.workerSession(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ReadDataBlock" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A block of a running job's data, for workers that cannot read its files.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func readDataBlock<Result>(
+        _ message: Newtonps_V1_DataBlockRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Newtonps_V1_DataChunk>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Newtonps_V1_DataBlockRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.readDataBlock(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -211,12 +211,55 @@ public nonisolated struct Newtonps_V1_WorkerJob: Sendable {
   /// Clears the value of `data`. Subsequent reads from it will return its default value.
   public mutating func clearData() {self._data = nil}
 
+  /// For data in files: the job's data index as JSON (newtonps' IndexedData:
+  /// the training and test indexes, the scaler and the data access), by
+  /// which workers read their shards' blocks from the files or, streamed,
+  /// from the driver (ReadDataBlock). Empty for synthetic data.
+  public var indexedData: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _grid: Newtonps_V1_PartitionGrid? = nil
   fileprivate var _data: Newtonps_V1_DataDescriptor? = nil
+}
+
+/// One block of rows of a running job's data, asked for by a worker that
+/// cannot read the files (data_access: stream).
+public nonisolated struct Newtonps_V1_DataBlockRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The job id of the WorkerJob (job and attempt).
+  public var jobID: String = String()
+
+  /// "train" or "test".
+  public var split: String = String()
+
+  public var block: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A piece of a block's bytes: the block's ranges of each file (IDX: images,
+/// then labels) in order, split into pieces of at most 1 MiB.
+public nonisolated struct Newtonps_V1_DataChunk: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Which of the block's files these bytes belong to.
+  public var file: Int32 = 0
+
+  public var content: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Newtonps_V1_WorkerTask: Sendable {
@@ -1081,7 +1124,7 @@ nonisolated extension Newtonps_V1_RowShard: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Newtonps_V1_WorkerJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerJob"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}grid\0\u{1}ownership\0\u{1}servers\0\u{1}data\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}grid\0\u{1}ownership\0\u{1}servers\0\u{1}data\0\u{3}indexed_data\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1094,6 +1137,7 @@ nonisolated extension Newtonps_V1_WorkerJob: SwiftProtobuf.Message, SwiftProtobu
       case 3: try { try decoder.decodeRepeatedInt32Field(value: &self.ownership) }()
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.servers) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._data) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.indexedData) }()
       default: break
       }
     }
@@ -1119,6 +1163,9 @@ nonisolated extension Newtonps_V1_WorkerJob: SwiftProtobuf.Message, SwiftProtobu
     try { if let v = self._data {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if !self.indexedData.isEmpty {
+      try visitor.visitSingularBytesField(value: self.indexedData, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1128,6 +1175,82 @@ nonisolated extension Newtonps_V1_WorkerJob: SwiftProtobuf.Message, SwiftProtobu
     if lhs.ownership != rhs.ownership {return false}
     if lhs.servers != rhs.servers {return false}
     if lhs._data != rhs._data {return false}
+    if lhs.indexedData != rhs.indexedData {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Newtonps_V1_DataBlockRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DataBlockRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}split\0\u{1}block\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.split) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.block) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    }
+    if !self.split.isEmpty {
+      try visitor.visitSingularStringField(value: self.split, fieldNumber: 2)
+    }
+    if self.block != 0 {
+      try visitor.visitSingularInt32Field(value: self.block, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Newtonps_V1_DataBlockRequest, rhs: Newtonps_V1_DataBlockRequest) -> Bool {
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.split != rhs.split {return false}
+    if lhs.block != rhs.block {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Newtonps_V1_DataChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DataChunk"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}file\0\u{1}content\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.file) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.content) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.file != 0 {
+      try visitor.visitSingularInt32Field(value: self.file, fieldNumber: 1)
+    }
+    if !self.content.isEmpty {
+      try visitor.visitSingularBytesField(value: self.content, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Newtonps_V1_DataChunk, rhs: Newtonps_V1_DataChunk) -> Bool {
+    if lhs.file != rhs.file {return false}
+    if lhs.content != rhs.content {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -51,18 +51,25 @@ public final class DriverClient: Sendable {
 
     public func close() { connection.close() }
 
-    private func call<Response: TensorPayload>(_ method: String, _ body: (CallOptions) async throws -> Response) async throws -> Response {
-        try await remoteCall(role: "cli", peer: connection.endpoint, method: method, requestBytes: 0, timeout: timeout, body)
+    private func call<Response: TensorPayload>(
+        _ method: String, timeout: Duration? = nil, _ body: (CallOptions) async throws -> Response
+    ) async throws -> Response {
+        try await remoteCall(
+            role: "cli", peer: connection.endpoint, method: method, requestBytes: 0, timeout: timeout ?? self.timeout, body)
     }
 
+    /// How long a submission may take: the driver indexes data files it has
+    /// no index of before it answers (one streaming pass; seconds per GB).
+    public static let submitTimeout = Duration.seconds(600)
+
     /// Submits a YAML job spec; a bad spec throws with every problem listed.
-    /// Submits a job spec; one over `WireSettings.maxJobSpecBytes` is
-    /// refused here, before it is sent.
+    /// One over `WireSettings.maxJobSpecBytes` is refused here, before it is sent.
     public func submit(yaml: String) async throws -> JobInfo {
         try WireSettings.checkJobSpecSize(yaml)
         var request = Newtonps_V1_SubmitJobRequest()
         request.specYaml = yaml
-        return JobInfo(try await call("SubmitJob") { try await client.submitJob(request, options: $0) }.job)
+        return JobInfo(
+            try await call("SubmitJob", timeout: max(timeout, Self.submitTimeout)) { try await client.submitJob(request, options: $0) }.job)
     }
 
     public func jobs() async throws -> [JobInfo] {

@@ -1,6 +1,7 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Logging
+import NewtonCore
 import NewtonProto
 import Synchronization
 
@@ -85,6 +86,40 @@ public final class DriverLink: Sendable {
             try await register()
         }
     }
+}
+
+extension DriverLink {
+    /// Block `block` of the `split` data of the running job attempt `job`,
+    /// streamed from the driver in pieces: the block's bytes of each file.
+    public func readDataBlock(job: String, split: DataSplit, block: Int) async throws -> [[UInt8]] {
+        var request = Newtonps_V1_DataBlockRequest()
+        request.jobID = job
+        request.split = split.rawValue
+        request.block = Int32(block)
+        let driver = self.driver
+        return try await remoteCall(role: "worker", peer: driver, method: "ReadDataBlock", requestBytes: 0, timeout: .seconds(300)) {
+            options in
+            try await client.readDataBlock(request, options: options) { response in
+                var files = [[UInt8]]()
+                for try await chunk in response.messages {
+                    let file = Int(chunk.file)
+                    guard file == files.count - 1 || file == files.count, file < 16 else {
+                        throw TransportError(
+                            .invalidRequest, "ReadDataBlock from \(driver): a piece of file \(file) after \(files.count) files")
+                    }
+                    if file == files.count { files.append([]) }
+                    files[file] += chunk.content
+                }
+                return StreamedBlock(files: files)
+            }
+        }.files
+    }
+}
+
+/// A data block as it came from the driver; its bytes count as payload.
+private struct StreamedBlock: TensorPayload {
+    var files: [[UInt8]]
+    var tensorBytes: Int { files.reduce(0) { $0 + $1.count } }
 }
 
 extension Newtonps_V1_RegisterResponse: TensorPayload { public var tensorBytes: Int { 0 } }

@@ -99,11 +99,17 @@ public enum WorkerProcess {
     /// - Parameters:
     ///   - credentials: presented to the driver and the servers.
     ///   - dataRoot: where jobs' data paths must lie (nil: anywhere).
-    public static func run(_ addresses: RoleAddresses, credentials: ClusterCredentials, dataRoot: DataRoot?) async throws {
+    ///   - cacheBytes: the most parsed data blocks the worker holds.
+    public static func run(
+        _ addresses: RoleAddresses, credentials: ClusterCredentials, dataRoot: DataRoot?, cacheBytes: Int = DataCatalog.defaultCacheBytes
+    ) async throws {
         guard let driver = addresses.driver else { throw TransportError(.invalidRequest, "a worker needs --driver") }
         let link = try DriverLink(
             driver: driver, credentials: credentials, role: "worker", endpoint: nil, httpEndpoint: addresses.http.description)
-        let agent = WorkerAgent(link: link, dataRoot: dataRoot)
+        let catalog = DataCatalog(
+            root: dataRoot, cacheBytes: cacheBytes,
+            fetchBlock: { job, split, block in try await link.readDataBlock(job: job, split: split, block: block) })
+        let agent = WorkerAgent(link: link, catalog: catalog)
         let health = HealthServer(
             host: addresses.http.host, port: addresses.http.port,
             readiness: { agent.isConnected ? .ready : .notReady("no task session with the driver at \(driver)") },

@@ -17,10 +17,10 @@ public final class WorkerAgent: Sendable {
     private let sessionOpen = Mutex(false)
     private let logger = Logger(label: "newtonps.worker")
 
-    /// - Parameter dataRoot: where jobs' data paths must lie (nil: anywhere).
-    public init(link: DriverLink, dataRoot: DataRoot?) {
+    /// - Parameter catalog: where the worker reads jobs' data.
+    public init(link: DriverLink, catalog: DataCatalog) {
         self.link = link
-        self.catalog = DataCatalog(root: dataRoot)
+        self.catalog = catalog
     }
 
     /// True while a task session with the driver is open.
@@ -110,7 +110,11 @@ public final class WorkerAgent: Sendable {
                 .invalidRequest,
                 "job \(wire.jobID): ownership \(ownership) does not map \(grid.blocks.count) blocks to \(endpoints.count) servers")
         }
-        let job = WorkerJob(jobID: wire.jobID, grid: grid, ownership: ownership, data: try DataDescriptor(wire: wire.data))
+        let indexed =
+            wire.indexedData.isEmpty
+            ? nil : try IndexedData(encoded: Array(wire.indexedData), source: "job \(wire.jobID)'s data index from the driver")
+        let job = WorkerJob(
+            jobID: wire.jobID, grid: grid, ownership: ownership, data: try DataDescriptor(wire: wire.data), indexed: indexed)
         releaseJob()
         let connections = try endpoints.map { try GRPCConnection(to: $0, credentials: link.credentials) }
         let servers: [any ParameterServer] = connections.map { RemoteParameterServer(connection: $0, role: "worker") }

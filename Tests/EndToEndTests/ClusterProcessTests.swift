@@ -57,6 +57,55 @@ final class ClusterProcessTests: ClusterTestCase {
         XCTAssertEqual(exported.state, "succeeded")
     }
 
+    /// Data in files: one worker reads its blocks from the files, the other
+    /// cannot see them (its data root is elsewhere) and streams them from
+    /// the driver; the objectives are the in-memory run's either way, and
+    /// `data_access: local` fails naming the worker that cannot read.
+    func testWorkersReadOrStreamTheirBlocksWithTheObjectivesOfAnInMemoryRun() async throws {
+        let data = directory.appendingPathComponent("data").path
+        let elsewhere = directory.appendingPathComponent("elsewhere").path
+        for path in [data, elsewhere] { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        var generator = SyntheticData.Generator(features: 8, classes: 3, seed: 11)
+        try generator.write(3000, as: .libsvm, to: data + "/train.svm")
+        try generator.write(500, as: .libsvm, to: data + "/test.svm")
+        func spec(_ access: DataAccess) -> String {
+            """
+            train: \(data)/train.svm
+            test: \(data)/test.svm
+            format: libsvm
+            data_access: \(access.rawValue)
+            scaling: standard
+            layers: [8, 12, 3]
+            activation: tanh
+            C: 1
+            subsample: 0.2
+            shard_rows: 200
+            max_iterations: 4
+            seed: 3
+            """
+        }
+        let cluster = try await startCluster(servers: 2, workers: 1, workerArguments: ["--data-root", elsewhere, "--data-cache-mb", "1"])
+        defer { cluster.stop() }
+        let streaming = cluster.workers[0]
+        let local = try await cluster.addWorker(arguments: ["--data-cache-mb", "1"])
+        let client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
+        defer { client.close() }
+
+        let reference = try await embeddedObjectives(spec(.auto))
+        let (info, records) = try await runToEnd(client, spec(.auto) + "\nworkers: 2")
+        XCTAssertEqual(info.state, "succeeded", info.error)
+        XCTAssertEqual(records.map(\.objective), reference)
+        let streamed = try await httpGet(streaming.http, "/metrics").body
+        let read = try await httpGet(local.http, "/metrics").body
+        let blockBytes = ["method=\"ReadDataBlock\"", "direction=\"received\""]
+        XCTAssertGreaterThan(metric(streamed, "newtonps_rpc_bytes_total", labels: blockBytes), 0, streamed)
+        XCTAssertEqual(metric(read, "newtonps_rpc_bytes_total", labels: blockBytes), 0, read)
+
+        let (refused, _) = try await runToEnd(client, spec(.local) + "\nworkers: 2")
+        XCTAssertEqual(refused.state, "failed")
+        XCTAssertTrue(refused.error.contains("data_access local: cannot read the job's train data here"), refused.error)
+    }
+
     func testJobStoreSurvivesDriverRestartAndBadSpecsAreRejected() async throws {
         let store = directory.appendingPathComponent("jobs.sqlite").path
         var cluster: LocalCluster? = try await startCluster(servers: 1, workers: 1)

@@ -29,12 +29,12 @@ class ClusterTestCase: XCTestCase {
     static let binary: URL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         .deletingLastPathComponent().appendingPathComponent("newtonps")
 
-    func startCluster(servers: Int, workers: Int, dataRoot: String? = nil, serverArguments: [String] = []) async throws
-        -> LocalCluster
-    {
+    func startCluster(
+        servers: Int, workers: Int, dataRoot: String? = nil, serverArguments: [String] = [], workerArguments: [String] = []
+    ) async throws -> LocalCluster {
         try await LocalCluster.start(
             binary: Self.binary, store: directory.appendingPathComponent("jobs.sqlite").path,
-            servers: servers, workers: workers, dataRoot: dataRoot, serverArguments: serverArguments)
+            servers: servers, workers: workers, dataRoot: dataRoot, serverArguments: serverArguments, workerArguments: workerArguments)
     }
 
     /// The per-iteration objectives of the job `yaml` on an embedded cluster:
