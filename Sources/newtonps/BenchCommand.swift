@@ -39,20 +39,39 @@ struct BenchCommand: AsyncParsableCommand {
             "The cost of trust instead: a Newton job on local processes in plaintext, with TLS, and with TLS and a checkpoint every iteration."
     )
     var trust = false
-    @Option(help: "With --trust: Newton iterations per run.")
+    @Option(help: "With --trust or --data-streaming: Newton iterations per run.")
     var iterations = 5
+    @Flag(
+        help:
+            "Reading data by blocks instead: index --data (timed), train on it in memory, then on local processes whose workers read the files, then stream them from the driver; peak RSS per role, bytes streamed."
+    )
+    var dataStreaming = false
+    @Option(help: "With --data-streaming: the format of --data.")
+    var dataFormat: DataFormat = .idx
+    @Option(help: "With --data-streaming: each worker's block cache in MiB.")
+    var dataCacheMb = 64
+    @Option(help: "With --data-streaming: hidden layer sizes.", transform: parseIntegerList)
+    var hidden: [Int] = [64]
 
     func validate() throws {
-        guard subsample > 0, rows > 0, repeats > 0, curvatureBatch > 0, workers > 0, iterations > 0, blasThreads.map({ $0 > 0 }) ?? true
+        guard subsample > 0, rows > 0, repeats > 0, curvatureBatch > 0, workers > 0, iterations > 0, dataCacheMb > 0,
+            blasThreads.map({ $0 > 0 }) ?? true
         else {
             throw ValidationError(
-                "--subsample, --rows, --repeats, --curvature-batch, --workers, --iterations and --blas-threads must be positive")
+                "--subsample, --rows, --repeats, --curvature-batch, --workers, --iterations, --data-cache-mb and --blas-threads must be positive"
+            )
         }
     }
 
     func run() async throws {
         if trust {
             print(try await TrustBench(data: data, iterations: iterations).json())
+            return
+        }
+        if dataStreaming {
+            print(
+                try await DataBench(data: data, format: dataFormat, cacheMegabytes: dataCacheMb, hidden: hidden, iterations: iterations)
+                    .json())
             return
         }
         BLAS.threads = blasThreads ?? ProcessInfoCores.count

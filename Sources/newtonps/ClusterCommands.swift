@@ -177,6 +177,14 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "OpenBLAS threads (keep equal across workers for bit-identical results).")
     var blasThreads = 1
     @OptionGroup var data: DataRootOption
+    @Option(help: "MiB of parsed data blocks the worker keeps (LRU); its data memory, whatever the data set's size.")
+    var dataCacheMb = DataCatalog.defaultCacheBytes >> 20
+
+    func validate() throws {
+        guard (1...(1 << 20)).contains(dataCacheMb) else {
+            throw ValidationErrorText("--data-cache-mb must be 1…1048576, got \(dataCacheMb)")
+        }
+    }
 
     func run() async throws {
         BLAS.threads = blasThreads
@@ -184,7 +192,7 @@ struct WorkerCommand: AsyncParsableCommand {
             RoleAddresses(
                 listen: nil, advertise: nil, http: try parseEndpoint(http, option: "http"),
                 driver: try driver.endpoint), credentials: try driver.security.loadForRole("worker"),
-            dataRoot: try data.load(role: "worker"))
+            dataRoot: try data.load(role: "worker"), cacheBytes: dataCacheMb << 20)
     }
 }
 

@@ -12,9 +12,9 @@ struct EvaluateCommand: AsyncParsableCommand {
     var model: String
     @Option(help: "The data: a file, or for idx a directory (its t10k split) or images file.")
     var data: String
-    @Option(help: "Data format: idx, libsvm or csv.")
+    @Option(help: "Data format: idx, libsvm, csv or npy.")
     var format: DataFormat = .idx
-    @Option(help: "CSV: the label column.")
+    @Option(help: "CSV, npy: the label column.")
     var labelColumn = 0
     @Option(help: "CSV: whether the first line is a header (default: detect).")
     var csvHeader: Bool?

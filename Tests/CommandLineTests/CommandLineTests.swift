@@ -16,8 +16,8 @@ final class CommandLineTests: XCTestCase {
 
     private func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
-    func testTrainsLIBSVMAndCSVEndToEndAndEvaluatesTheSavedModel() throws {
-        for format in ["libsvm", "csv"] {
+    func testTrainsLIBSVMCSVAndNPYEndToEndAndEvaluatesTheSavedModel() throws {
+        for format in ["libsvm", "csv", "npy"] {
             try newtonps([
                 "synth", "--rows", "1500", "--test-rows", "500", "--features", "10", "--classes", "3", "--seed", "4",
                 "--to", format, "--output", path("train.\(format)"), "--test-output", path("test.\(format)"),
@@ -45,6 +45,22 @@ final class CommandLineTests: XCTestCase {
             let result = try JSONSerialization.jsonObject(with: Data(evaluation.utf8)) as! [String: Double]
             XCTAssertEqual(result["accuracy"]!, accuracy, accuracy: 1e-9, "\(format): the saved model predicts what training reported")
         }
+    }
+
+    func testDataIndexStoresTheIndexBesideTheFileAndNamesBadInput() throws {
+        try newtonps(["synth", "--rows", "3000", "--features", "5", "--classes", "2", "--format", "csv", "--out", path("d.csv")])
+        let output = try newtonps(["data", "index", path("d.csv"), "--format", "csv", "--block-rows", "1000"])
+        let result = try JSONSerialization.jsonObject(with: Data(output.utf8)) as! [String: Any]
+        XCTAssertEqual(result["rows"] as? Int, 3000)
+        XCTAssertEqual(result["columns"] as? Int, 5)
+        XCTAssertEqual(result["classes"] as? Int, 2)
+        XCTAssertEqual(result["blocks"] as? Int, 3)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path("d.csv.npsidx")))
+        let missing = try newtonps(["data", "index", path("missing.svm")], expectFailure: true)
+        XCTAssertTrue(missing.contains("missing.svm does not exist"), missing)
+        try "1 1:0.5\n2 1:x\n".write(toFile: path("bad.svm"), atomically: true, encoding: .utf8)
+        let bad = try newtonps(["data", "index", path("bad.svm")], expectFailure: true)
+        XCTAssertTrue(bad.contains("bad.svm:2:"), bad)
     }
 
     func testMalformedDataIsReportedWithFileAndLine() throws {
