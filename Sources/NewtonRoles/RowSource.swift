@@ -218,7 +218,7 @@ public actor BlockCache {
         var scaler: FeatureScaler
     }
 
-    /// What the cache did, for `bench` and the worker's metrics.
+    /// What the cache did: hits, misses, bytes held and bytes read.
     public struct Counters: Sendable, Equatable {
         public var hits = 0
         public var misses = 0
