@@ -50,7 +50,7 @@ final class ContentFile: Sendable {
         var template = Array("\(directory)/newtonps-inflated-XXXXXX".utf8CString)
         let scratch = mkstemp(&template)
         guard scratch >= 0 else { throw Self.ioError("cannot create a scratch file in \(directory) to inflate into", path) }
-        unlink(String(cString: template))
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }  // unnamed: it goes when closed
         var written = 0
         do {
             try FileIO.inflate(
