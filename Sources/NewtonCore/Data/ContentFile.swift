@@ -109,9 +109,14 @@ final class ContentFile: Sendable {
     }
 }
 
-extension [UInt8] {
+extension ArraySlice<UInt8> {
     /// CRC-32 (zlib's) of these bytes, continuing from `crc`.
     func crc32(continuing crc: UInt32 = 0) -> UInt32 {
         isEmpty ? crc : withUnsafeBufferPointer { UInt32(CZlib.crc32(uLong(crc), $0.baseAddress, uInt($0.count))) }
     }
+}
+
+extension [UInt8] {
+    /// CRC-32 (zlib's) of these bytes, continuing from `crc`.
+    func crc32(continuing crc: UInt32 = 0) -> UInt32 { self[...].crc32(continuing: crc) }
 }

@@ -166,15 +166,15 @@ public struct DataIndex: Sendable, Codable, Equatable {
                 counted.line += bytes[counted.offset..<rowOffset].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
                 counted.offset = rowOffset
                 if let start = blockStart {
-                    checksum = Array(bytes[segment..<rowOffset]).crc32(continuing: checksum)
+                    checksum = bytes[segment..<rowOffset].crc32(continuing: checksum)
                     blocks.append(Block(ranges: [start.offset..<(offset + rowOffset)], firstLine: start.line, checksum: checksum))
                 }
                 blockStart = (offset + rowOffset, counted.line)
                 segment = rowOffset
                 checksum = 0
             }
-            if blockStart != nil { checksum = Array(bytes[segment...]).crc32(continuing: checksum) }
-            line += bytes.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+            if blockStart != nil { checksum = bytes[segment...].crc32(continuing: checksum) }
+            line = counted.line + bytes[counted.offset...].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
             rows += parsed.count
             offset = end
         }
