@@ -115,6 +115,12 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
     public func submitJob(request: Newtonps_V1_SubmitJobRequest, context: ServerContext) async throws -> Newtonps_V1_SubmitJobResponse {
         try WireSettings.checkJobSpecSize(request.specYaml)
         let spec = try JobSpec.parse(yaml: request.specYaml, dataRoot: catalog.root)
+        if spec.optimizer.decentralised != nil {
+            throw DriverError(
+                .invalidJob,
+                "invalid job spec:\noptimizer: \(spec.optimizer.rawValue) runs on a graph of agents, which a cluster cannot host yet (there is no agent role); run it with newtonps train"
+            )
+        }
         // Checks that need the data: the layers against its shape.
         let data = try await catalog.summary(for: spec.data)
         let network = try spec.network(features: data.columns, classes: data.classNames.count)

@@ -32,6 +32,8 @@ public struct JobSpec: Sendable, Equatable {
     /// SGD / Adam knobs, with the learning rate resolved (unless given, 0.01
     /// for sgd and 0.001 for adam, as the CLI).
     public var firstOrder: FirstOrderOptions
+    /// NEXT / DGD: agents, graph, surrogate, τ, regulariser and step sizes.
+    public var decentralised: DecentralisedOptions
     public var budget: TrainingBudget
     /// Groups of neurons per layer, input first; nil for one group per layer.
     public var partitions: [Int]?
@@ -152,7 +154,7 @@ public struct JobSpec: Sendable, Equatable {
     public func trainingJob(network: NetworkSpec) -> TrainingJob {
         TrainingJob(
             network: network, optimizer: optimizer, regularization: regularization, secondOrder: secondOrder, newton: newton,
-            hessianFree: hessianFree, firstOrder: firstOrder, budget: budget, seed: seed)
+            hessianFree: hessianFree, firstOrder: firstOrder, decentralised: decentralised, budget: budget, seed: seed)
     }
 
     /// One line naming the optimiser and its main mode.
@@ -165,6 +167,11 @@ public struct JobSpec: Sendable, Equatable {
             return "hf (\(hessianFree.solver.rawValue), gradient batch \(batch), curvature batch \(hessianFree.curvatureBatch))"
         case .sgd, .adam:
             return "\(optimizer.rawValue) (batch \(firstOrder.batchSize))"
+        case .next, .dgd:
+            let d = decentralised
+            let surrogate = optimizer == .next ? "\(d.surrogate.rawValue) surrogate, " : ""
+            let varying = d.timeVarying.map { ", time-varying \($0.text)" } ?? ""
+            return "\(optimizer.rawValue) (\(d.agents) agents, \(d.topology)\(varying), \(surrogate)\(d.regularizer.rawValue))"
         }
     }
 
@@ -197,6 +204,7 @@ public struct JobSpec: Sendable, Equatable {
         newton = draft.newton
         hessianFree = draft.resolvedHessianFree
         firstOrder = draft.resolvedFirstOrder
+        decentralised = draft.decentralised
         budget = draft.budget
         partitions = draft.partitions
         servers = draft.servers
@@ -246,6 +254,7 @@ private struct SpecDraft {
     var newton = NewtonOptions()
     var hessianFree = HessianFreeOptions()
     var firstOrder = FirstOrderOptions()
+    var decentralised = DecentralisedOptions()
     /// nil for the default, which depends on the optimiser.
     var learningRate: Double?
     /// Hessian-free's gradient batch, which also overrides SGD/Adam's `batch_size`.
@@ -397,7 +406,9 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
         list: { $0.activations = $1 }, { $0.activations }),
     SpecKnob("loss", "Loss: squared or cross-entropy.", { $0.loss = $1 }, { $0.loss }),
 
-    SpecKnob("optimizer", "newton, hf (Hessian-free), sgd or adam.", { $0.optimizer = $1 }, { $0.optimizer }),
+    SpecKnob(
+        "optimizer", "newton, hf (Hessian-free), sgd, adam, or over a graph of agents next or dgd (train only).",
+        { $0.optimizer = $1 }, { $0.optimizer }),
     SpecKnob("C", "Regularisation constant C in ‖θ‖²/(2·C·l), for every optimiser.", { $0.regularization = $1 }, { $0.regularization }),
     SpecKnob(
         "subsample", "Newton: Gauss-Newton subsample as a fraction of the rows.", { $0.newton.subsampleFraction = $1 },
@@ -472,20 +483,48 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
     SpecKnob("adam_beta1", "Adam: β₁.", { $0.firstOrder.beta1 = $1 }, { $0.firstOrder.beta1 }),
     SpecKnob("adam_beta2", "Adam: β₂.", { $0.firstOrder.beta2 = $1 }, { $0.firstOrder.beta2 }),
     SpecKnob("adam_epsilon", "Adam: ε.", { $0.firstOrder.epsilon = $1 }, { $0.firstOrder.epsilon }),
+    SpecKnob(
+        "agents", "NEXT, DGD: agents, each with an equal contiguous share of the rows.", { $0.decentralised.agents = $1 },
+        { $0.decentralised.agents }),
+    SpecKnob(
+        "graph", "NEXT, DGD: \(GraphTopology.spelling).", { $0.decentralised.topology = $1 }, { $0.decentralised.topology }),
+    SpecKnob(
+        "time_varying",
+        "NEXT, DGD: Q or Q:B, each graph edge active with probability Q in each round, the union over every B rounds (default 4) connected.",
+        { $0.decentralised.timeVarying = $1 }, { $0.decentralised.timeVarying }),
+    SpecKnob(
+        "surrogate", "NEXT: the local surrogate, linear or gauss-newton (CG on the agent's workers).",
+        { $0.decentralised.surrogate = $1 }, { $0.decentralised.surrogate }),
+    SpecKnob(
+        "tau", "NEXT, DGD: τ of the proximal term for every agent (default: each agent's own from its curvature).",
+        { $0.decentralised.tau = $1 }, { $0.decentralised.tau }),
+    SpecKnob(
+        "regularizer", "NEXT, DGD: l2 (‖w‖²/(2·C·l), the centralised objective) or l1 (λ‖w‖₁ with λ from l1).",
+        { $0.decentralised.regularizer = $1 }, { $0.decentralised.regularizer }),
+    SpecKnob("l1", "NEXT, DGD: λ of the l1 regulariser.", { $0.decentralised.l1Strength = $1 }, { $0.decentralised.l1Strength }),
+    SpecKnob(
+        "step_size", "NEXT, DGD: α⁰ of α[n] = α[n−1](1 − ε·α[n−1]).", { $0.decentralised.initialStep = $1 },
+        { $0.decentralised.initialStep }),
+    SpecKnob(
+        "step_decay", "NEXT, DGD: ε of α[n] = α[n−1](1 − ε·α[n−1]).", { $0.decentralised.stepDecay = $1 },
+        { $0.decentralised.stepDecay }),
 
     SpecKnob(
         "partitions", "Groups of neurons per layer, input first, e.g. 2,2,2,1 (default: one group per layer).",
         list: { $0.partitions = $1 }, { $0.partitions }),
     SpecKnob(
-        "servers", "Parameter servers (train: 2; a cluster job: every registered server).", { $0.servers = $1 },
+        "servers", "Parameter servers (train: 2, or 1 per agent for next/dgd; a cluster job: every registered server).",
+        { $0.servers = $1 },
         { $0.servers }),
-    SpecKnob("workers", "Workers (train: one per core; a cluster job: every live worker).", { $0.workers = $1 }, { $0.workers }),
+    SpecKnob(
+        "workers", "Workers (train: one per core, or 1 per agent for next/dgd; a cluster job: every live worker).", { $0.workers = $1 },
+        { $0.workers }),
     SpecKnob(
         "shard_rows", "Rows per shard (fixed; results do not depend on the number of workers).", { $0.shardRows = $1 },
         { $0.shardRows }),
 
     SpecKnob(
-        "max_iterations", "Newton iterations (or epochs for sgd/adam).", { $0.budget.maxIterations = $1 },
+        "max_iterations", "Newton iterations (epochs for sgd/adam, rounds for next/dgd).", { $0.budget.maxIterations = $1 },
         { $0.budget.maxIterations }),
     SpecKnob("time_limit", "Stop after this many seconds of training.", { $0.budget.timeLimit = $1 }, { $0.budget.timeLimit }),
     SpecKnob(
@@ -647,6 +686,20 @@ extension OptimizerKind: SpecChoice {}
 extension ProductsMode: SpecChoice {}
 extension CurvatureSolver: SpecChoice {}
 extension NegativeCurvatureStep: SpecChoice {}
+extension Surrogate: SpecChoice {}
+extension Regularizer: SpecChoice {}
+
+extension GraphTopology: SpecScalar {
+    static var expectation: String { GraphTopology.spelling }
+    init?(yamlText: String) { self.init(text: yamlText) }
+    var yamlText: String { description.yamlText }
+}
+
+extension TimeVaryingGraph: SpecScalar {
+    static var expectation: String { "Q or Q:B (an edge probability and a window of rounds)" }
+    init?(yamlText: String) { self.init(text: yamlText) }
+    var yamlText: String { text.yamlText }
+}
 extension Activation: SpecChoice {
     /// Linear is reserved for the output layer.
     static var choices: [Activation] { [.sigmoid, .tanh, .relu] }
@@ -767,7 +820,9 @@ private func fileProblem(_ path: String, split: DataSplit, _ draft: SpecDraft, r
 /// the budget's, the cluster's, and the network and grid when `layers` is
 /// given.
 private func valueProblems(_ draft: SpecDraft) -> [String] {
-    var p = draft.secondOrder.problems + draft.newton.problems + draft.resolvedHessianFree.problems + draft.resolvedFirstOrder.problems
+    var p =
+        draft.secondOrder.problems + draft.newton.problems + draft.resolvedHessianFree.problems + draft.resolvedFirstOrder.problems
+        + draft.decentralised.problems
     if !(draft.regularization > 0 && draft.regularization.isFinite) {
         p.append("regularization C must be positive and finite, got \(draft.regularization)")
     }

@@ -31,3 +31,34 @@ public struct EmbeddedCluster: Sendable {
             trainRows: data.train.rows, testRows: data.test?.rows ?? 0)
     }
 }
+
+/// A decentralised run in one process: one embedded cluster per agent, each
+/// holding an equal contiguous share of the training rows (agent i gets rows
+/// ⌊i·l/I⌋ ..< ⌊(i+1)·l/I⌋), and a monitor cluster over every row and the
+/// test set, which measures the average model for the records.
+public struct EmbeddedAgents: Sendable {
+    public let agents: [EmbeddedCluster]
+    public let monitor: EmbeddedCluster
+
+    public init(
+        grid: PartitionGrid, data: TrainingData, descriptor: DataDescriptor, agents agentCount: Int,
+        serversPerAgent: Int, workersPerAgent: Int, monitorWorkers: Int, shardRows: Int
+    ) async throws {
+        let rows = data.train.rows
+        guard agentCount >= 1, agentCount <= rows else {
+            throw RoleError(.invalidRequest, "\(rows) training rows cannot be shared by \(agentCount) agents (each needs at least one)")
+        }
+        var agents = [EmbeddedCluster]()
+        for i in 0..<agentCount {
+            let share = TrainingData(
+                train: data.train.subset(rows * i / agentCount..<rows * (i + 1) / agentCount), test: nil, scaler: data.scaler)
+            agents.append(
+                try await EmbeddedCluster(
+                    grid: grid, data: share, descriptor: descriptor, servers: serversPerAgent, workers: workersPerAgent,
+                    shardRows: shardRows))
+        }
+        self.agents = agents
+        self.monitor = try await EmbeddedCluster(
+            grid: grid, data: data, descriptor: descriptor, servers: 1, workers: monitorWorkers, shardRows: shardRows)
+    }
+}

@@ -65,7 +65,12 @@ public struct Objective: Sendable {
     /// `count` distinct training rows, sorted, drawn from `seed` and `stream`
     /// alone (all rows when `count` reaches l).
     public func sampleRows(_ count: Int, seed: UInt64, stream: UInt64) -> [Int] {
-        let l = rows
+        Self.sampleRows(count, of: rows, seed: seed, stream: stream)
+    }
+
+    /// `count` distinct indices of `0..<l`, sorted, drawn from `seed` and
+    /// `stream` alone (all of them when `count` reaches l).
+    public static func sampleRows(_ count: Int, of l: Int, seed: UInt64, stream: UInt64) -> [Int] {
         let size = min(l, max(1, count))
         if size == l { return Array(0..<l) }
         var rng = SeededGenerator(seed: seed, stream: stream)

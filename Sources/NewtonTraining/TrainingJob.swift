@@ -8,6 +8,13 @@ public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
     case hessianFree = "hf"
     case sgd
     case adam
+    /// NEXT over a graph of agents (Scardapane & Di Lorenzo 2017).
+    case next
+    /// Decentralised gradient descent over a graph of agents.
+    case dgd
+
+    /// The decentralised method this optimiser is, if it is one.
+    public var decentralised: DecentralisedMethod? { DecentralisedMethod(rawValue: rawValue) }
 }
 
 /// Everything that decides a run's iterates, apart from the data and the
@@ -23,6 +30,8 @@ public struct TrainingJob: Sendable {
     public var newton: NewtonOptions
     public var hessianFree: HessianFreeOptions
     public var firstOrder: FirstOrderOptions
+    /// NEXT and DGD: agents, graph, surrogate, τ, regulariser, step sizes.
+    public var decentralised: DecentralisedOptions
     public var budget: TrainingBudget
     /// Seeds the initial weights, the subsamples and the minibatch order.
     public var seed: UInt64
@@ -30,7 +39,7 @@ public struct TrainingJob: Sendable {
     public init(
         network: NetworkSpec, optimizer: OptimizerKind, regularization: Double = 0.01, secondOrder: SecondOrderOptions = .init(),
         newton: NewtonOptions = .init(), hessianFree: HessianFreeOptions = .init(), firstOrder: FirstOrderOptions = .init(),
-        budget: TrainingBudget, seed: UInt64
+        decentralised: DecentralisedOptions = .init(), budget: TrainingBudget, seed: UInt64
     ) {
         self.network = network
         self.optimizer = optimizer
@@ -39,6 +48,7 @@ public struct TrainingJob: Sendable {
         self.newton = newton
         self.hessianFree = hessianFree
         self.firstOrder = firstOrder
+        self.decentralised = decentralised
         self.budget = budget
         self.seed = seed
     }
@@ -53,6 +63,8 @@ public struct TrainingJob: Sendable {
         case .newton: p += secondOrder.problems + newton.problems
         case .hessianFree: p += secondOrder.problems + hessianFree.problems
         case .sgd, .adam: p += firstOrder.problems
+        case .next: p += decentralised.problems + (decentralised.surrogate == .gaussNewton ? secondOrder.problems + newton.problems : [])
+        case .dgd: p += decentralised.problems
         }
         return p
     }
@@ -98,6 +110,32 @@ public struct TrainingJob: Sendable {
             return try await FirstOrderTrainer(
                 method: optimizer == .sgd ? .sgd : .adam, options: firstOrder, seed: seed, objective: objective
             ).train(budget: budget, resume: state, checkpoints: checkpoints, observe: observe)
+        case .next, .dgd:
+            throw TrainingError(.invalidOptions, "\(optimizer.rawValue) runs on a graph of agents, not on one cluster")
         }
+    }
+
+    /// Runs a decentralised job (`next`, `dgd`): one cluster per agent, each
+    /// holding that agent's rows, and `monitor` over every row for the
+    /// records. All start from the He-normal weights of the seed; the final
+    /// average model is left in the monitor's `.weights`. With `reference`,
+    /// records say how far every agent is from it.
+    public func run(
+        agents: [ClusterCoordinator], monitor: ClusterCoordinator, jobID: String, data: DataDescriptor,
+        reference: DenseParameters? = nil, observe: @escaping IterationObserver = { _ in }
+    ) async throws -> TrainingSummary {
+        if let problem = problems.first { throw TrainingError(.invalidOptions, problem) }
+        guard let method = optimizer.decentralised else {
+            throw TrainingError(.invalidOptions, "\(optimizer.rawValue) runs on one cluster, not on a graph of agents")
+        }
+        guard ([monitor] + agents).allSatisfy({ $0.grid.spec == network }) else {
+            throw TrainingError(.invalidOptions, "every agent's and the monitor's grid must be for network \(network.layerSizes)")
+        }
+        let trainer = try DecentralisedTrainer(
+            method: method, options: decentralised, secondOrder: secondOrder, newton: newton, seed: seed, agents: agents,
+            monitor: try Objective(cluster: monitor, regularization: regularization))
+        return try await trainer.train(
+            jobID: jobID, data: data, initial: DenseParameters(heNormal: network, seed: seed), reference: reference, budget: budget,
+            observe: observe)
     }
 }

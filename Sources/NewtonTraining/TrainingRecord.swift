@@ -14,6 +14,8 @@ public struct IterationRecord: Sendable, Codable, Equatable {
         case lineSearchFailed = "line-search-failed"
         /// A first-order epoch.
         case epoch
+        /// A round of a decentralised method.
+        case round
     }
 
     public var iteration: Int
@@ -31,11 +33,22 @@ public struct IterationRecord: Sendable, Codable, Equatable {
     /// Hessian-free: what the step did with curvature (nil for other trainers
     /// and for records that came over the wire).
     public var curvatureStep: CurvatureStepRecord?
+    /// Decentralised methods: (1/I)Σᵢ‖wᵢ − w̄‖² over the agents' weights.
+    public var disagreement: Double?
+    /// Decentralised methods: the fraction of zero entries in w̄.
+    public var zeroFraction: Double?
+    /// Decentralised methods: bytes each agent sent its neighbours in the
+    /// round, averaged over agents.
+    public var bytesSent: Double?
+    /// Decentralised methods given a reference model w* (an optimum):
+    /// maxᵢ ‖wᵢ − w*‖/‖w*‖ over the agents.
+    public var referenceGap: Double?
 
     public init(
         iteration: Int, elapsedSeconds: Double, objective: Double, gradientNorm: Double, cgIterations: Int,
         lambda: Double, step: Double, lineSearchSteps: Int, testAccuracy: Double?, outcome: Outcome,
-        phaseSeconds: [String: Double], curvatureStep: CurvatureStepRecord? = nil
+        phaseSeconds: [String: Double], curvatureStep: CurvatureStepRecord? = nil, disagreement: Double? = nil,
+        zeroFraction: Double? = nil, bytesSent: Double? = nil, referenceGap: Double? = nil
     ) {
         self.iteration = iteration
         self.elapsedSeconds = elapsedSeconds
@@ -49,10 +62,14 @@ public struct IterationRecord: Sendable, Codable, Equatable {
         self.outcome = outcome
         self.phaseSeconds = phaseSeconds
         self.curvatureStep = curvatureStep
+        self.disagreement = disagreement
+        self.zeroFraction = zeroFraction
+        self.bytesSent = bytesSent
+        self.referenceGap = referenceGap
     }
 
     enum CodingKeys: String, CodingKey {
-        case iteration, objective, lambda, step, outcome
+        case iteration, objective, lambda, step, outcome, disagreement
         case elapsedSeconds = "elapsed_s"
         case gradientNorm = "grad_norm"
         case cgIterations = "cg_iterations"
@@ -60,6 +77,9 @@ public struct IterationRecord: Sendable, Codable, Equatable {
         case testAccuracy = "test_accuracy"
         case phaseSeconds = "phase_s"
         case curvatureStep = "curvature_step"
+        case zeroFraction = "zero_fraction"
+        case bytesSent = "bytes_sent"
+        case referenceGap = "reference_gap"
     }
 }
 

@@ -40,6 +40,17 @@ public struct VectorName: Hashable, Sendable, RawRepresentable, ExpressibleByStr
     /// Hessian-free: where the Newton part x waits while a probe runs, or
     /// while what it buys alone is measured.
     public static let newtonPart: VectorName = "newton-part"
+    /// NEXT: the agent's gradient tracker yᵢ (its estimate of the average
+    /// gradient of all agents' losses).
+    public static let tracker: VectorName = "tracker"
+    /// NEXT: π̃ᵢ = I·yᵢ − ∇gᵢ, the agent's estimate of the other agents'
+    /// gradient sum.
+    public static let othersGradient: VectorName = "others-gradient"
+    /// NEXT: ∇gᵢ at the agent's previous weights.
+    public static let previousGradient: VectorName = "previous-gradient"
+    /// NEXT: the gradient of the agent's local problem at wᵢ,
+    /// `∇gᵢ + π̃ᵢ + ∇r`, the right-hand side of its Gauss-Newton step.
+    public static let surrogateGradient: VectorName = "surrogate-gradient"
 
     /// How many CG iterates Hessian-free may keep for backtracking.
     public static let maxKeptIterates = 64
@@ -53,7 +64,7 @@ public struct VectorName: Hashable, Sendable, RawRepresentable, ExpressibleByStr
         [
             weights, gradient, direction, residual, conjugate, product, trial, momentum, adamFirstMoment, adamSecondMoment,
             negativeCurvature, preconditionedResidual, shadowResidual, bicgstabV, bicgstabS, bicgstabT, previousDirection, probe,
-            squaredGradient, inversePreconditioner, newtonPart,
+            squaredGradient, inversePreconditioner, newtonPart, tracker, othersGradient, previousGradient, surrogateGradient,
         ] + (0..<maxKeptIterates).map(cgIterate))
 }
 

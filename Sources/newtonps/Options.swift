@@ -69,6 +69,19 @@ struct OptimizerOptions: ParsableArguments {
     @Option(help: .key("adam_epsilon")) var adamEpsilon: String?
 }
 
+/// The agents of a decentralised run (next, dgd) and their graph.
+struct AgentOptions: ParsableArguments {
+    @Option(help: .key("agents")) var agents: String?
+    @Option(help: .key("graph")) var graph: String?
+    @Option(help: .key("time_varying")) var timeVarying: String?
+    @Option(help: .key("surrogate")) var surrogate: String?
+    @Option(help: .key("tau")) var tau: String?
+    @Option(help: .key("regularizer")) var regularizer: String?
+    @Option(help: .key("l1")) var l1: String?
+    @Option(help: .key("step_size")) var stepSize: String?
+    @Option(help: .key("step_decay")) var stepDecay: String?
+}
+
 /// The shape of the (embedded) cluster.
 struct ClusterOptions: ParsableArguments {
     @Option(help: .key("partitions")) var partitions: String?

@@ -54,6 +54,11 @@ final class ProgressReporter: Sendable {
 
     static func format(_ r: IterationRecord) -> String {
         let accuracy = r.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "-"
+        if let disagreement = r.disagreement {
+            return String(
+                format: "round %4d  %7.1fs  U %.6e  |g| %.3e  disagreement %.3e  cg %3d  α %.4g  zeros %.3f  test %@", r.iteration,
+                r.elapsedSeconds, r.objective, r.gradientNorm, disagreement, r.cgIterations, r.step, r.zeroFraction ?? 0, accuracy)
+        }
         return String(
             format: "iter %3d  %7.1fs  f %.6e  |g| %.3e  cg %3d  λ %.3g  α %.4g  test %@", r.iteration, r.elapsedSeconds,
             r.objective, r.gradientNorm, r.cgIterations, r.lambda, r.step, accuracy)

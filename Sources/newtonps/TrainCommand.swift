@@ -19,6 +19,7 @@ struct TrainCommand: AsyncParsableCommand {
     @OptionGroup(title: "Data") var data: DataOptions
     @OptionGroup(title: "Model") var model: ModelOptions
     @OptionGroup(title: "Optimiser") var optimizer: OptimizerOptions
+    @OptionGroup(title: "Agents (next, dgd)") var agents: AgentOptions
     @OptionGroup(title: "Cluster") var cluster: ClusterOptions
     @OptionGroup(title: "Run") var budget: RunOptions
     @Option(
@@ -30,12 +31,15 @@ struct TrainCommand: AsyncParsableCommand {
     var logJson: String?
     @Option(help: "Save the trained model here (safetensors).")
     var save: String?
+    @Option(help: "next, dgd: a model (safetensors) each record measures every agent's relative distance to, e.g. a centralised optimum.")
+    var referenceModel: String?
     @Flag(help: "Only print the summary.")
     var quiet = false
 
     /// Every job setting given as a flag, as a key and its text.
     var jobArguments: [(key: String, value: String)] {
-        data.jobArguments + model.jobArguments + optimizer.jobArguments + cluster.jobArguments + budget.jobArguments
+        data.jobArguments + model.jobArguments + optimizer.jobArguments + agents.jobArguments + cluster.jobArguments
+            + budget.jobArguments
     }
 
     /// The job the flags describe: the same `JobSpec` a submitted YAML spec
@@ -59,20 +63,37 @@ struct TrainCommand: AsyncParsableCommand {
         let network = try spec.network(for: loaded.train)
         let grid = try spec.grid(for: network)
         let job = spec.trainingJob(network: network)
-        let (servers, workers) = (spec.servers ?? 2, spec.workers ?? ProcessInfoCores.count)
+        let decentralised = job.optimizer.decentralised != nil
+        if referenceModel != nil, !decentralised { throw ValidationError("--reference-model is for next and dgd runs") }
+        // Agents run concurrently, so each gets one server and one worker unless told otherwise.
+        let (servers, workers) =
+            decentralised ? (spec.servers ?? 1, spec.workers ?? 1) : (spec.servers ?? 2, spec.workers ?? ProcessInfoCores.count)
         print(
-            "network: \(network.layerSizes.map(String.init).joined(separator: "-")) \(network.hiddenActivations.map(\.rawValue).joined(separator: ",")) \(network.loss.rawValue); grid \(grid.partitionCounts) (\(grid.blocks.count) blocks); \(servers) server(s), \(workers) worker(s), \(BLAS.threads) BLAS thread(s) each; optimizer \(spec.summary)"
+            "network: \(network.layerSizes.map(String.init).joined(separator: "-")) \(network.hiddenActivations.map(\.rawValue).joined(separator: ",")) \(network.loss.rawValue); grid \(grid.partitionCounts) (\(grid.blocks.count) blocks); \(servers) server(s), \(workers) worker(s)\(decentralised ? " per agent" : ""), \(BLAS.threads) BLAS thread(s) each; optimizer \(spec.summary)"
         )
 
-        let embedded = try await EmbeddedCluster(
-            grid: grid, data: loaded, descriptor: spec.data, servers: servers, workers: workers, shardRows: spec.shardRows)
         let reporter = try ProgressReporter(jsonLog: logJson, quiet: quiet)
         let summary: TrainingSummary
+        // The cluster whose `.weights` hold the trained model at the end.
+        let model: ClusterCoordinator
         do {
-            summary = try await job.run(
-                on: embedded.coordinator, jobID: "embedded", data: spec.data,
-                checkpoints: modelCheckpoints(spec, classNames: loaded.train.classNames, scaler: loaded.scaler),
-                observe: reporter.record)
+            if decentralised {
+                let embedded = try await EmbeddedAgents(
+                    grid: grid, data: loaded, descriptor: spec.data, agents: job.decentralised.agents, serversPerAgent: servers,
+                    workersPerAgent: workers, monitorWorkers: ProcessInfoCores.count, shardRows: spec.shardRows)
+                model = embedded.monitor.coordinator
+                summary = try await job.run(
+                    agents: embedded.agents.map(\.coordinator), monitor: model, jobID: "embedded", data: spec.data,
+                    reference: try referenceModel.map { try SavedModel.load(from: $0).parameters }, observe: reporter.record)
+            } else {
+                let embedded = try await EmbeddedCluster(
+                    grid: grid, data: loaded, descriptor: spec.data, servers: servers, workers: workers, shardRows: spec.shardRows)
+                model = embedded.coordinator
+                summary = try await job.run(
+                    on: model, jobID: "embedded", data: spec.data,
+                    checkpoints: modelCheckpoints(spec, classNames: loaded.train.classNames, scaler: loaded.scaler),
+                    observe: reporter.record)
+            }
         } catch {
             reporter.finish()
             throw error
@@ -88,7 +109,7 @@ struct TrainCommand: AsyncParsableCommand {
                 format: "done: %d iterations in %.1f s (%.2f s per iteration), stop: %@, objective %.6e, test accuracy %@",
                 iterations, summary.seconds, perIteration, summary.stopReason.rawValue, summary.records.last?.objective ?? .nan, accuracy))
         if let save {
-            let weights = try await embedded.coordinator.read(.weights)
+            let weights = try await model.read(.weights)
             try SavedModel(parameters: weights, classNames: loaded.train.classNames, scaler: loaded.scaler).save(to: save)
             print("saved model to \(save)")
         }

@@ -47,6 +47,44 @@ final class CommandLineTests: XCTestCase {
         }
     }
 
+    func testTrainsOnAGraphOfAgentsWithNextAndDGD() throws {
+        try newtonps([
+            "synth", "--rows", "1200", "--test-rows", "400", "--features", "10", "--classes", "3", "--seed", "6",
+            "--to", "libsvm", "--output", path("train.svm"), "--test-output", path("test.svm"),
+        ])
+        let data = ["--format", "libsvm", "--train", path("train.svm"), "--test", path("test.svm"), "--layers", "10,16,3", "--C", "1"]
+        let output = try newtonps(
+            ["train", "--optimizer", "next", "--agents", "4", "--graph", "ring", "--time-varying", "0.5:2", "--surrogate", "gauss-newton"]
+                + data + ["--max-iterations", "30", "--log-json", path("next.jsonl"), "--save", path("next.safetensors")])
+        XCTAssertTrue(output.contains("next (4 agents, ring, time-varying 0.5:2, gauss-newton surrogate, l2)"), output)
+        XCTAssertTrue(output.contains("done: 30 iterations"), output)
+        let records = try jsonLines(path("next.jsonl"))
+        XCTAssertEqual(records.count, 31)
+        for key in ["iteration", "objective", "grad_norm", "disagreement", "test_accuracy", "zero_fraction", "bytes_sent"] {
+            XCTAssertNotNil(records.last![key], "the record lacks \(key)")
+        }
+        let accuracy = try XCTUnwrap(records.last!["test_accuracy"] as? Double)
+        XCTAssertGreaterThan(accuracy, 0.9)
+        let evaluation = try newtonps(["evaluate", "--model", path("next.safetensors"), "--data", path("test.svm"), "--format", "libsvm"])
+        let result = try JSONSerialization.jsonObject(with: Data(evaluation.utf8)) as! [String: Double]
+        XCTAssertEqual(result["accuracy"]!, accuracy, accuracy: 1e-9, "the saved model is the average w̄ the last record measured")
+
+        try newtonps(
+            ["train", "--optimizer", "dgd", "--agents", "3", "--graph", "star", "--regularizer", "l1", "--l1", "0.01"] + data
+                + ["--max-iterations", "10", "--log-json", path("dgd.jsonl"), "--quiet"])
+        let zeros = try XCTUnwrap(try jsonLines(path("dgd.jsonl")).last!["zero_fraction"] as? Double)
+        XCTAssertGreaterThan(zeros, 0)
+        let refused = try newtonps(
+            ["train", "--optimizer", "next", "--surrogate", "gauss-newton", "--regularizer", "l1"] + data, expectFailure: true)
+        XCTAssertTrue(refused.contains("use the linear surrogate with l1"), refused)
+    }
+
+    private func jsonLines(_ file: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+    }
+
     func testDataIndexStoresTheIndexBesideTheFileAndNamesBadInput() throws {
         try newtonps(["synth", "--rows", "3000", "--features", "5", "--classes", "2", "--format", "csv", "--out", path("d.csv")])
         let output = try newtonps(["data", "index", path("d.csv"), "--format", "csv", "--block-rows", "1000"])

@@ -8,7 +8,7 @@ import XCTest
 /// key, and `train` with no flags builds the spec an empty YAML file gives.
 final class JobFlagsTests: XCTestCase {
     /// Flags of `train` that are not job settings: how this process runs and reports.
-    private let processFlags: Set = ["blas-threads", "log-json", "save", "quiet", "help"]
+    private let processFlags: Set = ["blas-threads", "log-json", "save", "reference-model", "quiet", "help"]
 
     private var helpFlags: Set<String> {
         let help = TrainCommand.helpMessage(columns: 10_000)

@@ -82,6 +82,10 @@ final class HostileInputTests: ClusterTestCase {
             ("a symbolic link to /etc/passwd", "format: csv\ntrain: passwd.csv\nno_test: true\n" + base, "leads outside"),
             ("a FIFO in the data root", "format: csv\ntrain: fifo.csv\nno_test: true\n" + base, "neither a regular file"),
             ("a LIBSVM index of 2^31", "format: libsvm\ntrain: huge-index.libsvm\nno_test: true\n", "LIBSVMReader.maxColumns"),
+            (
+                "a NEXT job, which needs agents",
+                "synthetic: {train_rows: 100, test_rows: 0, features: 4, classes: 2, seed: 1}\noptimizer: next\n", "there is no agent role"
+            ),
         ]
         for (what, yaml, expected) in cases {
             try await expectRefusal(what, expected, on: driver) { _ = try await client.submit(yaml: yaml) }

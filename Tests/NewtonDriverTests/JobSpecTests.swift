@@ -234,7 +234,7 @@ final class JobSpecTests: XCTestCase {
         func line(_ key: String) -> String? { lines.first { $0.contains(key) } }
         XCTAssertEqual(line("lamda"), "lamda (line 4): unknown key; did you mean lambda?")
         XCTAssertEqual(line("cg_tolerance"), "cg_tolerance (line 5): CG tolerance must be in (0, 1), got 3.0")
-        XCTAssertEqual(line("optimizer"), "optimizer (line 6): expected one of newton, hf, sgd, adam, got 'lbfgs'")
+        XCTAssertEqual(line("optimizer"), "optimizer (line 6): expected one of newton, hf, sgd, adam, next, dgd, got 'lbfgs'")
         XCTAssertEqual(line("train (line 1)"), "train (line 1): \(directory)/missing.svm does not exist")
         let grid = try? XCTUnwrap(line("partitions"))
         XCTAssertTrue(
@@ -406,5 +406,50 @@ final class JobSpecTests: XCTestCase {
         XCTAssertTrue(
             problems("synthetic: {train_rows: 9223372036854775807, test_rows: 9223372036854775807}\n")
                 .contains { $0.contains("maxSyntheticRows") })
+    }
+}
+
+extension JobSpecTests {
+    func testDecentralisedKnobsParseAndPrintBack() throws {
+        let spec = try JobSpec.parse(
+            yaml: """
+                synthetic: {train_rows: 100, test_rows: 0, features: 4, classes: 2, seed: 1}
+                optimizer: next
+                agents: 6
+                graph: erdos-renyi:0.4
+                time_varying: "0.5:3"
+                surrogate: gauss-newton
+                tau: 2.5
+                step_size: 0.05
+                step_decay: 0.02
+                """)
+        var expected = DecentralisedOptions()
+        expected.agents = 6
+        expected.topology = .erdosRenyi(0.4)
+        expected.timeVarying = TimeVaryingGraph(activation: 0.5, window: 3)
+        expected.surrogate = .gaussNewton
+        expected.tau = 2.5
+        expected.initialStep = 0.05
+        expected.stepDecay = 0.02
+        XCTAssertEqual(spec.optimizer, .next)
+        XCTAssertEqual(spec.decentralised, expected)
+        XCTAssertEqual(try JobSpec.parse(yaml: spec.yaml), spec)
+        XCTAssertEqual(spec.summary, "next (6 agents, erdos-renyi:0.4, time-varying 0.5:3, gauss-newton surrogate, l2)")
+    }
+
+    func testDecentralisedProblemsNameTheirKeys() {
+        let found = problems(
+            """
+            optimizer: next
+            graph: torus
+            time_varying: 2
+            agents: 0
+            surrogate: gauss-newton
+            regularizer: l1
+            """)
+        XCTAssertTrue(found.contains { $0.hasPrefix("graph (line 2): expected ring, grid, star") }, "\(found)")
+        XCTAssertTrue(found.contains { $0.contains("time_varying") && $0.contains("activation probability must be in (0, 1]") }, "\(found)")
+        XCTAssertTrue(found.contains { $0.contains("agents") && $0.contains("at least one agent") }, "\(found)")
+        XCTAssertTrue(found.contains { $0.contains("use the linear surrogate with l1") }, "\(found)")
     }
 }
