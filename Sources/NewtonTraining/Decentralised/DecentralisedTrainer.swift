@@ -138,7 +138,7 @@ public struct DecentralisedTrainer: Sendable {
             let mixing = graph.metropolisWeights
             let cgIterations: Int
             // With l1: the points whose exact zeros make the model sparse.
-            var sparse: [[Float]]?
+            let sparse: [[Float]]?
             switch method {
             case .next:
                 let steps = try await timed("local_step", into: &phases) {
@@ -146,16 +146,16 @@ public struct DecentralisedTrainer: Sendable {
                 }
                 cgIterations = steps.map(\.cgIterations).max() ?? 0
                 sparse = options.regularizer == .l1 ? steps.map(\.best) : nil
-                let trackers = try await timed("exchange", into: &phases) { try await forEachAgent { try await $1.read(.tracker).values } }
-                let (mixedWeights, mixedTrackers) = (mix(steps.map(\.z), mixing), mix(trackers, mixing))
+                let (mixedWeights, mixedTrackers) = try await timed("exchange", into: &phases) {
+                    let trackers = try await forEachAgent { try await $1.read(.tracker).values }
+                    return (mix(steps.map(\.z), mixing), mix(trackers, mixing))
+                }
                 weights = try await timed("tracking", into: &phases) {
-                    try await forEachAgent { i, cluster in
-                        try await track(i, weights: mixedWeights[i], tracker: mixedTrackers[i])
-                    }
+                    try await forEachAgent { i, _ in try await track(i, weights: mixedWeights[i], tracker: mixedTrackers[i]) }
                 }
             case .dgd:
                 cgIterations = 0
-                let mixed = mix(weights, mixing)
+                let mixed = await timed("exchange", into: &phases) { mix(weights, mixing) }
                 weights = try await timed("local_step", into: &phases) {
                     try await forEachAgent { i, _ in try await gradientStep(i, mixed: mixed[i], step: step / taus[i]) }
                 }
@@ -163,9 +163,8 @@ public struct DecentralisedTrainer: Sendable {
             }
             let sent = (0..<count).reduce(0) { $0 + graph.degree($1) } * vectorsExchanged * initial.count * MemoryLayout<Float>.size
             record = try await measure(
-                round: round, weights: weights, sparse: sparse, reference: reference, seconds: runLog.seconds, step: alpha,
-                tau: meanTau, cgIterations: cgIterations,
-                bytesSent: Double(sent) / Double(count), phases: phases)
+                round: round, weights: weights, sparse: sparse, reference: reference, seconds: runLog.seconds, step: step, tau: meanTau,
+                cgIterations: cgIterations, bytesSent: Double(sent) / Double(count), phases: phases)
             runLog.emit(record)
         }
     }
