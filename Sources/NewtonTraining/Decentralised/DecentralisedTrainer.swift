@@ -133,8 +133,8 @@ public struct DecentralisedTrainer: Sendable {
             round += 1
             phases = [:]
             alpha *= 1 - options.stepDecay * alpha
-            let step = alpha
-            let graph = schedule.graph(round: round)
+            let (step, thisRound) = (alpha, round)
+            let graph = schedule.graph(round: thisRound)
             let mixing = graph.metropolisWeights
             let cgIterations: Int
             // With l1: the points whose exact zeros make the model sparse.
@@ -142,7 +142,7 @@ public struct DecentralisedTrainer: Sendable {
             switch method {
             case .next:
                 let steps = try await timed("local_step", into: &phases) {
-                    try await forEachAgent { i, _ in try await localStep(i, alpha: step, tau: taus[i]) }
+                    try await forEachAgent { i, _ in try await localStep(i, round: thisRound, alpha: step, tau: taus[i]) }
                 }
                 cgIterations = steps.map(\.cgIterations).max() ?? 0
                 sparse = options.regularizer == .l1 ? steps.map(\.best) : nil
@@ -181,9 +181,13 @@ public struct DecentralisedTrainer: Sendable {
         try await cluster.run([.scale(.gradient, by: rowWeight)])
     }
 
-    /// NEXT steps 2–3: the agent's zᵢ, the CG iterations its solve took, and
-    /// with l1 its local solution ŵᵢ (exactly sparse; empty otherwise).
-    private func localStep(_ i: Int, alpha: Double, tau: Double) async throws -> (z: [Float], cgIterations: Int, best: [Float]) {
+    /// NEXT steps 2–3 of `round`: the agent's zᵢ, the CG iterations its
+    /// solve took, and with l1 its local solution ŵᵢ (exactly sparse; empty
+    /// otherwise). The Gauss-Newton subsample is drawn fresh each round from
+    /// the seed, the agent and the round.
+    private func localStep(_ i: Int, round: Int, alpha: Double, tau: Double) async throws -> (
+        z: [Float], cgIterations: Int, best: [Float]
+    ) {
         let cluster = agents[i]
         switch (options.surrogate, options.regularizer) {
         case (.linear, .l2):
@@ -208,7 +212,7 @@ public struct DecentralisedTrainer: Sendable {
             let agentRows = cluster.trainRows
             let sample = Objective.sampleRows(
                 Int((newton.subsampleFraction * Double(agentRows)).rounded(.up)), of: agentRows, seed: seed,
-                stream: 20_000 + UInt64(i) << 32)
+                stream: (UInt64(i) << 32) + 20_000 + UInt64(round))
             let shards = cluster.shards(.train, rows: sample)
             let outputs = newton.products == .jacobian ? try await cluster.cacheJacobian(at: .weights, shards: shards) : []
             // Gᵢ = (1/l) Σ_{rows of i} JᵀBJ, estimated on the sample.
