@@ -132,7 +132,8 @@ public enum GraphTopology: Sendable, Equatable, CustomStringConvertible {
         case .ring:
             return AgentGraph(agents: n, edges: (0..<n).map { ($0, ($0 + 1) % n) })
         case .grid:
-            let columns = (n + Int(Double(n).squareRoot()) - 1) / max(1, Int(Double(n).squareRoot()))
+            let rows = max(1, Int(Double(n).squareRoot()))
+            let columns = (n + rows - 1) / rows
             let edges = (0..<n).flatMap { i -> [(Int, Int)] in
                 var e = [(Int, Int)]()
                 if (i + 1) % columns != 0, i + 1 < n { e.append((i, i + 1)) }

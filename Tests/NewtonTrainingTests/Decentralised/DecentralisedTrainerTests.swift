@@ -10,11 +10,12 @@ final class DecentralisedTrainerTests: XCTestCase {
     private let harness = Harness(trainRows: 600, testRows: 200, features: 8, classes: 3)
 
     private func run(
-        _ optimizer: OptimizerKind, layers: [Int], options: DecentralisedOptions, rounds: Int, regularization: Double = 1,
-        newton: NewtonOptions = .init(), workersPerAgent: Int = 1
+        _ optimizer: OptimizerKind, layers: [Int], loss: Loss = .crossEntropy, options: DecentralisedOptions, rounds: Int,
+        regularization: Double = 1, newton: NewtonOptions = .init(), workersPerAgent: Int = 1
     ) async throws -> (summary: TrainingSummary, agents: EmbeddedAgents) {
         var harness = harness
         harness.layers = layers
+        harness.loss = loss
         let network = try harness.network()
         let agents = try await EmbeddedAgents(
             grid: PartitionGrid(unpartitioned: network), data: try harness.descriptor.load(), descriptor: harness.descriptor,
@@ -34,27 +35,31 @@ final class DecentralisedTrainerTests: XCTestCase {
         options.timeVarying = TimeVaryingGraph(activation: 0.5, window: 2)
         options.tau = 2
         let rounds = 8
-        let (summary, _) = try await run(.next, layers: [8, 6, 3], options: options, rounds: rounds)
-
         let data = try harness.descriptor.load().train
-        var harness = harness
-        harness.layers = [8, 6, 3]
-        let network = try harness.network()
-        let reference = try ReferenceNext(
-            data: data, network: network, agents: 4, ridge: 1 / Double(data.rows), tau: 2,
-            schedule: GraphSchedule(topology: .ring, agents: 4, timeVarying: options.timeVarying, seed: 3),
-            initial: DenseParameters(heNormal: network, seed: 3))
-        let expected = reference.objectives(rounds: rounds)
-        XCTAssertEqual(summary.records.count, rounds + 1)
-        XCTAssertLessThan(maxRelativeGap(summary.objectives, expected.objectives), 1e-5, "\(summary.objectives) vs \(expected.objectives)")
-        XCTAssertLessThan(
-            maxRelativeGap(summary.records.compactMap(\.disagreement).dropFirst().map { $0 }, Array(expected.disagreements.dropFirst())),
-            1e-3)
-        XCTAssertEqual(summary.records[0].disagreement, 0)
-        // z and y to each neighbour: 2 · |θ| · 4 bytes · degree, averaged over agents.
-        let parameters = Double(DenseParameters(zeros: network).count)
-        for (record, degrees) in zip(summary.records.dropFirst(), expected.meanDegrees) {
-            XCTAssertEqual(record.bytesSent, 2 * parameters * 4 * degrees)
+        for loss in [Loss.crossEntropy, .squared] {
+            let (summary, _) = try await run(.next, layers: [8, 6, 3], loss: loss, options: options, rounds: rounds)
+            var harness = harness
+            harness.layers = [8, 6, 3]
+            harness.loss = loss
+            let network = try harness.network()
+            let reference = try ReferenceNext(
+                data: data, network: network, agents: 4, ridge: 1 / Double(data.rows), tau: 2,
+                schedule: GraphSchedule(topology: .ring, agents: 4, timeVarying: options.timeVarying, seed: 3),
+                initial: DenseParameters(heNormal: network, seed: 3))
+            let expected = reference.objectives(rounds: rounds)
+            XCTAssertEqual(summary.records.count, rounds + 1)
+            XCTAssertLessThan(
+                maxRelativeGap(summary.objectives, expected.objectives), 1e-5, "\(loss): \(summary.objectives) vs \(expected.objectives)")
+            XCTAssertLessThan(
+                maxRelativeGap(
+                    summary.records.compactMap(\.disagreement).dropFirst().map { $0 }, Array(expected.disagreements.dropFirst())),
+                1e-3, "\(loss)")
+            XCTAssertEqual(summary.records[0].disagreement, 0)
+            // z and y to each neighbour: 2 · |θ| · 4 bytes · degree, averaged over agents.
+            let parameters = Double(DenseParameters(zeros: network).count)
+            for (record, degrees) in zip(summary.records.dropFirst(), expected.meanDegrees) {
+                XCTAssertEqual(record.bytesSent, 2 * parameters * 4 * degrees)
+            }
         }
     }
 
