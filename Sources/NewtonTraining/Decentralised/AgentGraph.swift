@@ -53,11 +53,6 @@ public struct AgentGraph: Sendable, Equatable {
         AgentGraph(agents: agents, edges: edges + other.edges)
     }
 
-    /// The graph without the given agents' edges (an agent that left).
-    public func removing(_ gone: Set<Int>) -> AgentGraph {
-        AgentGraph(agents: agents, edges: edges.filter { !gone.contains($0.0) && !gone.contains($0.1) })
-    }
-
     /// Metropolis–Hastings mixing weights: `c_ij = 1/(1 + max(d_i, d_j))` on
     /// edges and `c_ii = 1 − Σ_{j≠i} c_ij`; symmetric and doubly stochastic.
     /// Each agent's row lists `(j, c_ij)` with j ascending, itself included.
