@@ -55,6 +55,10 @@ struct TrainCommand: AsyncParsableCommand {
     func run() async throws {
         BLAS.threads = blasThreads
         let spec = try jobSpec()
+        let decentralised = spec.optimizer.decentralised != nil
+        // Checked and read before the data set, which may take a while to load.
+        if referenceModel != nil, !decentralised { throw ValidationError("--reference-model is for next and dgd runs") }
+        let reference = try referenceModel.map { try SavedModel.load(from: $0).parameters }
         let loadClock = ContinuousClock.now
         let loaded = try spec.data.load()
         print(
@@ -63,8 +67,6 @@ struct TrainCommand: AsyncParsableCommand {
         let network = try spec.network(for: loaded.train)
         let grid = try spec.grid(for: network)
         let job = spec.trainingJob(network: network)
-        let decentralised = job.optimizer.decentralised != nil
-        if referenceModel != nil, !decentralised { throw ValidationError("--reference-model is for next and dgd runs") }
         // Agents run concurrently, so each gets one server and one worker unless told otherwise.
         let (servers, workers) =
             decentralised ? (spec.servers ?? 1, spec.workers ?? 1) : (spec.servers ?? 2, spec.workers ?? ProcessInfoCores.count)
@@ -84,7 +86,7 @@ struct TrainCommand: AsyncParsableCommand {
                 model = embedded.monitor.coordinator
                 summary = try await job.run(
                     agents: embedded.agents.map(\.coordinator), monitor: model, jobID: "embedded", data: spec.data,
-                    reference: try referenceModel.map { try SavedModel.load(from: $0).parameters }, observe: reporter.record)
+                    reference: reference, observe: reporter.record)
             } else {
                 let embedded = try await EmbeddedCluster(
                     grid: grid, data: loaded, descriptor: spec.data, servers: servers, workers: workers, shardRows: spec.shardRows)

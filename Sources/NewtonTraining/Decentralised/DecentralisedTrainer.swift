@@ -133,7 +133,8 @@ public struct DecentralisedTrainer: Sendable {
             round += 1
             phases = [:]
             alpha *= 1 - options.stepDecay * alpha
-            let (step, thisRound) = (alpha, round)
+            // The agents' weights as their servers hold them.
+            let (step, thisRound, held) = (alpha, round, weights)
             let graph = schedule.graph(round: thisRound)
             let mixing = graph.metropolisWeights
             let cgIterations: Int
@@ -142,7 +143,7 @@ public struct DecentralisedTrainer: Sendable {
             switch method {
             case .next:
                 let steps = try await timed("local_step", into: &phases) {
-                    try await forEachAgent { i, _ in try await localStep(i, round: thisRound, alpha: step, tau: taus[i]) }
+                    try await forEachAgent { i, _ in try await localStep(i, weights: held[i], round: thisRound, alpha: step, tau: taus[i]) }
                 }
                 cgIterations = steps.map(\.cgIterations).max() ?? 0
                 sparse = options.regularizer == .l1 ? steps.map(\.best) : nil
@@ -185,7 +186,7 @@ public struct DecentralisedTrainer: Sendable {
     /// solve took, and with l1 its local solution ŵᵢ (exactly sparse; empty
     /// otherwise). The Gauss-Newton subsample is drawn fresh each round from
     /// the seed, the agent and the round.
-    private func localStep(_ i: Int, round: Int, alpha: Double, tau: Double) async throws -> (
+    private func localStep(_ i: Int, weights w: [Float], round: Int, alpha: Double, tau: Double) async throws -> (
         z: [Float], cgIterations: Int, best: [Float]
     ) {
         let cluster = agents[i]
@@ -205,7 +206,6 @@ public struct DecentralisedTrainer: Sendable {
                     target: .trial,
                     terms: [VectorTerm(1, .weights), VectorTerm(-1 / tau, .gradient), VectorTerm(-1 / tau, .othersGradient)])
             ])
-            let w = try await cluster.read(.weights).values
             let best = softThreshold(try await cluster.read(.trial).values, options.l1Strength / tau)
             return (zip(w, best).map { w, b in Float(Double(w) + alpha * (Double(b) - Double(w))) }, 0, best)
         case (.gaussNewton, _):
