@@ -51,7 +51,7 @@ public struct EmbeddedAgents: Sendable {
         var agents = [EmbeddedCluster]()
         for i in 0..<agentCount {
             let share = TrainingData(
-                train: data.train.subset(rows * i / agentCount..<rows * (i + 1) / agentCount), test: nil, scaler: data.scaler)
+                train: data.train.subset(Self.rows(of: i, agents: agentCount, rows: rows)), test: nil, scaler: data.scaler)
             agents.append(
                 try await EmbeddedCluster(
                     grid: grid, data: share, descriptor: descriptor, servers: serversPerAgent, workers: workersPerAgent,
@@ -60,5 +60,10 @@ public struct EmbeddedAgents: Sendable {
         self.agents = agents
         self.monitor = try await EmbeddedCluster(
             grid: grid, data: data, descriptor: descriptor, servers: 1, workers: monitorWorkers, shardRows: shardRows)
+    }
+
+    /// Agent i's share of `rows` training rows: ⌊i·l/I⌋ ..< ⌊(i+1)·l/I⌋.
+    public static func rows(of agent: Int, agents: Int, rows: Int) -> Range<Int> {
+        rows * agent / agents..<rows * (agent + 1) / agents
     }
 }

@@ -15,12 +15,14 @@ public enum TrainingErrorCode: String, ErrorCode {
     case cancelled
     /// A stored checkpoint cannot be read or does not fit the job.
     case invalidCheckpoint = "invalid checkpoint"
+    /// A neighbour's message is stale, repeated or does not fit the run.
+    case invalidExchange = "invalid exchange"
 
     public var description: String { rawValue }
 
     public var blame: ErrorBlame {
         switch self {
-        case .invalidOptions: return .caller
+        case .invalidOptions, .invalidExchange: return .caller
         case .clusterFailure, .nonFinite, .cancelled, .invalidCheckpoint: return .receiver
         }
     }

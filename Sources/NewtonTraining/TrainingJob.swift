@@ -115,24 +115,49 @@ public struct TrainingJob: Sendable {
         }
     }
 
-    /// Runs a decentralised job (`next`, `dgd`): one cluster per agent, each
-    /// holding that agent's rows, and `monitor` over every row for the
-    /// records. All start from the He-normal weights of the seed; the final
-    /// average model is left in the monitor's `.weights`. With `reference`,
-    /// records say how far every agent is from it.
-    public func run(
-        agents: [ClusterCoordinator], monitor: ClusterCoordinator, jobID: String, data: DataDescriptor,
-        reference: DenseParameters? = nil, observe: @escaping IterationObserver = { _ in }
-    ) async throws -> TrainingSummary {
+    /// The settings every agent of a decentralised job (`next`, `dgd`)
+    /// shares, for `totalRows` training rows in all.
+    public func decentralisedRun(totalRows: Int) throws -> DecentralisedRun {
         if let problem = problems.first { throw TrainingError(.invalidOptions, problem) }
         guard let method = optimizer.decentralised else {
             throw TrainingError(.invalidOptions, "\(optimizer.rawValue) runs on one cluster, not on a graph of agents")
         }
-        guard ([monitor] + agents).allSatisfy({ $0.grid.spec == network }) else {
-            throw TrainingError(.invalidOptions, "every agent's and the monitor's grid must be for network \(network.layerSizes)")
+        return try DecentralisedRun(
+            method: method, options: decentralised, secondOrder: secondOrder, newton: newton, seed: seed, totalRows: totalRows,
+            regularization: regularization)
+    }
+
+    /// Runs a decentralised job on agents in this process: one cluster per
+    /// agent, each holding that agent's rows, exchanging through a shared
+    /// mailbox. See `run(agents:monitor:jobID:data:reference:observe:)`.
+    public func run(
+        agents clusters: [ClusterCoordinator], monitor: ClusterCoordinator, jobID: String, data: DataDescriptor,
+        reference: DenseParameters? = nil, observe: @escaping IterationObserver = { _ in }
+    ) async throws -> TrainingSummary {
+        let run = try decentralisedRun(totalRows: monitor.trainRows)
+        let mailbox = ExchangeMailbox()
+        let agents = try clusters.enumerated().map { i, cluster in
+            guard cluster.grid.spec == network else {
+                throw TrainingError(.invalidOptions, "agent \(i)'s grid is not for network \(network.layerSizes)")
+            }
+            return try LocalAgent(index: i, run: run, cluster: cluster, exchange: InMemoryExchange(agent: i, mailbox: mailbox))
+        }
+        return try await self.run(agents: agents, monitor: monitor, jobID: jobID, data: data, reference: reference, observe: observe)
+    }
+
+    /// Runs a decentralised job (`next`, `dgd`) on `agents`, with `monitor`
+    /// over every row for the records. All start from the He-normal weights
+    /// of the seed; the final average model is left in the monitor's
+    /// `.weights`. With `reference`, records say how far every agent is from it.
+    public func run(
+        agents: [any DecentralisedAgent], monitor: ClusterCoordinator, jobID: String, data: DataDescriptor,
+        reference: DenseParameters? = nil, observe: @escaping IterationObserver = { _ in }
+    ) async throws -> TrainingSummary {
+        guard monitor.grid.spec == network else {
+            throw TrainingError(.invalidOptions, "the monitor's grid is not for network \(network.layerSizes)")
         }
         let trainer = try DecentralisedTrainer(
-            method: method, options: decentralised, secondOrder: secondOrder, newton: newton, seed: seed, agents: agents,
+            run: try decentralisedRun(totalRows: monitor.trainRows), agents: agents,
             monitor: try Objective(cluster: monitor, regularization: regularization))
         return try await trainer.train(
             jobID: jobID, data: data, initial: DenseParameters(heNormal: network, seed: seed), reference: reference, budget: budget,

@@ -232,7 +232,9 @@ struct Stopwatch {
 }
 
 /// Times `body` and adds the seconds to `phases[name]`.
-func timed<T>(_ name: String, into phases: inout [String: Double], _ body: () async throws -> T) async rethrows -> T {
+func timed<T>(
+    _ name: String, into phases: inout [String: Double], isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T
+) async rethrows -> T {
     let watch = Stopwatch()
     let result = try await body()
     phases[name, default: 0] += watch.seconds
