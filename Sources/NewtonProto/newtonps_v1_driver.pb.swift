@@ -33,10 +33,10 @@ public nonisolated struct Newtonps_V1_PeerInfo: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// "server" or "worker".
+  /// "server", "worker" or "agent".
   public var role: String = String()
 
-  /// host:port where a server serves gRPC (empty for workers).
+  /// host:port where a server or an agent serves gRPC (empty for workers).
   public var endpoint: String = String()
 
   /// host:port of the peer's HTTP health/metrics endpoint.
@@ -583,11 +583,53 @@ public nonisolated struct Newtonps_V1_IterationRecord: Sendable {
 
   public var phaseS: Dictionary<String,Double> = [:]
 
+  /// Decentralised jobs: (1/I)Σ‖wᵢ − w̄‖², the fraction of zero weights in
+  /// w̄, bytes each agent sent, and the distance to a reference model.
+  public var disagreement: Double {
+    get {_disagreement ?? 0}
+    set {_disagreement = newValue}
+  }
+  /// Returns true if `disagreement` has been explicitly set.
+  public var hasDisagreement: Bool {self._disagreement != nil}
+  /// Clears the value of `disagreement`. Subsequent reads from it will return its default value.
+  public mutating func clearDisagreement() {self._disagreement = nil}
+
+  public var zeroFraction: Double {
+    get {_zeroFraction ?? 0}
+    set {_zeroFraction = newValue}
+  }
+  /// Returns true if `zeroFraction` has been explicitly set.
+  public var hasZeroFraction: Bool {self._zeroFraction != nil}
+  /// Clears the value of `zeroFraction`. Subsequent reads from it will return its default value.
+  public mutating func clearZeroFraction() {self._zeroFraction = nil}
+
+  public var bytesSent: Double {
+    get {_bytesSent ?? 0}
+    set {_bytesSent = newValue}
+  }
+  /// Returns true if `bytesSent` has been explicitly set.
+  public var hasBytesSent: Bool {self._bytesSent != nil}
+  /// Clears the value of `bytesSent`. Subsequent reads from it will return its default value.
+  public mutating func clearBytesSent() {self._bytesSent = nil}
+
+  public var referenceGap: Double {
+    get {_referenceGap ?? 0}
+    set {_referenceGap = newValue}
+  }
+  /// Returns true if `referenceGap` has been explicitly set.
+  public var hasReferenceGap: Bool {self._referenceGap != nil}
+  /// Clears the value of `referenceGap`. Subsequent reads from it will return its default value.
+  public mutating func clearReferenceGap() {self._referenceGap = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _testAccuracy: Double? = nil
+  fileprivate var _disagreement: Double? = nil
+  fileprivate var _zeroFraction: Double? = nil
+  fileprivate var _bytesSent: Double? = nil
+  fileprivate var _referenceGap: Double? = nil
 }
 
 public nonisolated struct Newtonps_V1_JobSummary: Sendable {
@@ -1874,7 +1916,7 @@ nonisolated extension Newtonps_V1_DriverMessage: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Newtonps_V1_IterationRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".IterationRecord"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}iteration\0\u{3}elapsed_s\0\u{1}objective\0\u{3}grad_norm\0\u{3}cg_iterations\0\u{1}lambda\0\u{1}step\0\u{3}line_search_steps\0\u{3}test_accuracy\0\u{1}outcome\0\u{3}phase_s\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}iteration\0\u{3}elapsed_s\0\u{1}objective\0\u{3}grad_norm\0\u{3}cg_iterations\0\u{1}lambda\0\u{1}step\0\u{3}line_search_steps\0\u{3}test_accuracy\0\u{1}outcome\0\u{3}phase_s\0\u{1}disagreement\0\u{3}zero_fraction\0\u{3}bytes_sent\0\u{3}reference_gap\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1893,6 +1935,10 @@ nonisolated extension Newtonps_V1_IterationRecord: SwiftProtobuf.Message, SwiftP
       case 9: try { try decoder.decodeSingularDoubleField(value: &self._testAccuracy) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.outcome) }()
       case 11: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.phaseS) }()
+      case 12: try { try decoder.decodeSingularDoubleField(value: &self._disagreement) }()
+      case 13: try { try decoder.decodeSingularDoubleField(value: &self._zeroFraction) }()
+      case 14: try { try decoder.decodeSingularDoubleField(value: &self._bytesSent) }()
+      case 15: try { try decoder.decodeSingularDoubleField(value: &self._referenceGap) }()
       default: break
       }
     }
@@ -1936,6 +1982,18 @@ nonisolated extension Newtonps_V1_IterationRecord: SwiftProtobuf.Message, SwiftP
     if !self.phaseS.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.phaseS, fieldNumber: 11)
     }
+    try { if let v = self._disagreement {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 12)
+    } }()
+    try { if let v = self._zeroFraction {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 13)
+    } }()
+    try { if let v = self._bytesSent {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 14)
+    } }()
+    try { if let v = self._referenceGap {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 15)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1951,6 +2009,10 @@ nonisolated extension Newtonps_V1_IterationRecord: SwiftProtobuf.Message, SwiftP
     if lhs._testAccuracy != rhs._testAccuracy {return false}
     if lhs.outcome != rhs.outcome {return false}
     if lhs.phaseS != rhs.phaseS {return false}
+    if lhs._disagreement != rhs._disagreement {return false}
+    if lhs._zeroFraction != rhs._zeroFraction {return false}
+    if lhs._bytesSent != rhs._bytesSent {return false}
+    if lhs._referenceGap != rhs._referenceGap {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
