@@ -32,11 +32,14 @@ public enum DriverProcess {
         let health = HealthServer(
             host: addresses.http.host, port: addresses.http.port,
             readiness: {
-                let (servers, workers) = await membership.counts()
+                let (servers, workers, agents) = await membership.counts()
                 metrics.setLiveServers(servers)
                 metrics.setLiveWorkers(workers)
-                if servers == 0 || workers == 0 {
-                    return .notReady("job store open; cluster incomplete: \(servers) server(s), \(workers) worker(s) live")
+                metrics.setLiveAgents(agents)
+                // A driver with agents only runs decentralised jobs.
+                if (servers == 0 || workers == 0) && agents == 0 {
+                    return .notReady(
+                        "job store open; cluster incomplete: \(servers) server(s), \(workers) worker(s), \(agents) agent(s) live")
                 }
                 return .ready
             }, onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
@@ -44,9 +47,10 @@ public enum DriverProcess {
             announce("driver listening on \(listen.host):\(try await grpc.boundPort), store \(storePath)")
             // Keep the live-peer gauges current between scrapes of /readyz.
             while !Task.isCancelled {
-                let (servers, workers) = await membership.counts()
+                let (servers, workers, agents) = await membership.counts()
                 metrics.setLiveServers(servers)
                 metrics.setLiveWorkers(workers)
+                metrics.setLiveAgents(agents)
                 if let jobs = try? store.list() {
                     metrics.setJobCounts(Dictionary(jobs.map { ($0.state.rawValue, 1) }, uniquingKeysWith: +))
                 }

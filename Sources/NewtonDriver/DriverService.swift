@@ -115,14 +115,13 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
     public func submitJob(request: Newtonps_V1_SubmitJobRequest, context: ServerContext) async throws -> Newtonps_V1_SubmitJobResponse {
         try WireSettings.checkJobSpecSize(request.specYaml)
         let spec = try JobSpec.parse(yaml: request.specYaml, dataRoot: catalog.root)
-        if spec.optimizer.decentralised != nil {
-            throw DriverError(
-                .invalidJob,
-                "invalid job spec:\noptimizer: \(spec.optimizer.rawValue) runs on a graph of agents, which a cluster cannot host yet (there is no agent role); run it with newtonps train"
-            )
-        }
-        // Checks that need the data: the layers against its shape.
+        // Checks that need the data: the layers against its shape, the rows against the agents.
         let data = try await catalog.summary(for: spec.data)
+        let agents = spec.optimizer.decentralised == nil ? nil : spec.decentralised.agents
+        if let agents, data.trainRows < agents {
+            throw DriverError(
+                .invalidJob, "invalid job spec:\nagents: \(data.trainRows) training rows cannot be shared by \(agents) agents")
+        }
         let network = try spec.network(features: data.columns, classes: data.classNames.count)
         _ = try spec.grid(for: network)
         // A caller that gave up while the data loaded must not get a job.

@@ -8,10 +8,10 @@ import NewtonTraining
 import NewtonTransport
 import ServiceLifecycle
 
-/// Runs submitted jobs one at a time on the registered servers and workers,
-/// recording every iteration, checkpoints and the final model in the job
-/// store, and restarting a job from its last checkpoint when a server or
-/// every worker is lost.
+/// Runs submitted jobs one at a time on the registered servers and workers
+/// (decentralised jobs on the registered agents), recording every iteration,
+/// checkpoints and the final model in the job store, and restarting a job
+/// from its last checkpoint when a server, every worker or an agent is lost.
 ///
 /// A long-lived service: jobs run as child tasks of `run()`. A graceful
 /// shutdown cancels the running job at once, starts no queued one, and
@@ -104,6 +104,8 @@ public actor JobRunner: Service {
         var attempt = 0
         var recoveries = 0
         var progressMark: Int?
+        // The failure that made the last restart, for the job's error if it ends failed.
+        var restartedAfter: (any Error)?
         while true {
             attempt += 1
             do {
@@ -115,6 +117,7 @@ public actor JobRunner: Service {
                 if checkpoint != progressMark { (recoveries, progressMark) = (0, checkpoint) }
                 if !cancelRequested, Self.isRecoverable(error), recoveries < Self.maxRecoveries {
                     recoveries += 1
+                    restartedAfter = error
                     metrics.recordRecovery()
                     logger.warning(
                         "job \(id): \(error); restarting from \(checkpoint.map { "the checkpoint of iteration \($0)" } ?? "the start") (recovery \(recoveries) of \(Self.maxRecoveries))"
@@ -128,7 +131,7 @@ public actor JobRunner: Service {
                 do {
                     try store.finish(
                         id: id, state: cancelled ? .cancelled : .failed, stopReason: cancelled ? StopReason.cancelled.rawValue : nil,
-                        error: cancelled ? nil : "\(error)")
+                        error: cancelled ? nil : "\(error)\(restartedAfter.map { " (restarted after: \($0))" } ?? "")")
                 } catch let storeError {
                     logger.error("job \(id) ended (\(error)) but its state could not be stored: \(storeError)")
                 }
@@ -163,9 +166,13 @@ public actor JobRunner: Service {
         try store.setState(id: id, state: .running, stopReason: nil, error: nil)
         let spec = try JobSpec.parse(yaml: row.specYAML, dataRoot: catalog.root)
         let data = try await catalog.summary(for: spec.data)
-        let indexed = try await catalog.indexedData(for: spec.data, access: spec.dataAccess)
         let network = try spec.network(features: data.columns, classes: data.classNames.count)
         let grid = try spec.grid(for: network)
+        if spec.optimizer.decentralised != nil {
+            try await runOnAgents(id, runID: "\(id).\(attempt)", spec: spec, grid: grid, classNames: data.classNames)
+            return
+        }
+        let indexed = try await catalog.indexedData(for: spec.data, access: spec.dataAccess)
         let resume = try storedCheckpoint(of: id)
         let (servers, workers) = try await awaitCluster(spec)
         connections = try servers.map { try GRPCConnection(to: $0.endpoint!, credentials: credentials) }
@@ -225,6 +232,66 @@ public actor JobRunner: Service {
             id: id, state: summary.stopReason == .cancelled ? .cancelled : .succeeded, stopReason: summary.stopReason.rawValue,
             error: nil,
             model: (SavedModel(parameters: weights, classNames: classNames, scaler: scaler).encoded(), iteration))
+    }
+
+    /// One run of a decentralised job (next, dgd) on the live agents, from
+    /// the start (agents keep no checkpoints): each agent gets its share of
+    /// the rows, the run's settings and w⁰, and the driver starts every
+    /// round. After each round it reads the agents' weights and measures
+    /// their average on a monitor cluster in this process over every row
+    /// (the records and the final model); it never sends weights back.
+    private func runOnAgents(_ id: String, runID: String, spec: JobSpec, grid: PartitionGrid, classNames: [String]) async throws {
+        let trainingJob = spec.trainingJob(network: grid.spec)
+        let peers = try await awaitAgents(trainingJob.decentralised.agents)
+        // The lost attempt's records stay until this one can start.
+        try store.discardRecords(job: id, after: nil)
+        let loaded = try (catalog.root?.locate(spec.data) ?? spec.data).load()
+        let monitor = try await EmbeddedCluster(
+            grid: grid, data: loaded, descriptor: spec.data, servers: 1, workers: ProcessInfo.processInfo.activeProcessorCount,
+            shardRows: spec.shardRows)
+        let run = try trainingJob.decentralisedRun(totalRows: loaded.train.rows)
+        let endpoints = peers.map { $0.endpoint! }
+        let connections = try endpoints.map { try GRPCConnection(to: $0, credentials: credentials) }
+        defer {
+            for c in connections { c.close() }
+        }
+        let agents = connections.enumerated().map { i, connection in
+            RemoteAgent(
+                connection: connection, index: i, endpoints: endpoints,
+                rows: EmbeddedAgents.rows(of: i, agents: peers.count, rows: loaded.train.rows), grid: grid, shardRows: spec.shardRows,
+                run: run)
+        }
+        logger.info("job \(id): \(run.method.rawValue) on agents \(endpoints.map(\.description).joined(separator: ", "))")
+        let (store, events, metrics, logger) = (self.store, self.events, self.metrics, self.logger)
+        let summary = try await trainingJob.run(agents: agents, monitor: monitor.coordinator, jobID: runID, data: spec.data) { record in
+            do { try store.append(record, job: id) } catch {
+                logger.error("job \(id): round \(record.iteration) could not be stored: \(error)")
+            }
+            metrics.record(record)
+            events.publish(record, job: id)
+        }
+        if summary.stopReason == .cancelled && !cancelRequested { return }
+        let weights = try await monitor.coordinator.read(.weights)
+        try store.finish(
+            id: id, state: summary.stopReason == .cancelled ? .cancelled : .succeeded, stopReason: summary.stopReason.rawValue,
+            error: nil,
+            model: (
+                SavedModel(parameters: weights, classNames: classNames, scaler: loaded.scaler).encoded(),
+                summary.records.last?.iteration ?? 0
+            ))
+    }
+
+    /// Waits until `count` agents are live and returns the first `count`.
+    private func awaitAgents(_ count: Int) async throws -> [Membership.Peer] {
+        let deadline = ContinuousClock.now + clusterWait
+        while true {
+            let agents = await membership.liveAgents()
+            if agents.count >= count { return Array(agents.prefix(count)) }
+            if ContinuousClock.now >= deadline {
+                throw DriverError(.unreachable, "job needs \(count) agent(s); after \(clusterWait) only \(agents.count) are live")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
     }
 
     /// The data index of the attempt running as `clusterJobID` (the job id

@@ -407,7 +407,7 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
     SpecKnob("loss", "Loss: squared or cross-entropy.", { $0.loss = $1 }, { $0.loss }),
 
     SpecKnob(
-        "optimizer", "newton, hf (Hessian-free), sgd, adam, or over a graph of agents next or dgd (train only).",
+        "optimizer", "newton, hf (Hessian-free), sgd, adam, or over a graph of agents next or dgd.",
         { $0.optimizer = $1 }, { $0.optimizer }),
     SpecKnob("C", "Regularisation constant C in ‖θ‖²/(2·C·l), for every optimiser.", { $0.regularization = $1 }, { $0.regularization }),
     SpecKnob(
@@ -513,11 +513,14 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
         "partitions", "Groups of neurons per layer, input first, e.g. 2,2,2,1 (default: one group per layer).",
         list: { $0.partitions = $1 }, { $0.partitions }),
     SpecKnob(
-        "servers", "Parameter servers (train: 2, or 1 per agent for next/dgd; a cluster job: every registered server).",
+        "servers",
+        "Parameter servers (train: 2, or 1 per agent for next/dgd; a cluster job: every registered server; agent processes have their own).",
         { $0.servers = $1 },
         { $0.servers }),
     SpecKnob(
-        "workers", "Workers (train: one per core, or 1 per agent for next/dgd; a cluster job: every live worker).", { $0.workers = $1 },
+        "workers",
+        "Workers (train: one per core, or 1 per agent for next/dgd; a cluster job: every live worker; agent processes have their own).",
+        { $0.workers = $1 },
         { $0.workers }),
     SpecKnob(
         "shard_rows", "Rows per shard (fixed; results do not depend on the number of workers).", { $0.shardRows = $1 },

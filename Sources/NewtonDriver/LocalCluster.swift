@@ -3,7 +3,7 @@ import NewtonTransport
 import Synchronization
 
 /// A whole cluster of real `newtonps` processes on one machine: a driver,
-/// servers and workers, each on ports the kernel picks, found from the
+/// servers, workers and agents, each on ports the kernel picks, found from the
 /// addresses each process announces. Used by `newtonps cluster` and by the
 /// end-to-end tests.
 public final class LocalCluster: Sendable {
@@ -37,15 +37,16 @@ public final class LocalCluster: Sendable {
     public var members: [Member] { [driver] + others.withLock { $0 } }
     public var servers: [Member] { members.filter { $0.role == "server" } }
     public var workers: [Member] { members.filter { $0.role == "worker" } }
+    public var agents: [Member] { members.filter { $0.role == "agent" } }
 
     /// Starts a driver (with its job store at `store`, on `driverPort`, 0 for
-    /// any free port), then the servers and workers on free ports. A fresh
+    /// any free port), then the servers, workers and agents on free ports. A fresh
     /// cluster token is written to `store` + ".token" and, with `tls`, a CA
     /// and role certificates to `store` + ".certs/"; every process requires
     /// them of its callers, so clients need the token and the `client`
     /// certificate (`credentials`).
     public static func start(
-        binary: URL, host: String = "127.0.0.1", driverPort: Int = 0, store: String, servers: Int, workers: Int,
+        binary: URL, host: String = "127.0.0.1", driverPort: Int = 0, store: String, servers: Int, workers: Int, agents: Int = 0,
         tls: Bool = true, dataRoot: String? = nil, serverArguments: [String] = [], workerArguments: [String] = [],
         environment: [String: String] = [:]
     ) async throws -> LocalCluster {
@@ -65,6 +66,7 @@ public final class LocalCluster: Sendable {
         do {
             for _ in 0..<servers { try await cluster.addServer(arguments: serverArguments, environment: environment) }
             for _ in 0..<workers { try await cluster.addWorker(arguments: workerArguments, environment: environment) }
+            for _ in 0..<agents { try await cluster.addAgent(environment: environment) }
         } catch {
             cluster.stop()
             throw error
@@ -146,7 +148,17 @@ public final class LocalCluster: Sendable {
         return member
     }
 
-    /// Sends SIGTERM to every process (workers first, driver last) and waits.
+    @discardableResult
+    public func addAgent(arguments: [String] = [], environment: [String: String] = [:]) async throws -> Member {
+        let member = try await Self.launch(
+            binary, role: "agent",
+            ["agent", "--listen", "\(host):0", "--http", "\(host):0", "--driver", driver.grpc!.description]
+                + securityArguments("agent") + Self.dataArguments(dataRoot) + arguments, environment)
+        others.withLock { $0.append(member) }
+        return member
+    }
+
+    /// Sends SIGTERM to every process (agents and workers first, driver last) and waits.
     public func stop() {
         for member in members.reversed() { member.process.terminate() }
     }

@@ -31,17 +31,17 @@ public actor Membership {
         }
         let endpoint: Endpoint?
         switch info.role {
-        case "server":
+        case "server", "agent":
             endpoint = try Endpoint(parsing: info.endpoint)
-            // A server that restarts on the same address replaces its old entry.
-            if let old = peers.values.first(where: { $0.role == "server" && $0.endpoint == endpoint }) {
+            // A server or agent that restarts on the same address replaces its old entry.
+            if let old = peers.values.first(where: { $0.role == info.role && $0.endpoint == endpoint }) {
                 peers[old.id] = nil
                 order.removeAll { $0 == old.id }
             }
         case "worker":
             endpoint = nil
         default:
-            throw DriverError(.invalidRequest, "unknown role '\(info.role)' (expected server or worker)")
+            throw DriverError(.invalidRequest, "unknown role '\(info.role)' (expected server, worker or agent)")
         }
         counter += 1
         // The random part keeps a caller from guessing another peer's id (and
@@ -77,8 +77,13 @@ public actor Membership {
     }
 
     /// Live servers in registration order.
-    public func liveServers() -> [Peer] {
-        order.compactMap { peers[$0] }.filter { $0.role == "server" && isLive($0) }
+    public func liveServers() -> [Peer] { live("server") }
+
+    /// Live agents (of decentralised jobs) in registration order.
+    public func liveAgents() -> [Peer] { live("agent") }
+
+    private func live(_ role: String) -> [Peer] {
+        order.compactMap { peers[$0] }.filter { $0.role == role && isLive($0) }
     }
 
     /// Live workers with an open session, in registration order.
@@ -105,8 +110,8 @@ public actor Membership {
         }
     }
 
-    /// Counts of live servers and workers (for readiness and metrics).
-    public func counts() -> (servers: Int, workers: Int) {
-        (liveServers().count, liveWorkers().count)
+    /// Counts of live servers, workers and agents (for readiness and metrics).
+    public func counts() -> (servers: Int, workers: Int, agents: Int) {
+        (liveServers().count, liveWorkers().count, liveAgents().count)
     }
 }

@@ -120,7 +120,8 @@ public enum RPCMetrics {
 /// Series: `newtonps_objective`, `newtonps_lambda`, `newtonps_test_accuracy`,
 /// `newtonps_grad_norm` (gauges, last iteration), `newtonps_newton_iterations_total`,
 /// `newtonps_cg_iterations_total`, `newtonps_job_recoveries_total` (counters), `newtonps_jobs{state}`,
-/// `newtonps_live_servers`, `newtonps_live_workers` (gauges).
+/// `newtonps_live_servers`, `newtonps_live_workers`, `newtonps_live_agents`
+/// and, for decentralised jobs, `newtonps_disagreement` (gauges).
 /// The series are unlabelled (one run at a time per driver); several
 /// `TrainingMetrics` over one registry share them.
 public final class TrainingMetrics: Sendable {
@@ -133,6 +134,8 @@ public final class TrainingMetrics: Sendable {
     private let cgIterations: Prometheus.Counter
     private let liveServers: Prometheus.Gauge
     private let liveWorkers: Prometheus.Gauge
+    private let liveAgents: Prometheus.Gauge
+    private let disagreement: Prometheus.Gauge
     private let recoveries: Prometheus.Counter
     /// The `state` labels reported so far.
     private let jobStates = Mutex(Set<String>())
@@ -156,6 +159,9 @@ public final class TrainingMetrics: Sendable {
         cgIterations = registry.makeCounter(descriptor: Self.name("cg_iterations", "total", "Conjugate-gradient iterations run."))
         liveServers = registry.makeGauge(descriptor: Self.name("live_servers", "", "Parameter servers registered and alive."))
         liveWorkers = registry.makeGauge(descriptor: Self.name("live_workers", "", "Workers registered and alive."))
+        liveAgents = registry.makeGauge(descriptor: Self.name("live_agents", "", "Agents (of decentralised jobs) registered and alive."))
+        disagreement = registry.makeGauge(
+            descriptor: Self.name("disagreement", "", "Decentralised jobs: (1/I)·Σ‖wᵢ − w̄‖² after the last round."))
         recoveries = registry.makeCounter(
             descriptor: Self.name("job_recoveries", "total", "Times a job restarted from its last checkpoint after a cluster failure."))
     }
@@ -172,12 +178,14 @@ public final class TrainingMetrics: Sendable {
         cgIterations: Int,
         lambda: Double,
         testAccuracy: Double?,
+        disagreement: Double? = nil,
         countsAsIteration: Bool = true
     ) {
         self.objective.set(to: objective)
         self.gradientNorm.set(to: gradientNorm)
         self.lambda.set(to: lambda)
         if let testAccuracy { self.testAccuracy.set(to: testAccuracy) }
+        if let disagreement { self.disagreement.set(to: disagreement) }
         if cgIterations > 0 { self.cgIterations.increment(by: Int64(cgIterations)) }
         if countsAsIteration { newtonIterations.increment() }
     }
@@ -212,6 +220,11 @@ public final class TrainingMetrics: Sendable {
     /// Sets the number of live workers.
     public func setLiveWorkers(_ count: Int) {
         liveWorkers.set(to: Double(count))
+    }
+
+    /// Sets the number of live agents.
+    public func setLiveAgents(_ count: Int) {
+        liveAgents.set(to: Double(count))
     }
 
     private func jobsGauge(_ state: String) -> Prometheus.Gauge {

@@ -5,6 +5,7 @@ extension TrainingMetrics {
     public func record(_ record: IterationRecord) {
         recordIteration(
             objective: record.objective, gradientNorm: record.gradientNorm, cgIterations: record.cgIterations,
-            lambda: record.lambda, testAccuracy: record.testAccuracy, countsAsIteration: record.iteration > 0)
+            lambda: record.lambda, testAccuracy: record.testAccuracy, disagreement: record.disagreement,
+            countsAsIteration: record.iteration > 0)
     }
 }

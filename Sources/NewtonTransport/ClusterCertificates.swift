@@ -5,12 +5,12 @@ import X509
 
 /// A private certificate authority for one cluster and a certificate per
 /// role, written as PEM files: `ca.pem` (and its key `ca-key.pem`), then
-/// `driver`, `server`, `worker` and `client` `.pem` with `-key.pem`. Every
+/// `driver`, `server`, `worker`, `agent` and `client` `.pem` with `-key.pem`. Every
 /// role certificate serves and authenticates (server and client auth) and
 /// names every given host, so each role can use its own for mutual TLS.
 /// Keys are ECDSA P-256 and written readable by their owner only.
 public enum ClusterCertificates {
-    public static let roles = ["driver", "server", "worker", "client"]
+    public static let roles = ["driver", "server", "worker", "agent", "client"]
     /// Always named, beside the hosts given: a cluster on one machine.
     public static let loopbackHosts = ["localhost", "127.0.0.1"]
 

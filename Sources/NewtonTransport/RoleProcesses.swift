@@ -75,13 +75,7 @@ public enum ServerProcess {
             onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
         let membership = TaskService {
             let port = try await grpc.boundPort
-            let advertised = addresses.advertise ?? Endpoint(host: listen.host, port: port)
-            guard !["0.0.0.0", "::"].contains(advertised.host) else {
-                throw TransportError(
-                    .invalidRequest,
-                    "server listens on \(listen.host) and would advertise \(advertised), which other hosts cannot reach; give --advertise HOST:PORT"
-                )
-            }
+            let advertised = try advertisedEndpoint(addresses, listen: listen, bound: port, role: "server")
             announce("server listening on \(listen.host):\(port), advertised as \(advertised)")
             let link = try DriverLink(
                 driver: driver, credentials: credentials, role: "server", endpoint: advertised, httpEndpoint: addresses.http.description)
@@ -117,6 +111,57 @@ public enum WorkerProcess {
         announce("worker connecting to driver \(driver)")
         try await runServices([TaskService { try await agent.run() }, health], label: "worker")
     }
+}
+
+/// `newtonps agent`: an agent of decentralised jobs. It computes on a
+/// cluster of its own (one server, `workers` workers, in process) over the
+/// rows the driver gives it, and trades vectors with its neighbours.
+public enum AgentProcess {
+    /// - Parameters:
+    ///   - credentials: required of every caller (the driver, neighbours),
+    ///     and presented to the driver and to neighbours.
+    ///   - dataRoot: where jobs' data paths must lie (nil: anywhere).
+    public static func run(_ addresses: RoleAddresses, credentials: ClusterCredentials, dataRoot: DataRoot?, workers: Int) async throws {
+        guard let listen = addresses.listen, let driver = addresses.driver else {
+            throw TransportError(.invalidRequest, "an agent needs --listen and --driver")
+        }
+        guard workers >= 1 else { throw TransportError(.invalidRequest, "an agent needs at least one worker, got \(workers)") }
+        let host = AgentHost(credentials: credentials, dataRoot: dataRoot, workers: workers)
+        let grpc = GRPCServerService(
+            listen: listen, services: [AgentService(host: host)], maxRequestBytes: WireSettings.maxMessageBytes,
+            credentials: credentials)
+        let registered = Mutex(false)
+        let health = HealthServer(
+            host: addresses.http.host, port: addresses.http.port,
+            readiness: { registered.withLock { $0 } ? .ready : .notReady("not registered with the driver at \(driver)") },
+            onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
+        let membership = TaskService {
+            let port = try await grpc.boundPort
+            let advertised = try advertisedEndpoint(addresses, listen: listen, bound: port, role: "agent")
+            announce("agent listening on \(listen.host):\(port), advertised as \(advertised)")
+            let link = try DriverLink(
+                driver: driver, credentials: credentials, role: "agent", endpoint: advertised, httpEndpoint: addresses.http.description)
+            let id = try await link.register()
+            registered.withLock { $0 = true }
+            announce("registered with driver \(driver) as \(id)")
+            try await link.heartbeat()
+        }
+        try await runServices([grpc, health, membership], label: "agent")
+    }
+}
+
+/// The address a server or agent tells the driver: `--advertise`, or the
+/// listen host with the bound port; refused when it is a wildcard that
+/// other hosts cannot reach.
+private func advertisedEndpoint(_ addresses: RoleAddresses, listen: Endpoint, bound port: Int, role: String) throws -> Endpoint {
+    let advertised = addresses.advertise ?? Endpoint(host: listen.host, port: port)
+    guard !["0.0.0.0", "::"].contains(advertised.host) else {
+        throw TransportError(
+            .invalidRequest,
+            "\(role) listens on \(listen.host) and would advertise \(advertised), which other hosts cannot reach; give --advertise HOST:PORT"
+        )
+    }
+    return advertised
 }
 
 /// Returns when the process receives SIGTERM or SIGINT.

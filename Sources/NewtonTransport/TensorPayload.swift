@@ -17,6 +17,9 @@ extension Newtonps_V1_PushJacobianRequest: TensorPayload {
 extension Newtonps_V1_JacobianTransposeRequest: TensorPayload { public var tensorBytes: Int { u.data.count } }
 extension Newtonps_V1_ShardResult: TensorPayload { public var tensorBytes: Int { outputs.data.count } }
 extension Newtonps_V1_TaskResult: TensorPayload { public var tensorBytes: Int { shards.reduce(0) { $0 + $1.tensorBytes } } }
+extension Newtonps_V1_AgentJob: TensorPayload { public var tensorBytes: Int { initial.data.count } }
+extension Newtonps_V1_AgentRoundReport: TensorPayload { public var tensorBytes: Int { weights.data.count + sparse.data.count } }
+extension Newtonps_V1_ExchangeRequest: TensorPayload { public var tensorBytes: Int { vectors.reduce(0) { $0 + $1.data.count } } }
 extension Newtonps_V1_ExportModelResponse: TensorPayload { public var tensorBytes: Int { safetensors.count } }
 
 extension Newtonps_V1_Empty: TensorPayload { public var tensorBytes: Int { 0 } }
@@ -30,3 +33,5 @@ extension Newtonps_V1_JacobianProductRequest: TensorPayload { public var tensorB
 extension Newtonps_V1_BlockSolveRequest: TensorPayload { public var tensorBytes: Int { 0 } }
 extension Newtonps_V1_BlockSolveReport: TensorPayload { public var tensorBytes: Int { 0 } }
 extension Newtonps_V1_StopSolvesRequest: TensorPayload { public var tensorBytes: Int { 0 } }
+extension Newtonps_V1_AgentStarted: TensorPayload { public var tensorBytes: Int { 0 } }
+extension Newtonps_V1_AgentRoundRequest: TensorPayload { public var tensorBytes: Int { 0 } }

@@ -433,6 +433,10 @@ extension IterationRecord {
         if let testAccuracy { r.testAccuracy = testAccuracy }
         r.outcome = outcome.rawValue
         r.phaseS = phaseSeconds
+        if let disagreement { r.disagreement = disagreement }
+        if let zeroFraction { r.zeroFraction = zeroFraction }
+        if let bytesSent { r.bytesSent = bytesSent }
+        if let referenceGap { r.referenceGap = referenceGap }
         return r
     }
 
@@ -443,6 +447,8 @@ extension IterationRecord {
         self.init(
             iteration: Int(r.iteration), elapsedSeconds: r.elapsedS, objective: r.objective, gradientNorm: r.gradNorm,
             cgIterations: Int(r.cgIterations), lambda: r.lambda, step: r.step, lineSearchSteps: Int(r.lineSearchSteps),
-            testAccuracy: r.hasTestAccuracy ? r.testAccuracy : nil, outcome: outcome, phaseSeconds: r.phaseS)
+            testAccuracy: r.hasTestAccuracy ? r.testAccuracy : nil, outcome: outcome, phaseSeconds: r.phaseS,
+            disagreement: r.hasDisagreement ? r.disagreement : nil, zeroFraction: r.hasZeroFraction ? r.zeroFraction : nil,
+            bytesSent: r.hasBytesSent ? r.bytesSent : nil, referenceGap: r.hasReferenceGap ? r.referenceGap : nil)
     }
 }

@@ -196,6 +196,38 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 }
 
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run an agent of decentralised (next, dgd) jobs: it holds a share of the rows and trades vectors with its neighbours.")
+    @Option(help: "gRPC listen address (env NEWTONPS_LISTEN); loopback unless an address is given.")
+    var listen = environment("NEWTONPS_LISTEN", "127.0.0.1:7073")
+    @Option(
+        help:
+            "Address the driver and neighbours use to reach this agent (env NEWTONPS_ADVERTISE; default: the listen address, or this host's name when listening on 0.0.0.0)."
+    )
+    var advertise = environment("NEWTONPS_ADVERTISE", "")
+    @Option(help: "HTTP /healthz, /readyz, /metrics address (env NEWTONPS_HTTP); loopback unless an address is given.")
+    var http = environment("NEWTONPS_HTTP", "127.0.0.1:9093")
+    @OptionGroup var driver: DriverAddress
+    @OptionGroup var data: DataRootOption
+    @Option(help: "Workers of the agent's own in-process cluster (results do not depend on it).")
+    var workers = 1
+
+    func run() async throws {
+        BLAS.threads = 1
+        let listen = try parseEndpoint(self.listen, option: "listen")
+        var advertised = advertise.isEmpty ? nil : try parseEndpoint(advertise, option: "advertise")
+        if advertised == nil && listen.host == "0.0.0.0" && listen.port != 0 {
+            advertised = Endpoint(host: ProcessInfo.processInfo.hostName, port: listen.port)
+        }
+        try await AgentProcess.run(
+            RoleAddresses(
+                listen: listen, advertise: advertised, http: try parseEndpoint(http, option: "http"), driver: try driver.endpoint),
+            credentials: try driver.security.loadForRole("agent"), dataRoot: try data.load(role: "agent"), workers: workers)
+    }
+}
+
 struct SubmitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "submit", abstract: "Submit a job spec (YAML) to the driver.")
     @Argument(help: "The job spec; keys mirror `newtonps train`'s flags (see docs/JOBS.md).")
@@ -325,10 +357,12 @@ struct LocalClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
         abstract:
-            "Start a driver, servers and workers as separate processes on this machine, with a fresh token and certificates; Ctrl-C stops them all."
+            "Start a driver, servers, workers and agents as separate processes on this machine, with a fresh token and certificates; Ctrl-C stops them all."
     )
     @Option var servers = 2
     @Option var workers = 2
+    @Option(help: "Agents, for decentralised (next, dgd) jobs.")
+    var agents = 0
     @Option(help: "Address to bind every process to.")
     var host = "127.0.0.1"
     @Option(help: "The driver's SQLite job store.")
@@ -341,7 +375,8 @@ struct LocalClusterCommand: AsyncParsableCommand {
     func run() async throws {
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let cluster = try await LocalCluster.start(
-            binary: binary, host: host, driverPort: driverPort, store: store, servers: servers, workers: workers, tls: tls)
+            binary: binary, host: host, driverPort: driverPort, store: store, servers: servers, workers: workers, agents: agents,
+            tls: tls)
         for member in cluster.members {
             print("\(member.role) pid \(member.process.pid): \(member.grpc.map { "grpc \($0), " } ?? "")http \(member.http)")
         }
@@ -361,7 +396,7 @@ struct LocalClusterCommand: AsyncParsableCommand {
 struct CertificatesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "certs",
-        abstract: "Make a cluster CA and a certificate per role (driver, server, worker, client) for mutual TLS.",
+        abstract: "Make a cluster CA and a certificate per role (driver, server, worker, agent, client) for mutual TLS.",
         discussion: """
             Writes ca.pem, ca-key.pem and ROLE.pem, ROLE-key.pem for each role into --out (keys readable by their \
             owner only). Every certificate names the --hosts given and localhost/127.0.0.1, and serves as both a \

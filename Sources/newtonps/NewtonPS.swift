@@ -9,7 +9,8 @@ struct NewtonPS: AsyncParsableCommand {
         abstract: "Distributed second-order training of neural networks (Newton-CG on a parameter-server cluster).",
         subcommands: [
             TrainCommand.self, EvaluateCommand.self, BenchCommand.self, ConvertCommand.self, SynthCommand.self, DataCommand.self,
-            DriverCommand.self, ServerCommand.self, WorkerCommand.self, LocalClusterCommand.self, CertificatesCommand.self,
+            DriverCommand.self, ServerCommand.self, WorkerCommand.self, AgentCommand.self, LocalClusterCommand.self,
+            CertificatesCommand.self,
             SubmitCommand.self, JobsCommand.self, StatusCommand.self, WatchCommand.self, CancelCommand.self, ExportCommand.self,
         ]
     )

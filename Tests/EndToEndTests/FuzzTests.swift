@@ -10,8 +10,8 @@ import XCTest
 
 @testable import NewtonTransport
 
-/// Mutated protobuf messages sent to every method of the driver and of a
-/// parameter server, over the real (TLS, token) transport. No process may
+/// Mutated protobuf messages sent to every method of the driver, of a
+/// parameter server and of an agent, over the real (TLS, token) transport. No process may
 /// crash or stop answering. `NEWTONPS_FUZZ_CASES` sets the number of cases
 /// (`scripts/soak` runs 10⁵).
 final class FuzzTests: ClusterTestCase {
@@ -21,11 +21,12 @@ final class FuzzTests: ClusterTestCase {
         // An empty data root: no fuzzed spec can make the driver read a file.
         let dataRoot = directory.appendingPathComponent("data").path
         try FileManager.default.createDirectory(atPath: dataRoot, withIntermediateDirectories: true)
-        let cluster = try await startCluster(servers: 1, workers: 1, dataRoot: dataRoot)
+        let cluster = try await startCluster(servers: 1, workers: 1, agents: 1, dataRoot: dataRoot)
         defer { cluster.stop() }
         let targets: [(member: LocalCluster.Member, methods: [MethodDescriptor])] = [
             (cluster.driver, Newtonps_V1_Driver.Method.descriptors),
             (cluster.servers[0], Newtonps_V1_ParameterServer.Method.descriptors),
+            (cluster.agents[0], Newtonps_V1_Agent.Method.descriptors),
         ]
         let clients = try targets.map { try RawClient(to: $0.member.grpc!, credentials: cluster.credentials) }
         defer {
@@ -123,6 +124,30 @@ final class FuzzTests: ClusterTestCase {
                 $0.residual = "residual"
                 $0.tolerance = 0.1
                 $0.maxIterations = 5
+            },
+            Newtonps_V1_AgentJob.with {
+                $0.jobID = "fuzz"
+                $0.agents = ["127.0.0.1:1"]
+                $0.grid = grid.wire
+                $0.data =
+                    DataDescriptor(source: .synthetic(trainRows: 100, testRows: 0, features: 4, classes: 2, seed: 1), scaling: .none).wire
+                $0.rowUpper = 100
+                $0.shardRows = 50
+                $0.settings = .with {
+                    ($0.method, $0.agents, $0.topology, $0.surrogate, $0.regularizer, $0.products) = (
+                        "next", 1, "ring", "linear", "l2", "rop"
+                    )
+                    ($0.l1Strength, $0.initialStep, $0.stepDecay, $0.cgTolerance, $0.cgMaxIterations, $0.subsample) = (
+                        1e-4, 0.1, 0.01, 0.1, 5, 0.5
+                    )
+                    ($0.totalRows, $0.regularization) = (100, 1)
+                }
+                $0.initial = WireTensor([Float](repeating: 0.1, count: grid.blocks.map(grid.parameterCount).reduce(0, +)))
+            },
+            Newtonps_V1_AgentRoundRequest.with { ($0.jobID, $0.round, $0.alpha) = ("fuzz", 1, 0.1) },
+            Newtonps_V1_ExchangeRequest.with {
+                ($0.jobID, $0.round, $0.sender) = ("fuzz", 1, 0)
+                $0.vectors = [WireTensor([1, 2, 3])]
             },
         ]
         return try messages.map { try $0.serializedBytes() }

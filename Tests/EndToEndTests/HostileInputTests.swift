@@ -83,8 +83,9 @@ final class HostileInputTests: ClusterTestCase {
             ("a FIFO in the data root", "format: csv\ntrain: fifo.csv\nno_test: true\n" + base, "neither a regular file"),
             ("a LIBSVM index of 2^31", "format: libsvm\ntrain: huge-index.libsvm\nno_test: true\n", "LIBSVMReader.maxColumns"),
             (
-                "a NEXT job, which needs agents",
-                "synthetic: {train_rows: 100, test_rows: 0, features: 4, classes: 2, seed: 1}\noptimizer: next\n", "there is no agent role"
+                "a NEXT job with more agents than rows",
+                "synthetic: {train_rows: 5, test_rows: 0, features: 4, classes: 2, seed: 1}\noptimizer: next\nagents: 8\n",
+                "cannot be shared by 8 agents"
             ),
         ]
         for (what, yaml, expected) in cases {
@@ -109,6 +110,98 @@ final class HostileInputTests: ClusterTestCase {
         // Nothing hostile reached the store.
         let jobs = try await client.jobs()
         XCTAssertEqual(jobs.count, 0)
+    }
+
+    /// The test plays the driver of a DGD run on a ring of 4 agent processes
+    /// for two rounds, then sends agent 0 exchanges that are stale, early,
+    /// from a stranger, misshapen or poisoned.
+    func testHostileExchangesAreRefusedAtTheAgent() async throws {
+        let cluster = try await startCluster(servers: 0, workers: 0, agents: 4)
+        defer { cluster.stop() }
+        let spec = try JobSpec.parse(
+            yaml: """
+                synthetic: {train_rows: 400, test_rows: 0, features: 4, classes: 2, seed: 1}
+                layers: [4, 3, 2]
+                optimizer: dgd
+                agents: 4
+                graph: ring
+                """)
+        let data = try spec.data.load()
+        let network = try spec.network(for: data.train)
+        let grid = try spec.grid(for: network)
+        let run = try spec.trainingJob(network: network).decentralisedRun(totalRows: data.train.rows)
+        let endpoints = cluster.agents.map { $0.grpc! }
+        let connections = try endpoints.map { try GRPCConnection(to: $0, credentials: cluster.credentials) }
+        defer {
+            for c in connections { c.close() }
+        }
+        let agents = connections.enumerated().map { i, connection in
+            RemoteAgent(
+                connection: connection, index: i, endpoints: endpoints, rows: i * 100..<(i + 1) * 100, grid: grid,
+                shardRows: spec.shardRows, run: run)
+        }
+        let initial = DenseParameters(heNormal: network, seed: 1)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for agent in agents { group.addTask { _ = try await agent.start(runID: "hostile", data: spec.data, initial: initial) } }
+            try await group.waitForAll()
+            for round in 1...2 {
+                for agent in agents { group.addTask { _ = try await agent.round(round, alpha: 0.1) } }
+                try await group.waitForAll()
+            }
+        }
+        let member = cluster.agents[0]
+        let raw = Newtonps_V1_Agent.Client(wrapping: connections[0].client)
+        func exchange(job: String = "hostile", round: Int64 = 3, sender: Int32 = 1, _ vectors: [Newtonps_V1_Tensor]) async throws {
+            _ = try await raw.exchange(
+                .with {
+                    $0.jobID = job
+                    $0.round = round
+                    $0.sender = sender
+                    $0.vectors = vectors
+                })
+        }
+        let good = WireTensor(initial.values)
+        var poisoned = initial.values
+        poisoned[5] = .nan
+        let cases: [(String, String, () async throws -> Void)] = [
+            ("an exchange for another job", "not job elsewhere", { try await exchange(job: "elsewhere", [good]) }),
+            ("an exchange for a round already mixed", "is stale", { try await exchange(round: 2, [good]) }),
+            ("an exchange two rounds ahead", "too far ahead", { try await exchange(round: 4, [good]) }),
+            ("an exchange from a non-neighbour", "not a neighbour of agent 0", { try await exchange(sender: 2, [good]) }),
+            ("an exchange from agent 2^31-1", "not a neighbour", { try await exchange(sender: .max, [good]) }),
+            ("an exchange for round -5", "not a neighbour", { try await exchange(round: -5, [good]) }),
+            ("two vectors where DGD sends one", "dgd exchanges 1", { try await exchange([good, good]) }),
+            ("a vector of 3 values", "has 3 values", { try await exchange([WireTensor([1, 2, 3])]) }),
+            ("a NaN in a neighbour's weights", "holds nan at index 5", { try await exchange([WireTensor(poisoned)]) }),
+            (
+                "a tensor whose shape overstates its bytes", "does not match",
+                {
+                    var lying = good
+                    lying.shape = [1_000_000]
+                    try await exchange([lying])
+                }
+            ),
+            (
+                "the same round's message twice", "two messages for round 3",
+                {
+                    try await exchange([good])
+                    try await exchange([good])
+                }
+            ),
+            (
+                "a round with a NaN step", "is not a round of a run",
+                { _ = try await raw.round(.with { ($0.jobID, $0.round, $0.alpha) = ("hostile", 3, .nan) }) }
+            ),
+            (
+                "a start with an unknown graph", "unknown graph 'moebius'",
+                {
+                    var settings = run.wire
+                    settings.topology = "moebius"
+                    _ = try await raw.start(.with { $0.settings = settings })
+                }
+            ),
+        ]
+        for (what, expected, call) in cases { try await expectRefusal(what, expected, on: member, call) }
     }
 
     func testHostileTensorRequestsAreRefusedAtTheServer() async throws {

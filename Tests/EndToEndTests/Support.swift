@@ -30,11 +30,29 @@ class ClusterTestCase: XCTestCase {
         .deletingLastPathComponent().appendingPathComponent("newtonps")
 
     func startCluster(
-        servers: Int, workers: Int, dataRoot: String? = nil, serverArguments: [String] = [], workerArguments: [String] = []
+        servers: Int, workers: Int, agents: Int = 0, dataRoot: String? = nil, serverArguments: [String] = [],
+        workerArguments: [String] = []
     ) async throws -> LocalCluster {
         try await LocalCluster.start(
             binary: Self.binary, store: directory.appendingPathComponent("jobs.sqlite").path,
-            servers: servers, workers: workers, dataRoot: dataRoot, serverArguments: serverArguments, workerArguments: workerArguments)
+            servers: servers, workers: workers, agents: agents, dataRoot: dataRoot, serverArguments: serverArguments,
+            workerArguments: workerArguments)
+    }
+
+    /// The records and final average model of the decentralised job `yaml`
+    /// on agents in this process: what a run on agent processes must
+    /// reproduce as doubles.
+    func embeddedDecentralisedRun(_ yaml: String) async throws -> (records: [IterationRecord], model: [Float]) {
+        let spec = try JobSpec.parse(yaml: yaml)
+        let data = try spec.data.load()
+        let network = try spec.network(for: data.train)
+        let job = spec.trainingJob(network: network)
+        let embedded = try await EmbeddedAgents(
+            grid: try spec.grid(for: network), data: data, descriptor: spec.data, agents: job.decentralised.agents, serversPerAgent: 1,
+            workersPerAgent: 1, monitorWorkers: 1, shardRows: spec.shardRows)
+        let summary = try await job.run(
+            agents: embedded.agents.map(\.coordinator), monitor: embedded.monitor.coordinator, jobID: "reference", data: spec.data)
+        return (summary.records, try await embedded.monitor.coordinator.read(.weights).values)
     }
 
     /// The per-iteration objectives of the job `yaml` on an embedded cluster:
