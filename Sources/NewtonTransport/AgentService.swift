@@ -37,19 +37,7 @@ public struct AgentService: Newtonps_V1_Agent.SimpleServiceProtocol {
     private func serve<Request: TensorPayload, Response: TensorPayload>(
         _ method: String, _ request: Request, _ body: () async throws -> Response
     ) async throws -> Response {
-        let clock = ContinuousClock.now
-        do {
-            let response = try await body()
-            RPCMetrics.observe(
-                role: "agent", method: method, side: .server, requestBytes: request.tensorBytes,
-                responseBytes: response.tensorBytes, seconds: seconds(since: clock), failed: false)
-            return response
-        } catch {
-            RPCMetrics.observe(
-                role: "agent", method: method, side: .server, requestBytes: request.tensorBytes, responseBytes: 0,
-                seconds: seconds(since: clock), failed: true)
-            throw RPCError(answering: error)
-        }
+        try await servedCall(role: "agent", method: method, request: request, body)
     }
 }
 

@@ -138,23 +138,30 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
         }
     }
 
-    /// Runs one handler: records its metrics and turns errors into statuses.
     private func serve<Request: TensorPayload, Response: TensorPayload>(
         _ method: String, _ request: Request, _ context: ServerContext, _ body: () async throws -> Response
     ) async throws -> Response {
-        let clock = ContinuousClock.now
-        do {
-            let response = try await body()
-            RPCMetrics.observe(
-                role: "server", method: method, side: .server, requestBytes: request.tensorBytes,
-                responseBytes: response.tensorBytes, seconds: seconds(since: clock), failed: false)
-            return response
-        } catch {
-            RPCMetrics.observe(
-                role: "server", method: method, side: .server, requestBytes: request.tensorBytes,
-                responseBytes: 0, seconds: seconds(since: clock), failed: true)
-            throw RPCError(answering: error)
-        }
+        try await servedCall(role: "server", method: method, request: request, body)
+    }
+}
+
+/// Runs one handler of a service: records its metrics as `role`'s and
+/// turns any error into the status its blame calls for.
+func servedCall<Request: TensorPayload, Response: TensorPayload>(
+    role: String, method: String, request: Request, _ body: () async throws -> Response
+) async throws -> Response {
+    let clock = ContinuousClock.now
+    do {
+        let response = try await body()
+        RPCMetrics.observe(
+            role: role, method: method, side: .server, requestBytes: request.tensorBytes,
+            responseBytes: response.tensorBytes, seconds: seconds(since: clock), failed: false)
+        return response
+    } catch {
+        RPCMetrics.observe(
+            role: role, method: method, side: .server, requestBytes: request.tensorBytes,
+            responseBytes: 0, seconds: seconds(since: clock), failed: true)
+        throw RPCError(answering: error)
     }
 }
 

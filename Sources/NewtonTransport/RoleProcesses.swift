@@ -61,30 +61,8 @@ public enum ServerProcess {
     public static func run(_ addresses: RoleAddresses, credentials: ClusterCredentials, options: ServerCore.Options = .init())
         async throws
     {
-        guard let listen = addresses.listen, let driver = addresses.driver else {
-            throw TransportError(.invalidRequest, "a server needs --listen and --driver")
-        }
-        let core = ServerCore(options: options)
-        let grpc = GRPCServerService(
-            listen: listen, services: [ParameterServerService(core: core)], maxRequestBytes: WireSettings.maxMessageBytes,
-            credentials: credentials)
-        let registered = Mutex(false)
-        let health = HealthServer(
-            host: addresses.http.host, port: addresses.http.port,
-            readiness: { registered.withLock { $0 } ? .ready : .notReady("not registered with the driver at \(driver)") },
-            onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
-        let membership = TaskService {
-            let port = try await grpc.boundPort
-            let advertised = try advertisedEndpoint(addresses, listen: listen, bound: port, role: "server")
-            announce("server listening on \(listen.host):\(port), advertised as \(advertised)")
-            let link = try DriverLink(
-                driver: driver, credentials: credentials, role: "server", endpoint: advertised, httpEndpoint: addresses.http.description)
-            let id = try await link.register()
-            registered.withLock { $0 = true }
-            announce("registered with driver \(driver) as \(id)")
-            try await link.heartbeat()
-        }
-        try await runServices([grpc, health, membership], label: "server")
+        try await runListeningRole(
+            "server", addresses, credentials: credentials, service: ParameterServerService(core: ServerCore(options: options)))
     }
 }
 
@@ -122,32 +100,41 @@ public enum AgentProcess {
     ///     and presented to the driver and to neighbours.
     ///   - dataRoot: where jobs' data paths must lie (nil: anywhere).
     public static func run(_ addresses: RoleAddresses, credentials: ClusterCredentials, dataRoot: DataRoot?, workers: Int) async throws {
-        guard let listen = addresses.listen, let driver = addresses.driver else {
-            throw TransportError(.invalidRequest, "an agent needs --listen and --driver")
-        }
         guard workers >= 1 else { throw TransportError(.invalidRequest, "an agent needs at least one worker, got \(workers)") }
-        let host = AgentHost(credentials: credentials, dataRoot: dataRoot, workers: workers)
-        let grpc = GRPCServerService(
-            listen: listen, services: [AgentService(host: host)], maxRequestBytes: WireSettings.maxMessageBytes,
-            credentials: credentials)
-        let registered = Mutex(false)
-        let health = HealthServer(
-            host: addresses.http.host, port: addresses.http.port,
-            readiness: { registered.withLock { $0 } ? .ready : .notReady("not registered with the driver at \(driver)") },
-            onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
-        let membership = TaskService {
-            let port = try await grpc.boundPort
-            let advertised = try advertisedEndpoint(addresses, listen: listen, bound: port, role: "agent")
-            announce("agent listening on \(listen.host):\(port), advertised as \(advertised)")
-            let link = try DriverLink(
-                driver: driver, credentials: credentials, role: "agent", endpoint: advertised, httpEndpoint: addresses.http.description)
-            let id = try await link.register()
-            registered.withLock { $0 = true }
-            announce("registered with driver \(driver) as \(id)")
-            try await link.heartbeat()
-        }
-        try await runServices([grpc, health, membership], label: "agent")
+        try await runListeningRole(
+            "agent", addresses, credentials: credentials,
+            service: AgentService(host: AgentHost(credentials: credentials, dataRoot: dataRoot, workers: workers)))
     }
+}
+
+/// Runs a role that serves `service` over gRPC and registers with the
+/// driver as `role` with its advertised address (servers, agents), with
+/// /readyz ready once registered, until SIGTERM or SIGINT.
+private func runListeningRole(
+    _ role: String, _ addresses: RoleAddresses, credentials: ClusterCredentials, service: any RegistrableRPCService
+) async throws {
+    guard let listen = addresses.listen, let driver = addresses.driver else {
+        throw TransportError(.invalidRequest, "the \(role) needs --listen and --driver")
+    }
+    let grpc = GRPCServerService(
+        listen: listen, services: [service], maxRequestBytes: WireSettings.maxMessageBytes, credentials: credentials)
+    let registered = Mutex(false)
+    let health = HealthServer(
+        host: addresses.http.host, port: addresses.http.port,
+        readiness: { registered.withLock { $0 } ? .ready : .notReady("not registered with the driver at \(driver)") },
+        onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
+    let membership = TaskService {
+        let port = try await grpc.boundPort
+        let advertised = try advertisedEndpoint(addresses, listen: listen, bound: port, role: role)
+        announce("\(role) listening on \(listen.host):\(port), advertised as \(advertised)")
+        let link = try DriverLink(
+            driver: driver, credentials: credentials, role: role, endpoint: advertised, httpEndpoint: addresses.http.description)
+        let id = try await link.register()
+        registered.withLock { $0 = true }
+        announce("registered with driver \(driver) as \(id)")
+        try await link.heartbeat()
+    }
+    try await runServices([grpc, health, membership], label: role)
 }
 
 /// The address a server or agent tells the driver: `--advertise`, or the

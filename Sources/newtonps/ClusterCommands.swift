@@ -156,17 +156,22 @@ struct ServerCommand: AsyncParsableCommand {
 
     func run() async throws {
         BLAS.threads = 1
-        let listen = try parseEndpoint(self.listen, option: "listen")
-        var advertised = advertise.isEmpty ? nil : try parseEndpoint(advertise, option: "advertise")
-        if advertised == nil && listen.host == "0.0.0.0" && listen.port != 0 {
-            advertised = Endpoint(host: ProcessInfo.processInfo.hostName, port: listen.port)
-        }
         try await ServerProcess.run(
-            RoleAddresses(
-                listen: listen, advertise: advertised, http: try parseEndpoint(http, option: "http"),
-                driver: try driver.endpoint),
+            try listeningRoleAddresses(listen: listen, advertise: advertise, http: http, driver: driver),
             credentials: try driver.security.loadForRole("server"), options: .init(solveIterationDelay: .milliseconds(solveDelayMs)))
     }
+}
+
+/// The addresses of a process that listens and registers (a server, an
+/// agent); with no --advertise, one listening on 0.0.0.0 advertises this
+/// host's name.
+func listeningRoleAddresses(listen: String, advertise: String, http: String, driver: DriverAddress) throws -> RoleAddresses {
+    let listen = try parseEndpoint(listen, option: "listen")
+    var advertised = advertise.isEmpty ? nil : try parseEndpoint(advertise, option: "advertise")
+    if advertised == nil && listen.host == "0.0.0.0" && listen.port != 0 {
+        advertised = Endpoint(host: ProcessInfo.processInfo.hostName, port: listen.port)
+    }
+    return RoleAddresses(listen: listen, advertise: advertised, http: try parseEndpoint(http, option: "http"), driver: try driver.endpoint)
 }
 
 struct WorkerCommand: AsyncParsableCommand {
@@ -216,14 +221,8 @@ struct AgentCommand: AsyncParsableCommand {
 
     func run() async throws {
         BLAS.threads = 1
-        let listen = try parseEndpoint(self.listen, option: "listen")
-        var advertised = advertise.isEmpty ? nil : try parseEndpoint(advertise, option: "advertise")
-        if advertised == nil && listen.host == "0.0.0.0" && listen.port != 0 {
-            advertised = Endpoint(host: ProcessInfo.processInfo.hostName, port: listen.port)
-        }
         try await AgentProcess.run(
-            RoleAddresses(
-                listen: listen, advertise: advertised, http: try parseEndpoint(http, option: "http"), driver: try driver.endpoint),
+            try listeningRoleAddresses(listen: listen, advertise: advertise, http: http, driver: driver),
             credentials: try driver.security.loadForRole("agent"), dataRoot: try data.load(role: "agent"), workers: workers)
     }
 }
