@@ -192,6 +192,15 @@ final class HostileInputTests: ClusterTestCase {
                 "a round with a NaN step", "is not a round of a run",
                 { _ = try await raw.round(.with { ($0.jobID, $0.round, $0.alpha) = ("hostile", 3, .nan) }) }
             ),
+            ("an exchange for round 2^63-1", "too far ahead", { try await exchange(round: .max, [good]) }),
+            (
+                "a start for a million agents", "needs 1 to 1024 agents",
+                {
+                    var settings = run.wire
+                    settings.agents = 1_000_000
+                    _ = try await raw.start(.with { $0.settings = settings })
+                }
+            ),
             (
                 "a start with an unknown graph", "unknown graph 'moebius'",
                 {

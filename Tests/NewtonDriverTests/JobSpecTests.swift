@@ -449,7 +449,7 @@ extension JobSpecTests {
             """)
         XCTAssertTrue(found.contains { $0.hasPrefix("graph (line 2): expected ring, grid, star") }, "\(found)")
         XCTAssertTrue(found.contains { $0.contains("time_varying") && $0.contains("activation probability must be in (0, 1]") }, "\(found)")
-        XCTAssertTrue(found.contains { $0.contains("agents") && $0.contains("at least one agent") }, "\(found)")
+        XCTAssertTrue(found.contains { $0.contains("agents") && $0.contains("needs 1 to 1024 agents") }, "\(found)")
         XCTAssertTrue(found.contains { $0.contains("use the linear surrogate with l1") }, "\(found)")
     }
 }

@@ -199,9 +199,11 @@ public struct TimeVaryingGraph: Sendable, Equatable {
 
     /// Round `round`'s graph (rounds count from 1) over the connected `base`.
     public func graph(round: Int, base: AgentGraph, seed: UInt64) -> AgentGraph {
-        let windowStart = ((round - 1) / window) * window + 1
+        // Counted so that no round up to Int.max overflows.
+        let position = (round - 1) % window
+        let windowStart = round - position
         var graph = drawn(round: round, base: base, seed: seed)
-        guard round == windowStart + window - 1 else { return graph }
+        guard position == window - 1 else { return graph }
         var union = (windowStart..<round).reduce(graph) { $0.union(drawn(round: $1, base: base, seed: seed)) }
         while !union.isConnected {
             let component = Dictionary(

@@ -47,10 +47,15 @@ public struct DecentralisedOptions: Sendable, Equatable {
 
     public init() {}
 
+    /// The most agents a run may have: graphs and mixing weights grow as I².
+    public static let maxAgents = 1024
+
     /// Every problem with these options, as messages naming the option.
     public var problems: [String] {
         var p = topology.problems + (timeVarying?.problems ?? [])
-        if agents < 1 { p.append("a decentralised run needs at least one agent, got \(agents)") }
+        if !(1...Self.maxAgents).contains(agents) {
+            p.append("a decentralised run needs 1 to \(Self.maxAgents) agents (maxAgents), got \(agents)")
+        }
         if let tau, !(tau > 0 && tau.isFinite) { p.append("tau must be positive, got \(tau)") }
         if !(l1Strength > 0 && l1Strength.isFinite) { p.append("the l1 strength must be positive, got \(l1Strength)") }
         if !(initialStep > 0 && initialStep <= 1) { p.append("the initial step α⁰ must be in (0, 1], got \(initialStep)") }

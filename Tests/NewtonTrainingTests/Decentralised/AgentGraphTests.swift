@@ -69,6 +69,11 @@ final class AgentGraphTests: XCTestCase {
         XCTAssertEqual(graphs, (1...60).map { schedule.graph(round: $0) })
         let ring = try GraphSchedule(topology: .ring, agents: 8, timeVarying: TimeVaryingGraph(activation: 0.5, window: 1), seed: 2)
         XCTAssertTrue((1...20).allSatisfy { ring.graph(round: $0).isConnected }, "a window of 1 makes every round connected")
+        // A round number from the wire may be anything up to Int.max; the window arithmetic must not overflow.
+        XCTAssertEqual(schedule.graph(round: .max).agents, 8)
+        XCTAssertEqual(
+            try GraphSchedule(topology: .ring, agents: 4, timeVarying: TimeVaryingGraph(activation: 0.5, window: .max), seed: 1)
+                .graph(round: .max).agents, 4)
     }
 
     func testNamesParseAndPrintBack() {
