@@ -183,9 +183,6 @@ public actor JobRunner: Service {
             grid: grid, servers: remoteServers, workers: remoteWorkers, shardRows: spec.shardRows,
             trainRows: data.trainRows, testRows: data.testRows, indexedData: indexed)
         let store = self.store
-        let events = self.events
-        let metrics = self.metrics
-        let logger = self.logger
         let classNames = data.classNames
         let scaler = data.scaler
         let checkpoints =
@@ -202,17 +199,11 @@ public actor JobRunner: Service {
         attemptData = indexed.map { (clusterJobID, $0) }
         defer { attemptData = nil }
         let trainingJob = spec.trainingJob(network: network)
+        let observe = recordObserver(job: id)
         let summary = try await withThrowingTaskGroup(of: TrainingSummary?.self) { group in
             group.addTask {
                 try await trainingJob.run(
-                    on: coordinator, jobID: clusterJobID, data: spec.data, resume: resume, checkpoints: checkpoints
-                ) { record in
-                    do { try store.append(record, job: id) } catch {
-                        logger.error("job \(id): iteration \(record.iteration) could not be stored: \(error)")
-                    }
-                    metrics.record(record)
-                    events.publish(record, job: id)
-                }
+                    on: coordinator, jobID: clusterJobID, data: spec.data, resume: resume, checkpoints: checkpoints, observe: observe)
             }
             group.addTask {
                 await self.admitJoiningWorkers(
@@ -226,12 +217,29 @@ public actor JobRunner: Service {
             throw DriverError(.store, "job \(id) ended without a summary")
         }
         if summary.stopReason == .cancelled && !cancelRequested { return }
-        let weights = try await coordinator.read(.weights)
-        let iteration = summary.records.last?.iteration ?? resume?.state.iteration ?? 0
+        try finish(
+            id, summary, model: SavedModel(parameters: try await coordinator.read(.weights), classNames: classNames, scaler: scaler),
+            iteration: summary.records.last?.iteration ?? resume?.state.iteration ?? 0)
+    }
+
+    /// Stores, publishes and counts each record of job `id` as it is made.
+    private func recordObserver(job id: String) -> IterationObserver {
+        let (store, events, metrics, logger) = (self.store, self.events, self.metrics, self.logger)
+        return { record in
+            do { try store.append(record, job: id) } catch {
+                logger.error("job \(id): iteration \(record.iteration) could not be stored: \(error)")
+            }
+            metrics.record(record)
+            events.publish(record, job: id)
+        }
+    }
+
+    /// Ends job `id` after its run returned: succeeded (or cancelled), with
+    /// `model`, the weights of `iteration`.
+    private func finish(_ id: String, _ summary: TrainingSummary, model: SavedModel, iteration: Int) throws {
         try store.finish(
             id: id, state: summary.stopReason == .cancelled ? .cancelled : .succeeded, stopReason: summary.stopReason.rawValue,
-            error: nil,
-            model: (SavedModel(parameters: weights, classNames: classNames, scaler: scaler).encoded(), iteration))
+            error: nil, model: (model.encoded(), iteration))
     }
 
     /// One run of a decentralised job (next, dgd) on the live agents, from
@@ -262,23 +270,13 @@ public actor JobRunner: Service {
                 run: run)
         }
         logger.info("job \(id): \(run.method.rawValue) on agents \(endpoints.map(\.description).joined(separator: ", "))")
-        let (store, events, metrics, logger) = (self.store, self.events, self.metrics, self.logger)
-        let summary = try await trainingJob.run(agents: agents, monitor: monitor.coordinator, jobID: runID, data: spec.data) { record in
-            do { try store.append(record, job: id) } catch {
-                logger.error("job \(id): round \(record.iteration) could not be stored: \(error)")
-            }
-            metrics.record(record)
-            events.publish(record, job: id)
-        }
+        let summary = try await trainingJob.run(
+            agents: agents, monitor: monitor.coordinator, jobID: runID, data: spec.data, observe: recordObserver(job: id))
         if summary.stopReason == .cancelled && !cancelRequested { return }
-        let weights = try await monitor.coordinator.read(.weights)
-        try store.finish(
-            id: id, state: summary.stopReason == .cancelled ? .cancelled : .succeeded, stopReason: summary.stopReason.rawValue,
-            error: nil,
-            model: (
-                SavedModel(parameters: weights, classNames: classNames, scaler: loaded.scaler).encoded(),
-                summary.records.last?.iteration ?? 0
-            ))
+        try finish(
+            id, summary,
+            model: SavedModel(parameters: try await monitor.coordinator.read(.weights), classNames: classNames, scaler: loaded.scaler),
+            iteration: summary.records.last?.iteration ?? 0)
     }
 
     /// Waits until `count` agents are live and returns the first `count`.
