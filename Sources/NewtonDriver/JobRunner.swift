@@ -7,6 +7,7 @@ import NewtonRoles
 import NewtonTraining
 import NewtonTransport
 import ServiceLifecycle
+import Synchronization
 
 /// Runs submitted jobs one at a time on the registered servers and workers
 /// (decentralised jobs on the registered agents), recording every iteration,
@@ -222,10 +223,19 @@ public actor JobRunner: Service {
             iteration: summary.records.last?.iteration ?? resume?.state.iteration ?? 0)
     }
 
-    /// Stores, publishes and counts each record of job `id` as it is made.
+    /// Stores, publishes and counts each record of job `id` as it is made,
+    /// with the RPC payload bytes the driver moved since the previous one.
     private func recordObserver(job id: String) -> IterationObserver {
         let (store, events, metrics, logger) = (self.store, self.events, self.metrics, self.logger)
-        return { record in
+        let movedBefore = Mutex(RPCMetrics.payloadBytesMoved)
+        return { made in
+            var record = made
+            let moved = RPCMetrics.payloadBytesMoved
+            record.bytesMoved = Double(
+                movedBefore.withLock { before in
+                    defer { before = moved }
+                    return moved - before
+                })
             do { try store.append(record, job: id) } catch {
                 logger.error("job \(id): iteration \(record.iteration) could not be stored: \(error)")
             }

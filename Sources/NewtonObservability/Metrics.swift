@@ -105,7 +105,14 @@ public enum RPCMetrics {
             .increment(by: Int64(max(0, sent)))
         registry.makeCounter(descriptor: bytesName, labels: base + [("direction", "received")])
             .increment(by: Int64(max(0, received)))
+        moved.add(max(0, sent) + max(0, received), ordering: .relaxed)
     }
+
+    /// Payload bytes this process has sent and received in RPCs so far,
+    /// whatever the registry: the driver's `IterationRecord.bytesMoved`
+    /// is its growth over one iteration.
+    public static var payloadBytesMoved: Int { moved.load(ordering: .relaxed) }
+    private static let moved = Atomic<Int>(0)
 
     /// Seconds as a `Duration`, clamped to [0, 10⁶ s] so odd clocks cannot trap.
     static func duration(seconds: Double) -> Duration {

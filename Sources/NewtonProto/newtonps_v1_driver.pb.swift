@@ -621,6 +621,17 @@ public nonisolated struct Newtonps_V1_IterationRecord: Sendable {
   /// Clears the value of `referenceGap`. Subsequent reads from it will return its default value.
   public mutating func clearReferenceGap() {self._referenceGap = nil}
 
+  /// Cluster jobs: RPC payload bytes the driver sent and received since the
+  /// previous record.
+  public var bytesMoved: Double {
+    get {_bytesMoved ?? 0}
+    set {_bytesMoved = newValue}
+  }
+  /// Returns true if `bytesMoved` has been explicitly set.
+  public var hasBytesMoved: Bool {self._bytesMoved != nil}
+  /// Clears the value of `bytesMoved`. Subsequent reads from it will return its default value.
+  public mutating func clearBytesMoved() {self._bytesMoved = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -630,6 +641,7 @@ public nonisolated struct Newtonps_V1_IterationRecord: Sendable {
   fileprivate var _zeroFraction: Double? = nil
   fileprivate var _bytesSent: Double? = nil
   fileprivate var _referenceGap: Double? = nil
+  fileprivate var _bytesMoved: Double? = nil
 }
 
 public nonisolated struct Newtonps_V1_JobSummary: Sendable {
@@ -1916,7 +1928,7 @@ nonisolated extension Newtonps_V1_DriverMessage: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Newtonps_V1_IterationRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".IterationRecord"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}iteration\0\u{3}elapsed_s\0\u{1}objective\0\u{3}grad_norm\0\u{3}cg_iterations\0\u{1}lambda\0\u{1}step\0\u{3}line_search_steps\0\u{3}test_accuracy\0\u{1}outcome\0\u{3}phase_s\0\u{1}disagreement\0\u{3}zero_fraction\0\u{3}bytes_sent\0\u{3}reference_gap\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}iteration\0\u{3}elapsed_s\0\u{1}objective\0\u{3}grad_norm\0\u{3}cg_iterations\0\u{1}lambda\0\u{1}step\0\u{3}line_search_steps\0\u{3}test_accuracy\0\u{1}outcome\0\u{3}phase_s\0\u{1}disagreement\0\u{3}zero_fraction\0\u{3}bytes_sent\0\u{3}reference_gap\0\u{3}bytes_moved\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1939,6 +1951,7 @@ nonisolated extension Newtonps_V1_IterationRecord: SwiftProtobuf.Message, SwiftP
       case 13: try { try decoder.decodeSingularDoubleField(value: &self._zeroFraction) }()
       case 14: try { try decoder.decodeSingularDoubleField(value: &self._bytesSent) }()
       case 15: try { try decoder.decodeSingularDoubleField(value: &self._referenceGap) }()
+      case 16: try { try decoder.decodeSingularDoubleField(value: &self._bytesMoved) }()
       default: break
       }
     }
@@ -1994,6 +2007,9 @@ nonisolated extension Newtonps_V1_IterationRecord: SwiftProtobuf.Message, SwiftP
     try { if let v = self._referenceGap {
       try visitor.visitSingularDoubleField(value: v, fieldNumber: 15)
     } }()
+    try { if let v = self._bytesMoved {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 16)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2013,6 +2029,7 @@ nonisolated extension Newtonps_V1_IterationRecord: SwiftProtobuf.Message, SwiftP
     if lhs._zeroFraction != rhs._zeroFraction {return false}
     if lhs._bytesSent != rhs._bytesSent {return false}
     if lhs._referenceGap != rhs._referenceGap {return false}
+    if lhs._bytesMoved != rhs._bytesMoved {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

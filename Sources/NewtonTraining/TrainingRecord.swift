@@ -43,12 +43,16 @@ public struct IterationRecord: Sendable, Codable, Equatable {
     /// Decentralised methods given a reference model w* (an optimum):
     /// maxᵢ ‖wᵢ − w*‖/‖w*‖ over the agents.
     public var referenceGap: Double?
+    /// Cluster jobs: RPC payload bytes the driver sent and received since
+    /// the previous record (tensors, tasks, data blocks; framing not counted).
+    public var bytesMoved: Double?
 
     public init(
         iteration: Int, elapsedSeconds: Double, objective: Double, gradientNorm: Double, cgIterations: Int,
         lambda: Double, step: Double, lineSearchSteps: Int, testAccuracy: Double?, outcome: Outcome,
         phaseSeconds: [String: Double], curvatureStep: CurvatureStepRecord? = nil, disagreement: Double? = nil,
-        zeroFraction: Double? = nil, bytesSent: Double? = nil, referenceGap: Double? = nil
+        zeroFraction: Double? = nil, bytesSent: Double? = nil, referenceGap: Double? = nil,
+        bytesMoved: Double? = nil
     ) {
         self.iteration = iteration
         self.elapsedSeconds = elapsedSeconds
@@ -66,6 +70,7 @@ public struct IterationRecord: Sendable, Codable, Equatable {
         self.zeroFraction = zeroFraction
         self.bytesSent = bytesSent
         self.referenceGap = referenceGap
+        self.bytesMoved = bytesMoved
     }
 
     enum CodingKeys: String, CodingKey {
@@ -80,6 +85,7 @@ public struct IterationRecord: Sendable, Codable, Equatable {
         case zeroFraction = "zero_fraction"
         case bytesSent = "bytes_sent"
         case referenceGap = "reference_gap"
+        case bytesMoved = "bytes_moved"
     }
 }
 

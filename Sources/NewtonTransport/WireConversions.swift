@@ -437,6 +437,7 @@ extension IterationRecord {
         if let zeroFraction { r.zeroFraction = zeroFraction }
         if let bytesSent { r.bytesSent = bytesSent }
         if let referenceGap { r.referenceGap = referenceGap }
+        if let bytesMoved { r.bytesMoved = bytesMoved }
         return r
     }
 
@@ -449,6 +450,7 @@ extension IterationRecord {
             cgIterations: Int(r.cgIterations), lambda: r.lambda, step: r.step, lineSearchSteps: Int(r.lineSearchSteps),
             testAccuracy: r.hasTestAccuracy ? r.testAccuracy : nil, outcome: outcome, phaseSeconds: r.phaseS,
             disagreement: r.hasDisagreement ? r.disagreement : nil, zeroFraction: r.hasZeroFraction ? r.zeroFraction : nil,
-            bytesSent: r.hasBytesSent ? r.bytesSent : nil, referenceGap: r.hasReferenceGap ? r.referenceGap : nil)
+            bytesSent: r.hasBytesSent ? r.bytesSent : nil, referenceGap: r.hasReferenceGap ? r.referenceGap : nil,
+            bytesMoved: r.hasBytesMoved ? r.bytesMoved : nil)
     }
 }
