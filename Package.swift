@@ -115,7 +115,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NewtonTransportTests", dependencies: ["NewtonCore", "NewtonTraining", "NewtonProto", "NewtonTransport"]),
-        .testTarget(name: "NewtonDriverTests", dependencies: ["NewtonCore", "NewtonTraining", "NewtonDriver"]),
+        .testTarget(
+            name: "NewtonDriverTests",
+            dependencies: ["NewtonCore", "NewtonTraining", "NewtonDriver", "NewtonObservability", "NewtonTransport", "NewtonProto"]
+        ),
         // Real processes of the built `newtonps` binary on loopback.
         .testTarget(
             name: "EndToEndTests",

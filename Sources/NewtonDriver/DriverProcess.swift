@@ -4,7 +4,8 @@ import NewtonRoles
 import NewtonTransport
 import ServiceLifecycle
 
-/// `newtonps driver`: membership, the job store and the job runner.
+/// `newtonps driver`: membership, the job store, the job runner, and the
+/// dashboard on the HTTP port.
 public enum DriverProcess {
     /// - Parameter credentials: required of every caller (job API and
     ///   peers), and presented to the servers.
@@ -42,7 +43,9 @@ public enum DriverProcess {
                         "job store open; cluster incomplete: \(servers) server(s), \(workers) worker(s), \(agents) agent(s) live")
                 }
                 return .ready
-            }, onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
+            },
+            routes: Dashboard(store: store, membership: membership, token: credentials.token).routes,
+            onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
         let started = TaskService {
             announce("driver listening on \(listen.host):\(try await grpc.boundPort), store \(storePath)")
             // Keep the live-peer gauges current between scrapes of /readyz.

@@ -57,8 +57,10 @@ public struct JobSpec: Sendable, Equatable {
     /// types, values out of range, missing or unreadable data files, a grid
     /// that does not fit the layers) is reported in one `.invalidJob` error,
     /// one problem per line, each naming its key and line. With a data root,
-    /// data paths are relative to it and must lie inside it.
-    public static func parse(yaml: String, dataRoot: DataRoot? = nil) throws -> JobSpec {
+    /// data paths are relative to it and must lie inside it. `checkData:
+    /// false` skips the data files (for a spec whose data lie on another
+    /// machine, read only for its settings).
+    public static func parse(yaml: String, dataRoot: DataRoot? = nil, checkData: Bool = true) throws -> JobSpec {
         let pairs: [(key: Node, value: Node)]
         let root: Node?
         do { root = try Yams.compose(yaml: yaml) } catch { throw invalidJob([syntaxProblem(error)]) }
@@ -73,7 +75,7 @@ public struct JobSpec: Sendable, Equatable {
 
         var problems = [SpecProblem]()
         let given = fields(of: pairs, knobs: jobKnobs, prefix: "", problems: &problems)
-        return try build(given, problems: problems, dataRoot: dataRoot)
+        return try build(given, problems: problems, dataRoot: dataRoot, checkData: checkData)
     }
 
     /// Builds a job from command-line options: each key with its value as
@@ -103,12 +105,12 @@ public struct JobSpec: Sendable, Equatable {
     /// The default training data: Debian's Fashion-MNIST package.
     public static let defaultTrain = "/usr/share/datasets/fashion-mnist"
 
-    private static func build(_ given: [SpecField<SpecDraft, JobSpec>], problems: [SpecProblem], dataRoot: DataRoot?) throws
-        -> JobSpec
-    {
+    private static func build(
+        _ given: [SpecField<SpecDraft, JobSpec>], problems: [SpecProblem], dataRoot: DataRoot?, checkData: Bool = true
+    ) throws -> JobSpec {
         var problems = problems
         let draft = apply(given, to: SpecDraft(), problems: &problems)
-        problems += dataProblems(draft, given: given, root: dataRoot)
+        if checkData { problems += dataProblems(draft, given: given, root: dataRoot) }
         problems += attributedValueProblems(given: given, draft: draft)
         guard problems.isEmpty else { throw invalidJob(problems) }
         return JobSpec(draft)

@@ -110,6 +110,18 @@ public actor Membership {
         }
     }
 
+    /// Every registered peer in registration order, whether it is live
+    /// (heartbeating; a worker also with an open session) and how long ago
+    /// it was last heard from.
+    public func roster() -> [(peer: Peer, live: Bool, silentFor: Duration)] {
+        let now = ContinuousClock.now
+        return order.compactMap { id in
+            guard let peer = peers[id] else { return nil }
+            let live = isLive(peer) && (peer.role != "worker" || sessions[id].map { !$0.isClosed } == true)
+            return (peer, live, now - peer.lastSeen)
+        }
+    }
+
     /// Counts of live servers, workers and agents (for readiness and metrics).
     public func counts() -> (servers: Int, workers: Int, agents: Int) {
         (liveServers().count, liveWorkers().count, liveAgents().count)

@@ -33,7 +33,8 @@ public struct Readiness: Sendable, Equatable {
 /// - `GET /healthz`: 200 `ok` while the process runs (liveness);
 /// - `GET /readyz`: 200 with the readiness reason when `readiness()` says
 ///   ready, 503 with the reason otherwise;
-/// - `GET /metrics`: the registry in Prometheus text format 0.0.4.
+/// - `GET /metrics`: the registry in Prometheus text format 0.0.4;
+/// - and the process's own `routes` (the driver's dashboard).
 ///
 /// Run it in a `ServiceGroup` (once): it stops gracefully when the group
 /// shuts down (SIGTERM, if the group traps it) or is cancelled. Pass port 0
@@ -46,6 +47,7 @@ public struct HealthServer: Service, Sendable {
 
     private let registry: PrometheusCollectorRegistry
     private let readiness: @Sendable () async -> Readiness
+    private let routes: [HTTPRoute]
     private let onServerRunning: @Sendable (Int) async -> Void
     private let logger: Logger
     private let binding = PortBinding()
@@ -59,6 +61,7 @@ public struct HealthServer: Service, Sendable {
     ///   - registry: what `/metrics` serves; the process-wide registry by default.
     ///   - logger: Hummingbird's logger (it logs the bound address at info).
     ///   - readiness: asked on every `/readyz`; ready by default.
+    ///   - routes: further GET endpoints.
     ///   - onServerRunning: called once with the bound port when listening,
     ///     before `boundPort` returns.
     public init(
@@ -67,6 +70,7 @@ public struct HealthServer: Service, Sendable {
         registry: PrometheusCollectorRegistry = MetricsBootstrap.registry(),
         logger: Logger = Logger(label: "newtonps.http"),
         readiness: @escaping @Sendable () async -> Readiness = { .ready },
+        routes: [HTTPRoute] = [],
         onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
     ) {
         self.host = host
@@ -74,6 +78,7 @@ public struct HealthServer: Service, Sendable {
         self.registry = registry
         self.logger = logger
         self.readiness = readiness
+        self.routes = routes
         self.onServerRunning = onServerRunning
     }
 
@@ -89,7 +94,7 @@ public struct HealthServer: Service, Sendable {
         let onServerRunning = self.onServerRunning
         let logger = self.logger
         let app = Application(
-            router: Self.router(registry: registry, readiness: readiness),
+            router: Self.router(registry: registry, readiness: readiness, routes: routes),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port)),
             onServerRunning: { channel in
                 guard let port = channel.localAddress?.port else {
@@ -116,7 +121,8 @@ public struct HealthServer: Service, Sendable {
 
     static func router(
         registry: PrometheusCollectorRegistry,
-        readiness: @escaping @Sendable () async -> Readiness
+        readiness: @escaping @Sendable () async -> Readiness,
+        routes: [HTTPRoute] = []
     ) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.get("healthz") { _, _ -> Response in
@@ -132,6 +138,18 @@ public struct HealthServer: Service, Sendable {
                 headers: [.contentType: Self.metricsContentType],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer()))
             )
+        }
+        for route in routes {
+            router.get(RouterPath(route.path)) { request, _ -> Response in
+                var query: [String: String] = [:]
+                for (name, value) in request.uri.queryParameters { query[String(name)] = String(value) }
+                let reply = await route.handle(
+                    HTTPRoute.Request(query: query, authorization: request.headers[.authorization]))
+                return Response(
+                    status: HTTPResponse.Status(code: reply.status),
+                    headers: [.contentType: reply.contentType, .cacheControl: "no-store"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: reply.body)))
+            }
         }
         return router
     }

@@ -36,9 +36,9 @@ public struct ClusterToken: Sendable {
     /// The `authorization` metadata value that carries the token.
     var header: String { "Bearer \(value)" }
 
-    /// Whether `header` carries this token; compares in time independent of
-    /// where the two differ.
-    func accepts(_ header: String) -> Bool {
+    /// Whether `header` (an `authorization` value) carries this token;
+    /// compares in time independent of where the two differ.
+    public func accepts(_ header: String) -> Bool {
         let given = Array(header.utf8)
         let expected = Array(self.header.utf8)
         guard given.count == expected.count else { return false }

@@ -65,6 +65,34 @@ final class HealthServerTests: XCTestCase {
         }
     }
 
+    func testProcessRoutesSeeTheQueryAndTheAuthorization() async throws {
+        let echo = HTTPRoute("api/echo") { request in
+            let query = request.query.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "&")
+            return .text("\(query) \(request.authorization ?? "-")\n", status: request.authorization == nil ? 401 : 200)
+        }
+        let root = HTTPRoute("") { _ in HTTPRoute.Reply(contentType: "text/html", body: Array("<p>root</p>".utf8)) }
+        let server = HealthServer(host: "127.0.0.1", port: 0, logger: quietLogger, routes: [echo, root])
+
+        try await withRunningGroup(server) { port in
+            let page = try await httpGet(port: port, path: "/")
+            XCTAssertEqual(page.status, 200)
+            XCTAssertEqual(page.headers["content-type"], "text/html")
+            XCTAssertEqual(page.body, "<p>root</p>")
+
+            let refused = try await httpGet(port: port, path: "/api/echo?job=job-1&after=3")
+            XCTAssertEqual(refused.status, 401)
+            XCTAssertEqual(refused.body, "after=3&job=job-1 -\n")
+            XCTAssertEqual(refused.headers["cache-control"], "no-store")
+
+            let allowed = try await httpGet(port: port, path: "/api/echo?job=job-2", authorization: "Bearer abc")
+            XCTAssertEqual(allowed.status, 200)
+            XCTAssertEqual(allowed.body, "job=job-2 Bearer abc\n")
+
+            let health = try await httpGet(port: port, path: "/healthz")
+            XCTAssertEqual(health.body, "ok\n", "the operator endpoints stay")
+        }
+    }
+
     func testServerIsGoneAfterGracefulShutdown() async throws {
         let server = HealthServer(host: "127.0.0.1", port: 0, logger: quietLogger)
         let port = try await withRunningGroup(server) { port in
@@ -288,15 +316,15 @@ private struct SocketError: Error, CustomStringConvertible {
 
 /// A one-shot HTTP/1.1 GET to 127.0.0.1 over a plain socket (`Connection: close`),
 /// run off the cooperative pool, with 10 s socket timeouts.
-private func httpGet(port: Int, path: String) async throws -> HTTPReply {
+private func httpGet(port: Int, path: String, authorization: String? = nil) async throws -> HTTPReply {
     try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async {
-            continuation.resume(with: Result { try blockingGet(port: port, path: path) })
+            continuation.resume(with: Result { try blockingGet(port: port, path: path, authorization: authorization) })
         }
     }
 }
 
-private func blockingGet(port: Int, path: String) throws -> HTTPReply {
+private func blockingGet(port: Int, path: String, authorization: String?) throws -> HTTPReply {
     #if canImport(Glibc)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     #else
@@ -320,7 +348,8 @@ private func blockingGet(port: Int, path: String) throws -> HTTPReply {
     }
     guard connected == 0 else { throw SocketError(description: "connect to port \(port): errno \(errno)") }
 
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
+    let header = authorization.map { "Authorization: \($0)\r\n" } ?? ""
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\(header)Connection: close\r\n\r\n".utf8)
     var written = 0
     while written < request.count {
         let n = request[written...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
