@@ -76,18 +76,26 @@ public enum WorkerProcess {
         _ addresses: RoleAddresses, credentials: ClusterCredentials, dataRoot: DataRoot?, cacheBytes: Int = DataCatalog.defaultCacheBytes
     ) async throws {
         guard let driver = addresses.driver else { throw TransportError(.invalidRequest, "a worker needs --driver") }
-        let link = try DriverLink(
-            driver: driver, credentials: credentials, role: "worker", endpoint: nil, httpEndpoint: addresses.http.description)
-        let catalog = DataCatalog(
-            root: dataRoot, cacheBytes: cacheBytes,
-            fetchBlock: { job, split, block in try await link.readDataBlock(job: job, split: split, block: block) })
-        let agent = WorkerAgent(link: link, catalog: catalog)
+        let agent = Mutex<WorkerAgent?>(nil)
         let health = HealthServer(
             host: addresses.http.host, port: addresses.http.port,
-            readiness: { agent.isConnected ? .ready : .notReady("no task session with the driver at \(driver)") },
+            readiness: {
+                agent.withLock { $0 }?.isConnected == true ? .ready : .notReady("no task session with the driver at \(driver)")
+            },
             onServerRunning: { announce("http listening on \(addresses.http.host):\($0)") })
-        announce("worker connecting to driver \(driver)")
-        try await runServices([TaskService { try await agent.run() }, health], label: "worker")
+        let work = TaskService {
+            let link = try DriverLink(
+                driver: driver, credentials: credentials, role: "worker", endpoint: nil,
+                httpEndpoint: try await boundHTTPEndpoint(addresses, health))
+            let catalog = DataCatalog(
+                root: dataRoot, cacheBytes: cacheBytes,
+                fetchBlock: { job, split, block in try await link.readDataBlock(job: job, split: split, block: block) })
+            let worker = WorkerAgent(link: link, catalog: catalog)
+            agent.withLock { $0 = worker }
+            announce("worker connecting to driver \(driver)")
+            try await worker.run()
+        }
+        try await runServices([work, health], label: "worker")
     }
 }
 
@@ -128,13 +136,20 @@ private func runListeningRole(
         let advertised = try advertisedEndpoint(addresses, listen: listen, bound: port, role: role)
         announce("\(role) listening on \(listen.host):\(port), advertised as \(advertised)")
         let link = try DriverLink(
-            driver: driver, credentials: credentials, role: role, endpoint: advertised, httpEndpoint: addresses.http.description)
+            driver: driver, credentials: credentials, role: role, endpoint: advertised,
+            httpEndpoint: try await boundHTTPEndpoint(addresses, health))
         let id = try await link.register()
         registered.withLock { $0 = true }
         announce("registered with driver \(driver) as \(id)")
         try await link.heartbeat()
     }
     try await runServices([grpc, health, membership], label: role)
+}
+
+/// The HTTP address a role tells the driver (for the dashboard): the
+/// `--http` host with the port actually bound.
+private func boundHTTPEndpoint(_ addresses: RoleAddresses, _ health: HealthServer) async throws -> String {
+    Endpoint(host: addresses.http.host, port: try await health.boundPort).description
 }
 
 /// The address a server or agent tells the driver: `--advertise`, or the
