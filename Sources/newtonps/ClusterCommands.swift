@@ -328,7 +328,9 @@ struct ExportCommand: AsyncParsableCommand {
 /// Prints a job's progress like `train` does until it ends; fails when the
 /// job did not succeed.
 func followJob(_ id: String, client: DriverClient, logJson: String?) async throws {
-    let reporter = try ProgressReporter(jsonLog: logJson, quiet: false)
+    // The budget, for the time left; the spec's data lie on the driver's machine.
+    let budget = try? JobSpec.parse(yaml: try await client.job(id).specYAML, checkData: false).budget.maxIterations
+    let reporter = try ProgressReporter(jsonLog: logJson, quiet: false, maxIterations: budget)
     let end = EndBox()
     try await client.watch(id) { event in
         switch event {

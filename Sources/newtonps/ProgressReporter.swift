@@ -3,8 +3,9 @@ import NewtonTraining
 import Synchronization
 
 /// Shows each iteration as it finishes: a live, rewritten line on a
-/// terminal, one plain line per iteration otherwise, and optionally one JSON
-/// record per line in a log file.
+/// terminal (with the time left if the run took its whole budget), one plain
+/// line per iteration otherwise, and optionally one JSON record per line in
+/// a log file.
 final class ProgressReporter: Sendable {
     private struct State {
         var log: FileHandle?
@@ -14,8 +15,10 @@ final class ProgressReporter: Sendable {
     private let state: Mutex<State>
     private let live: Bool
     private let quiet: Bool
+    private let maxIterations: Int?
 
-    init(jsonLog path: String?, quiet: Bool) throws {
+    /// - Parameter maxIterations: the run's iteration budget, for the time left.
+    init(jsonLog path: String?, quiet: Bool, maxIterations: Int?) throws {
         var log: FileHandle?
         if let path {
             guard FileManager.default.createFile(atPath: path, contents: nil) else {
@@ -26,6 +29,7 @@ final class ProgressReporter: Sendable {
         self.state = Mutex(State(log: log))
         self.live = isatty(STDOUT_FILENO) == 1
         self.quiet = quiet
+        self.maxIterations = maxIterations
     }
 
     func record(_ r: IterationRecord) {
@@ -35,9 +39,10 @@ final class ProgressReporter: Sendable {
             if let json { s.log?.write(json) }
             guard !quiet else { return }
             if live {
-                let padding = String(repeating: " ", count: max(0, s.lastLineLength - line.count))
-                FileHandle.standardOutput.write(Data(("\r" + line + padding).utf8))
-                s.lastLineLength = line.count
+                let shown = line + Self.timeLeft(r, maxIterations: maxIterations)
+                let padding = String(repeating: " ", count: max(0, s.lastLineLength - shown.count))
+                FileHandle.standardOutput.write(Data(("\r" + shown + padding).utf8))
+                s.lastLineLength = shown.count
             } else {
                 FileHandle.standardOutput.write(Data((line + "\n").utf8))
             }
@@ -63,6 +68,13 @@ final class ProgressReporter: Sendable {
             format: "iter %3d  %7.1fs  f %.6e  |g| %.3e  cg %3d  λ %.3g  α %.4g  test %@", r.iteration, r.elapsedSeconds,
             r.objective, r.gradientNorm, r.cgIterations, r.lambda, r.step, accuracy)
             + (r.outcome == .lineSearchFailed ? "  (line search failed)" : "")
+    }
+
+    /// "  ETA 42s" at the pace so far, if the budget is known and not yet spent.
+    static func timeLeft(_ r: IterationRecord, maxIterations: Int?) -> String {
+        guard let maxIterations, r.iteration > 0, r.iteration < maxIterations else { return "" }
+        let seconds = r.elapsedSeconds / Double(r.iteration) * Double(maxIterations - r.iteration)
+        return String(format: "  %d/%d  ETA %.0fs", r.iteration, maxIterations, seconds)
     }
 
     static func json(_ r: IterationRecord) -> Data? {

@@ -60,6 +60,7 @@ struct TrainCommand: AsyncParsableCommand {
         if referenceModel != nil, !decentralised { throw ValidationError("--reference-model is for next and dgd runs") }
         let reference = try referenceModel.map { try SavedModel.load(from: $0).parameters }
         let loadClock = ContinuousClock.now
+        print("loading the data…")
         let loaded = try spec.data.load()
         print(
             "data: \(loaded.train.rows) training rows × \(loaded.train.columns) features, \(loaded.test.map { "\($0.rows) test rows" } ?? "no test set"), \(loaded.train.classCount) classes (\(formatSeconds(ContinuousClock.now - loadClock)))"
@@ -74,7 +75,7 @@ struct TrainCommand: AsyncParsableCommand {
             "network: \(network.layerSizes.map(String.init).joined(separator: "-")) \(network.hiddenActivations.map(\.rawValue).joined(separator: ",")) \(network.loss.rawValue); grid \(grid.partitionCounts) (\(grid.blocks.count) blocks); \(servers) server(s), \(workers) worker(s)\(decentralised ? " per agent" : ""), \(BLAS.threads) BLAS thread(s) each; optimizer \(spec.summary)"
         )
 
-        let reporter = try ProgressReporter(jsonLog: logJson, quiet: quiet)
+        let reporter = try ProgressReporter(jsonLog: logJson, quiet: quiet, maxIterations: spec.budget.maxIterations)
         let summary: TrainingSummary
         // The cluster whose `.weights` hold the trained model at the end.
         let model: ClusterCoordinator
