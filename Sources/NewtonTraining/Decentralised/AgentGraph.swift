@@ -190,10 +190,16 @@ public struct TimeVaryingGraph: Sendable, Equatable {
 
     public var text: String { "\(activation):\(window)" }
 
+    /// The longest window: the last round of a window draws every round of
+    /// it again, so a longer one would cost more than a run's rounds.
+    public static let maxWindow = 10_000
+
     public var problems: [String] {
         var p = [String]()
         if !(activation > 0 && activation <= 1) { p.append("the edge activation probability must be in (0, 1], got \(activation)") }
-        if window < 1 { p.append("the connectivity window must be at least 1 round, got \(window)") }
+        if !(1...Self.maxWindow).contains(window) {
+            p.append("the connectivity window must be 1 to \(Self.maxWindow) rounds, got \(window)")
+        }
         return p
     }
 

@@ -71,9 +71,13 @@ final class AgentGraphTests: XCTestCase {
         XCTAssertTrue((1...20).allSatisfy { ring.graph(round: $0).isConnected }, "a window of 1 makes every round connected")
         // A round number from the wire may be anything up to Int.max; the window arithmetic must not overflow.
         XCTAssertEqual(schedule.graph(round: .max).agents, 8)
-        XCTAssertEqual(
+        let longest = try GraphSchedule(
+            topology: .ring, agents: 4, timeVarying: TimeVaryingGraph(activation: 0.5, window: TimeVaryingGraph.maxWindow), seed: 1)
+        XCTAssertEqual(longest.graph(round: .max).agents, 4)
+        XCTAssertEqual(longest.graph(round: TimeVaryingGraph.maxWindow).agents, 4, "the last round of the longest window")
+        XCTAssertThrowsError(
             try GraphSchedule(topology: .ring, agents: 4, timeVarying: TimeVaryingGraph(activation: 0.5, window: .max), seed: 1)
-                .graph(round: .max).agents, 4)
+        ) { XCTAssertTrue("\($0)".contains("1 to 10000 rounds"), "\($0)") }
     }
 
     func testNamesParseAndPrintBack() {
