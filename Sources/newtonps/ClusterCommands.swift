@@ -382,6 +382,7 @@ struct LocalClusterCommand: AsyncParsableCommand {
             print("\(member.role) pid \(member.process.pid): \(member.grpc.map { "grpc \($0), " } ?? "")http \(member.http)")
         }
         print("cluster token: \(cluster.tokenFile)")
+        print("dashboard: http://\(cluster.driver.http)/#token=TOKEN (TOKEN: the contents of \(cluster.tokenFile))")
         var flags = "--driver \(cluster.driver.grpc!) --token-file \(cluster.tokenFile)"
         if let certificates = cluster.certificateDirectory {
             print("certificates: \(certificates) (mutual TLS; clients use client.pem)")
