@@ -240,6 +240,7 @@ struct SubmitCommand: AsyncParsableCommand {
     func run() async throws {
         guard let data = FileManager.default.contents(atPath: spec) else { throw ValidationError("cannot read the job spec \(spec)") }
         try await driver.withClient { client in
+            print("submitting \(spec) (the driver indexes data files it has no index of first)…")
             let job = try await client.submit(yaml: String(decoding: data, as: UTF8.self))
             print("submitted \(job.id) (\(job.state))")
             if follow { try await followJob(job.id, client: client, logJson: logJson) }
