@@ -1,7 +1,7 @@
 """System tests against live newtonps processes.
 
 The session-scoped fixture `cluster` starts `$NEWTONPS_BIN cluster --servers 2
---workers 2 --driver-port 0 --store TMP/jobs.sqlite` (mutual TLS and a fresh
+--workers 2 --agents 2 --driver-port 0 --store TMP/jobs.sqlite` (mutual TLS and a fresh
 token, the defaults), waits until the driver's /readyz answers 200, and on
 teardown sends SIGTERM to that one process (which stops its driver, servers
 and workers) and waits for it. NEWTONPS_BIN defaults to the repo's
@@ -131,7 +131,8 @@ def cluster(tmp_path_factory):
         pytest.fail(f"no newtonps binary at {binary}: build it (swift build -c release) or set NEWTONPS_BIN")
     directory = tmp_path_factory.mktemp("cluster")
     store = directory / "jobs.sqlite"
-    command = [str(binary), "cluster", "--servers", "2", "--workers", "2", "--driver-port", "0", "--store", str(store)]
+    command = [str(binary), "cluster", "--servers", "2", "--workers", "2", "--agents", "2", "--driver-port", "0",
+               "--store", str(store)]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
         cwd=directory, preexec_fn=_die_with_parent,

@@ -35,6 +35,23 @@ max_iterations: 40
 seed: 3
 """
 
+# NEXT on the fixture's two agents; their one edge is up half the rounds, so
+# they disagree.
+NEXT_JOB = """\
+name: dashboard-next
+train: /usr/share/datasets/fashion-mnist
+format: idx
+scaling: standard
+layers: [784, 32, 10]
+optimizer: next
+agents: 2
+graph: complete
+time_varying: "0.5:2"
+surrogate: linear
+max_iterations: 30
+seed: 3
+"""
+
 
 @pytest.fixture
 def browser():
@@ -78,16 +95,19 @@ def console_errors(browser):
     return [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-def test_the_dashboard_follows_a_running_job_to_its_last_record(cluster, browser, tmp_path):
+def follow(cluster, browser, tmp_path, spec_yaml, plots, screenshot_at=None):
+    """Submits the job, watches the page's objective plot gain points while it
+    runs, and checks that each of `plots` ends at the job's last record with
+    a drawable value (as doubles), one point per such record."""
     spec = tmp_path / "job.yaml"
-    spec.write_text(JOB)
+    spec.write_text(spec_yaml)
     submitted = cluster.cli("submit", str(spec))
     job = next(word for word in submitted.split() if word.startswith("job-"))
 
     token = open(cluster.token_file).read().strip()
     browser.get(f"{cluster.http_url}/#token={token}")
     assert browser.title == "newtonps"
-    wait_for(lambda: browser.execute_script("return window.dashboard.selected;") == job, 30, f"the page to select {job}")
+    wait_for(lambda: browser.execute_script("return window.dashboard.selected;") == job, 60, f"the page to select {job}")
 
     # Point counts of the objective plot seen while the job runs.
     seen, screenshot = [], False
@@ -98,7 +118,7 @@ def test_the_dashboard_follows_a_running_job_to_its_last_record(cluster, browser
             break
         if objective and (not seen or objective["points"] != seen[-1]):
             seen.append(objective["points"])
-            if objective["points"] >= 12 and not screenshot and os.environ.get("NEWTONPS_SCREENSHOT"):
+            if screenshot_at and objective["points"] >= screenshot_at and not screenshot:
                 screenshot = browser.save_screenshot(os.environ["NEWTONPS_SCREENSHOT"])
         time.sleep(0.2)
     assert len(seen) >= 3 and seen == sorted(seen), f"the objective plot should gain points while the job runs: {seen}"
@@ -106,16 +126,30 @@ def test_the_dashboard_follows_a_running_job_to_its_last_record(cluster, browser
     log = tmp_path / "records.jsonl"
     cluster.cli("watch", job, "--log-json", str(log))
     records = [json.loads(line) for line in log.read_text().splitlines()]
-    last = records[-1]
     assert wait_for(lambda: job_state(browser) == "succeeded", 30, "the page to show the job succeeded")
-    for key in ("objective", "grad_norm", "test_accuracy", "cg_iterations", "bytes_moved"):
+    for key in plots:
+        # A logarithmic plot leaves out zeros (two agents in consensus disagree by exactly 0).
+        drawable = [r for r in records if key in r and (key not in LOG_SCALE or r[key] > 0)]
+        assert drawable, f"no record has a {key} to plot"
+        end = drawable[-1]
         drawn = wait_for(
-            lambda: (c := chart(browser, key)) and c["iteration"] == last["iteration"] and c, 30, f"the {key} plot's last point"
+            lambda: (c := chart(browser, key)) and c["iteration"] == end["iteration"] and c, 30, f"the {key} plot's last point"
         )
-        assert float(drawn["value"]) == last[key], f"{key}: the plot ends at {drawn['value']}, the job's last record has {last[key]}"
-        assert drawn["points"] == sum(1 for r in records if key in r and (key not in LOG_SCALE or r[key] > 0))
-
-    members = browser.execute_script("return [...document.querySelectorAll('#members tbody tr')].map(r => r.innerText);")
-    assert sum("server" in m and "live" in m for m in members) == 2, members
-    assert sum("worker" in m and "live" in m for m in members) == 2, members
+        assert float(drawn["value"]) == end[key], f"{key}: the plot ends at {drawn['value']}, the job's record has {end[key]}"
+        assert drawn["points"] == len(drawable)
     assert console_errors(browser) == []
+    return browser.execute_script("return [...document.querySelectorAll('#members tbody tr')].map(r => r.innerText);")
+
+
+def test_the_dashboard_follows_a_newton_job_to_its_last_record(cluster, browser, tmp_path):
+    screenshot_at = 12 if os.environ.get("NEWTONPS_SCREENSHOT") else None
+    members = follow(
+        cluster, browser, tmp_path, JOB, ("objective", "grad_norm", "test_accuracy", "cg_iterations", "bytes_moved"),
+        screenshot_at,
+    )
+    for role, count in (("server", 2), ("worker", 2), ("agent", 2)):
+        assert sum(m.startswith(role) and "live" in m for m in members) == count, members
+
+
+def test_the_dashboard_plots_a_next_jobs_disagreement(cluster, browser, tmp_path):
+    follow(cluster, browser, tmp_path, NEXT_JOB, ("objective", "disagreement", "bytes_sent", "test_accuracy"))
