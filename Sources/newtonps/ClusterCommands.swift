@@ -412,13 +412,21 @@ struct CertificatesCommand: ParsableCommand {
     var hosts = ""
     @Option(help: "Days the certificates are valid.")
     var days = 365
+    @Flag(help: "Also write a fresh cluster token to OUT/token (owner-readable only).")
+    var token = false
+    @Flag(help: "Delete ca-key.pem once the certificates are signed (no process needs it).")
+    var discardCaKey = false
 
     func run() throws {
         let names = hosts.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        do { try ClusterCertificates.make(in: out, hosts: names, days: days) } catch { throw ValidationErrorText("\(error)") }
+        do {
+            try ClusterCertificates.make(in: out, hosts: names, days: days)
+            if token { _ = try ClusterToken.generate(into: "\(out)/token") }
+            if discardCaKey { try FileManager.default.removeItem(atPath: "\(out)/ca-key.pem") }
+        } catch { throw ValidationErrorText("\(error)") }
         let all = ClusterCertificates.loopbackHosts + names.filter { !ClusterCertificates.loopbackHosts.contains($0) }
         print(
-            "wrote ca.pem and \(ClusterCertificates.roles.joined(separator: ", ")) certificates to \(out), for \(all.joined(separator: ", "))"
+            "wrote ca.pem\(discardCaKey ? " (its key deleted)" : "") and \(ClusterCertificates.roles.joined(separator: ", ")) certificates to \(out), for \(all.joined(separator: ", "))\(token ? ", and a cluster token" : "")"
         )
     }
 }

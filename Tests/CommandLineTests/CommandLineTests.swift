@@ -101,6 +101,18 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(bad.contains("bad.svm:2:"), bad)
     }
 
+    func testCertsWritesATokenAndCanDiscardTheCAKey() throws {
+        let out = path("certs")
+        let said = try newtonps(["certs", "--out", out, "--hosts", "driver,server-1", "--token", "--discard-ca-key"])
+        XCTAssertTrue(said.contains("its key deleted") && said.contains("a cluster token"), said)
+        let files = try FileManager.default.contentsOfDirectory(atPath: out)
+        XCTAssertFalse(files.contains("ca-key.pem"), "\(files)")
+        XCTAssertTrue(files.contains("ca.pem") && files.contains("driver-key.pem"), "\(files)")
+        let token = try String(contentsOfFile: "\(out)/token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(token.count, 64, token)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: "\(out)/token")[.posixPermissions] as? Int, 0o600)
+    }
+
     func testMalformedDataIsReportedWithFileAndLine() throws {
         try "1 1:0.5 2:0.25\n2 1:0.1 2:oops\n".write(toFile: path("bad.libsvm"), atomically: true, encoding: .utf8)
         let failure = try newtonps(["train", "--format", "libsvm", "--train", path("bad.libsvm")], expectFailure: true)
