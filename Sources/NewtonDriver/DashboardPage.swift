@@ -181,9 +181,10 @@ enum DashboardPage {
           if (answer.job.id !== state.selected) return;
           // A job that restarted from a checkpoint rewrote its later records.
           if (last !== null && answer.job.iterations < last) { state.records = []; return; }
+          const changed = !state.job || answer.records.length || JSON.stringify(answer.job) !== JSON.stringify(state.job);
           state.job = answer.job;
           state.records.push(...answer.records);
-          renderJob();
+          if (changed) renderJob();
         }
 
         function renderJob() {
