@@ -123,7 +123,7 @@ public struct DriverService: Newtonps_V1_Driver.SimpleServiceProtocol {
                 .invalidJob, "invalid job spec:\nagents: \(data.trainRows) training rows cannot be shared by \(agents) agents")
         }
         let network = try spec.network(features: data.columns, classes: data.classNames.count)
-        _ = try spec.grid(for: network)
+        _ = try spec.grid(for: network, servers: 1)
         // A caller that gave up while the data loaded must not get a job.
         try Task.checkCancellation()
         let row = try store.create(specYAML: request.specYaml, name: spec.name ?? "")

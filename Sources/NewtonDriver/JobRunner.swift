@@ -168,14 +168,16 @@ public actor JobRunner: Service {
         let spec = try JobSpec.parse(yaml: row.specYAML, dataRoot: catalog.root)
         let data = try await catalog.summary(for: spec.data)
         let network = try spec.network(features: data.columns, classes: data.classNames.count)
-        let grid = try spec.grid(for: network)
         if spec.optimizer.decentralised != nil {
+            // Each agent runs one server of its own.
+            let grid = try spec.grid(for: network, servers: 1)
             try await runOnAgents(id, runID: "\(id).\(attempt)", spec: spec, grid: grid, classNames: data.classNames)
             return
         }
         let indexed = try await catalog.indexedData(for: spec.data, access: spec.dataAccess)
         let resume = try storedCheckpoint(of: id)
         let (servers, workers) = try await awaitCluster(spec)
+        let grid = try spec.grid(for: network, servers: servers.count)
         connections = try servers.map { try GRPCConnection(to: $0.endpoint!, credentials: credentials) }
         let remoteServers: [any ParameterServer] = connections.map { RemoteParameterServer(connection: $0, role: "driver") }
         let endpoints = servers.map { $0.endpoint! }

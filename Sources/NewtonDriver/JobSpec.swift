@@ -35,7 +35,8 @@ public struct JobSpec: Sendable, Equatable {
     /// NEXT / DGD: agents, graph, surrogate, τ, regulariser and step sizes.
     public var decentralised: DecentralisedOptions
     public var budget: TrainingBudget
-    /// Groups of neurons per layer, input first; nil for one group per layer.
+    /// Groups of neurons per layer, input first; nil for `PartitionGrid.balanced`
+    /// over the servers.
     public var partitions: [Int]?
     /// Servers: on a cluster, how many of the registered ones to use; nil
     /// for all of them (`train`: 2).
@@ -141,10 +142,11 @@ public struct JobSpec: Sendable, Equatable {
         }
     }
 
-    /// The grid `partitions` cuts `network` into (one block per layer when
-    /// no partitions are given).
-    public func grid(for network: NetworkSpec) throws -> PartitionGrid {
-        guard let partitions else { return PartitionGrid(unpartitioned: network) }
+    /// The grid `partitions` cuts `network` into; without partitions, the
+    /// one whose blocks `servers` servers share evenly
+    /// (`PartitionGrid.balanced`: one block per layer for one server).
+    public func grid(for network: NetworkSpec, servers: Int) throws -> PartitionGrid {
+        guard let partitions else { return PartitionGrid.balanced(spec: network, servers: servers) }
         do {
             return try PartitionGrid(spec: network, partitions: partitions)
         } catch {
@@ -512,7 +514,8 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
         { $0.decentralised.stepDecay }),
 
     SpecKnob(
-        "partitions", "Groups of neurons per layer, input first, e.g. 2,2,2,1 (default: one group per layer).",
+        "partitions",
+        "Groups of neurons per layer, input first, e.g. 2,2,2,1 (default: cut until the servers share the weights within 10 %; one group per layer for one server).",
         list: { $0.partitions = $1 }, { $0.partitions }),
     SpecKnob(
         "servers",

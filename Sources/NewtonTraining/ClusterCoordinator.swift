@@ -33,25 +33,11 @@ public final class ClusterCoordinator: Sendable {
         self.grid = grid
         self.servers = servers
         self.pool = Mutex(workers)
-        self.ownership = Self.balancedOwnership(grid: grid, servers: servers.count)
+        self.ownership = grid.balancedOwnership(servers: servers.count)
         self.shardRows = shardRows
         self.trainRows = trainRows
         self.testRows = testRows
         self.indexedData = indexedData
-    }
-
-    /// Gives each block to the least loaded server (by parameter count),
-    /// largest blocks first; ties go to the lowest server index.
-    public static func balancedOwnership(grid: PartitionGrid, servers: Int) -> [Int] {
-        var load = [Int](repeating: 0, count: servers)
-        var owner = [Int](repeating: 0, count: grid.blocks.count)
-        let order = grid.blocks.indices.sorted { grid.parameterCount(grid.blocks[$0]) > grid.parameterCount(grid.blocks[$1]) }
-        for b in order {
-            let s = load.indices.min { load[$0] < load[$1] }!
-            owner[b] = s
-            load[s] += grid.parameterCount(grid.blocks[b])
-        }
-        return owner
     }
 
     /// The blocks owned by server `s`, in canonical order.
@@ -150,6 +136,22 @@ public final class ClusterCoordinator: Sendable {
         }
     }
 
+    /// Cuts `rows` of `split` into as few shards of at most `shardRows` rows
+    /// as give every worker the same number, with sizes differing by at most
+    /// one row. Only for work whose results are per row (Jacobian slices):
+    /// sums over these shards would depend on the number of workers.
+    public func evenShards(_ split: DataSplit, rows: [Int]) -> [RowShard] {
+        let workerCount = max(1, workers.count)
+        let perWorker = (rows.count + workerCount * shardRows - 1) / (workerCount * shardRows)
+        let count = min(rows.count, max(1, perWorker * workerCount))
+        var start = 0
+        return (0..<count).map { index in
+            let size = rows.count / count + (index < rows.count % count ? 1 : 0)
+            defer { start += size }
+            return RowShard(index: index, split: split, rows: .indices(Array(rows[start..<(start + size)])), offset: start)
+        }
+    }
+
     /// Σ ξ and the number of correct predictions at `point` over `shards`.
     public func evaluate(at point: VectorName, shards: [RowShard]) async throws -> (loss: Double, correct: Int) {
         // An evaluation pushes nothing, so it needs no round of its own.
@@ -183,14 +185,15 @@ public final class ClusterCoordinator: Sendable {
         _ = try await sum(.squaredGradient(point: point, into: target), into: target, shards: shards)
     }
 
-    /// Has the workers compute the subsample's Jacobian slices at `point` and
-    /// push them to the block owners; returns the subsample's outputs
-    /// (`|S| × n_L`), which define the loss curvature B.
-    public func cacheJacobian(at point: VectorName, shards: [RowShard]) async throws -> [Float] {
-        let rows = shards.reduce(0) { $0 + $1.rows.count }
+    /// Has the workers compute the Jacobian slices of the training rows
+    /// `rows` (the subsample) at `point` and push them to the block owners;
+    /// returns the subsample's outputs (`|S| × n_L`), which define the loss
+    /// curvature B. Slices are per row, so the rows are cut into
+    /// `evenShards` and every worker gets the same share.
+    public func cacheJacobian(at point: VectorName, rows: [Int]) async throws -> [Float] {
         let round = nextRound()
-        try await forEachServer { _, server in try await server.beginJacobian(rows: rows, round: round) }
-        let results = try await dispatch(.jacobian(point: point), shards: shards, round: round)
+        try await forEachServer { _, server in try await server.beginJacobian(rows: rows.count, round: round) }
+        let results = try await dispatch(.jacobian(point: point), shards: evenShards(.train, rows: rows), round: round)
         return Array(results.map(\.outputs).joined())
     }
 

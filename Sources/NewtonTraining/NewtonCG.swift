@@ -98,13 +98,12 @@ public struct NewtonCG: Sendable {
 
             // 1. Subsample and curvature.
             let subsample = drawSubsample(iteration: iteration)
-            let shards = cluster.shards(.train, rows: subsample)
             let outputs: [Float] =
                 options.products == .jacobian
-                ? try await timed("jacobian", into: &phases) { try await cluster.cacheJacobian(at: .weights, shards: shards) }
+                ? try await timed("jacobian", into: &phases) { try await cluster.cacheJacobian(at: .weights, rows: subsample) }
                 : []
             let curvature = Curvature(
-                cluster: cluster, kind: .gaussNewton(options.products), shards: shards, outputs: outputs,
+                cluster: cluster, kind: .gaussNewton(options.products), shards: cluster.shards(.train, rows: subsample), outputs: outputs,
                 scale: 1 / Double(subsample.count))
 
             // 2. Direction.
@@ -122,15 +121,21 @@ public struct NewtonCG: Sendable {
 
             // 3. Line search, 4. damping and the new point.
             let search = try await timed("line_search", into: &phases) {
-                try await step.search(objective, from: f, slope: gd)
+                try await step.search(objective, from: f, slope: gd, firstTrialGradient: .trialGradient)
             }
             let usedLambda = lambda
             lambda = step.nextLambda(lambda, after: search, from: f, slope: gd, curvature: dGd)
             let outcome: IterationRecord.Outcome
-            if search.value != nil {
-                try await cluster.run([.copy(.trial, to: .weights)])
-                (f, gradientNorm) = try await timed("gradient", into: &phases) {
-                    try await objective.valueAndGradient(at: .weights, into: .gradient)
+            if let value = search.value {
+                if let trialGradientNorm = search.gradientNorm {
+                    // α = 1 was taken and its pass already left ∇f: the same numbers, one pass fewer.
+                    try await cluster.run([.copy(.trial, to: .weights), .copy(.trialGradient, to: .gradient)])
+                    (f, gradientNorm) = (value, trialGradientNorm)
+                } else {
+                    try await cluster.run([.copy(.trial, to: .weights)])
+                    (f, gradientNorm) = try await timed("gradient", into: &phases) {
+                        try await objective.valueAndGradient(at: .weights, into: .gradient)
+                    }
                 }
                 failures = 0
                 outcome = .accepted

@@ -62,6 +62,9 @@ public struct StepControl: Sendable, Equatable {
         var value: Double?
         var step: Double
         var steps: Int
+        /// ‖∇f‖ at the accepted point when it was the first trial and the
+        /// search was asked for its gradient (then left in that vector).
+        var gradientNorm: Double? = nil
     }
 
     /// α = 1, ½, ¼ … until `f(θ + αd) ≤ f + η (α ∇fᵀd + ½α² dᵀHd)` on
@@ -69,14 +72,31 @@ public struct StepControl: Sendable, Equatable {
     /// accepted point is left in `.trial`. The curvature term is 0 (plain
     /// Armijo) except along a direction of negative curvature, where it asks
     /// for a share of the decrease the curvature promises.
+    ///
+    /// With `firstTrialGradient`, the first trial (α = 1, which Newton steps
+    /// usually take) computes ∇f into that vector in the same pass as f, so an
+    /// accepted full step needs no second pass for the next gradient (Wang et
+    /// al.'s pipelined function and gradient evaluation).
     func search(
-        _ objective: Objective, on batch: Objective.Batch? = nil, from f: Double, slope gd: Double, curvature dHd: Double = 0
+        _ objective: Objective, on batch: Objective.Batch? = nil, from f: Double, slope gd: Double, curvature dHd: Double = 0,
+        firstTrialGradient: VectorName? = nil
     ) async throws -> Search {
         var step = 1.0
         for tries in 1...maxLineSearchSteps {
             try await objective.cluster.run([.combine(target: .trial, terms: [VectorTerm(1, .weights), VectorTerm(step, .direction)])])
-            let trial = try await objective.value(at: .trial, on: batch)
-            if trial <= f + armijo * step * gd + armijo * 0.5 * step * step * dHd { return Search(value: trial, step: step, steps: tries) }
+            let trial: Double
+            let gradientNorm: Double?
+            if tries == 1, let firstTrialGradient {
+                let measured = try await objective.valueAndGradient(at: .trial, into: firstTrialGradient, on: batch)
+                trial = measured.value
+                gradientNorm = measured.gradientNorm
+            } else {
+                trial = try await objective.value(at: .trial, on: batch)
+                gradientNorm = nil
+            }
+            if trial <= f + armijo * step * gd + armijo * 0.5 * step * step * dHd {
+                return Search(value: trial, step: step, steps: tries, gradientNorm: gradientNorm)
+            }
             step /= 2
         }
         return Search(value: nil, step: 0, steps: maxLineSearchSteps)

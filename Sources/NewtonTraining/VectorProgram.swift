@@ -17,6 +17,8 @@ public struct VectorName: Hashable, Sendable, RawRepresentable, ExpressibleByStr
     public static let product: VectorName = "product"
     /// The line search's trial point θ + αd.
     public static let trial: VectorName = "trial"
+    /// ∇f at the line search's first trial point, computed with its value.
+    public static let trialGradient: VectorName = "trial-gradient"
     public static let momentum: VectorName = "momentum"
     public static let adamFirstMoment: VectorName = "adam-m"
     public static let adamSecondMoment: VectorName = "adam-v"
@@ -62,7 +64,7 @@ public struct VectorName: Hashable, Sendable, RawRepresentable, ExpressibleByStr
     /// no other, so a request cannot make it allocate arbitrary vectors.
     public static let known: Set<VectorName> = Set(
         [
-            weights, gradient, direction, residual, conjugate, product, trial, momentum, adamFirstMoment, adamSecondMoment,
+            weights, gradient, direction, residual, conjugate, product, trial, trialGradient, momentum, adamFirstMoment, adamSecondMoment,
             negativeCurvature, preconditionedResidual, shadowResidual, bicgstabV, bicgstabS, bicgstabT, previousDirection, probe,
             squaredGradient, inversePreconditioner, newtonPart, tracker, othersGradient, previousGradient, surrogateGradient,
         ] + (0..<maxKeptIterates).map(cgIterate))

@@ -94,6 +94,7 @@ struct BenchCommand: AsyncParsableCommand {
         for i in direction.values.indices { direction.values[i] = Float(rng.nextGaussian()) }
 
         var result: [String: Double] = ["blas_threads": Double(BLAS.threads), "subsample_rows": Double(sample.rows)]
+        result.merge(Self.layoutImbalance(spec, subsample: sample.rows, shardRows: 1000)) { $1 }
         let threads = BLAS.threads
         for (key, value) in try measureProducts(spec: spec, kernels: kernels, sample: sample, direction: direction) {
             result[key] = value
@@ -287,6 +288,25 @@ struct BenchCommand: AsyncParsableCommand {
             shapes.append(GemmShape(m: nIn, n: nOut, k: rows, transposeA: true, transposeB: false))  // Zᵀ Δ
         }
         return shapes
+    }
+
+    /// How evenly `train`'s layout shares a Newton iteration's work among 2
+    /// servers (parameters, so the FLOPs of every CG product) and 2 workers
+    /// (rows of the Jacobian cache), as the largest share over the mean (1
+    /// is even): one block per layer and 1000-row shards before, the
+    /// balanced grid and even shards now.
+    static func layoutImbalance(_ spec: NetworkSpec, subsample: Int, shardRows: Int) -> [String: Double] {
+        let workers = 2
+        let fixed = stride(from: 0, to: subsample, by: shardRows).map { min(shardRows, subsample - $0) }
+        let runs = min(workers, fixed.count)
+        // The coordinator hands worker r the contiguous run of shards r·n/runs ..< (r+1)·n/runs.
+        let rows = (0..<runs).map { r in fixed[(r * fixed.count / runs)..<((r + 1) * fixed.count / runs)].reduce(0, +) }
+        return [
+            "servers2_imbalance_one_block_per_layer": PartitionGrid(unpartitioned: spec).ownershipImbalance(servers: 2),
+            "servers2_imbalance_balanced_grid": PartitionGrid.balanced(spec: spec, servers: 2).ownershipImbalance(servers: 2),
+            "workers2_jacobian_imbalance_fixed_shards": Double(rows.max()! * workers) / Double(subsample),
+            "workers2_jacobian_imbalance_even_shards": Double(((subsample + workers - 1) / workers) * workers) / Double(subsample),
+        ]
     }
 
     /// Multiply-adds per row of a function + gradient evaluation.

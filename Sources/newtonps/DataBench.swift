@@ -82,7 +82,8 @@ struct DataBench {
     private func inMemoryRecords(_ spec: JobSpec, network: NetworkSpec) async throws -> [IterationRecord] {
         let loaded = try spec.data.load()
         let cluster = try await EmbeddedCluster(
-            grid: try spec.grid(for: network), data: loaded, descriptor: spec.data, servers: 2, workers: 2, shardRows: spec.shardRows)
+            grid: try spec.grid(for: network, servers: 2), data: loaded, descriptor: spec.data, servers: 2, workers: 2,
+            shardRows: spec.shardRows)
         return try await spec.trainingJob(network: network).run(on: cluster.coordinator, jobID: "reference", data: spec.data).records
     }
 

@@ -66,11 +66,12 @@ struct TrainCommand: AsyncParsableCommand {
             "data: \(loaded.train.rows) training rows × \(loaded.train.columns) features, \(loaded.test.map { "\($0.rows) test rows" } ?? "no test set"), \(loaded.train.classCount) classes (\(formatSeconds(ContinuousClock.now - loadClock)))"
         )
         let network = try spec.network(for: loaded.train)
-        let grid = try spec.grid(for: network)
         let job = spec.trainingJob(network: network)
         // Agents run concurrently, so each gets one server and one worker unless told otherwise.
         let (servers, workers) =
             decentralised ? (spec.servers ?? 1, spec.workers ?? 1) : (spec.servers ?? 2, spec.workers ?? ProcessInfoCores.count)
+        // A networked agent runs one server, so agents' grids are cut for one.
+        let grid = try spec.grid(for: network, servers: decentralised ? 1 : servers)
         print(
             "network: \(network.layerSizes.map(String.init).joined(separator: "-")) \(network.hiddenActivations.map(\.rawValue).joined(separator: ",")) \(network.loss.rawValue); grid \(grid.partitionCounts) (\(grid.blocks.count) blocks); \(servers) server(s), \(workers) worker(s)\(decentralised ? " per agent" : ""), \(BLAS.threads) BLAS thread(s) each; optimizer \(spec.summary)"
         )

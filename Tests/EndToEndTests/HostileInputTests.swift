@@ -128,7 +128,7 @@ final class HostileInputTests: ClusterTestCase {
                 """)
         let data = try spec.data.load()
         let network = try spec.network(for: data.train)
-        let grid = try spec.grid(for: network)
+        let grid = try spec.grid(for: network, servers: 1)
         let run = try spec.trainingJob(network: network).decentralisedRun(totalRows: data.train.rows)
         let endpoints = cluster.agents.map { $0.grpc! }
         let connections = try endpoints.map { try GRPCConnection(to: $0, credentials: cluster.credentials) }

@@ -48,8 +48,8 @@ class ClusterTestCase: XCTestCase {
         let network = try spec.network(for: data.train)
         let job = spec.trainingJob(network: network)
         let embedded = try await EmbeddedAgents(
-            grid: try spec.grid(for: network), data: data, descriptor: spec.data, agents: job.decentralised.agents, serversPerAgent: 1,
-            workersPerAgent: 1, monitorWorkers: 1, shardRows: spec.shardRows)
+            grid: try spec.grid(for: network, servers: 1), data: data, descriptor: spec.data, agents: job.decentralised.agents,
+            serversPerAgent: 1, workersPerAgent: 1, monitorWorkers: 1, shardRows: spec.shardRows)
         let summary = try await job.run(
             agents: embedded.agents.map(\.coordinator), monitor: embedded.monitor.coordinator, jobID: "reference", data: spec.data)
         return (summary.records, try await embedded.monitor.coordinator.read(.weights).values)
@@ -62,7 +62,8 @@ class ClusterTestCase: XCTestCase {
         let data = try spec.data.load()
         let network = try spec.network(for: data.train)
         let embedded = try await EmbeddedCluster(
-            grid: try spec.grid(for: network), data: data, descriptor: spec.data, servers: 2, workers: 1, shardRows: spec.shardRows)
+            grid: try spec.grid(for: network, servers: 2), data: data, descriptor: spec.data, servers: 2, workers: 1,
+            shardRows: spec.shardRows)
         return try await spec.trainingJob(network: network).run(on: embedded.coordinator, jobID: "reference", data: spec.data)
             .records.map(\.objective)
     }

@@ -369,10 +369,12 @@ final class JobSpecTests: XCTestCase {
         let defaults = try JobSpec.parse(yaml: "synthetic: {features: 6, classes: 3}\n")
         let network = try defaults.network(for: data)
         XCTAssertEqual(network.layerSizes, [6, 300, 300, 3])
-        XCTAssertEqual(try defaults.grid(for: network).partitionCounts, [1, 1, 1, 1])
+        XCTAssertEqual(try defaults.grid(for: network, servers: 1).partitionCounts, [1, 1, 1, 1])
+        // Two servers: the first hidden layer is cut so W¹ (72 % of the weights) splits.
+        XCTAssertEqual(try defaults.grid(for: network, servers: 2).partitionCounts, [1, 2, 1, 1])
 
         let split = try JobSpec.parse(yaml: "synthetic: {features: 6, classes: 3}\nlayers: 6,8,4\npartitions: 2,2,1\n")
-        XCTAssertEqual(try split.grid(for: split.network(for: data)).partitionCounts, [2, 2, 1])
+        XCTAssertEqual(try split.grid(for: split.network(for: data), servers: 2).partitionCounts, [2, 2, 1])
 
         let wrong = try JobSpec.parse(yaml: "synthetic: {}\nlayers: [5, 8, 2]\n")
         XCTAssertThrowsError(try wrong.network(for: data)) { error in
@@ -387,7 +389,7 @@ final class JobSpecTests: XCTestCase {
         }
         let tooMany = try JobSpec.parse(yaml: "synthetic: {}\npartitions: [1, 9, 1]\n")
         let small = try NetworkSpec(layerSizes: [6, 4, 3], activations: [.relu], loss: .crossEntropy)
-        XCTAssertThrowsError(try tooMany.grid(for: small)) { error in
+        XCTAssertThrowsError(try tooMany.grid(for: small, servers: 1)) { error in
             XCTAssertEqual(
                 (error as? DriverError)?.message, "invalid job spec:\npartitions: layer 1 has 4 neurons and cannot be cut into 9 groups")
         }

@@ -29,6 +29,30 @@ final class NewtonCGTests: XCTestCase {
         }
     }
 
+    /// The Jacobian cache's shards: every worker gets the same number, at
+    /// most `shardRows` rows each, sizes within one row, rows in order.
+    func testEvenShardsShareTheRowsAmongWorkers() async throws {
+        let cases = [(2, 3000, [750, 750, 750, 750]), (1, 3000, [1000, 1000, 1000]), (3, 130, [44, 43, 43]), (4, 3, [1, 1, 1])]
+        for (workers, rows, expected) in cases {
+            var h = Harness()
+            h.workers = workers
+            h.trainRows = 3000
+            h.shardRows = 1000
+            let coordinator = try await h.cluster().coordinator
+            let selected = Array(stride(from: 0, to: 2 * rows, by: 2).prefix(rows))
+            let shards = coordinator.evenShards(.train, rows: selected)
+            XCTAssertEqual(shards.map(\.index), Array(shards.indices))
+            var joined = [Int]()
+            for shard in shards {
+                guard case .indices(let indices) = shard.rows else { return XCTFail("shard \(shard.index) is not a list of rows") }
+                XCTAssertEqual(shard.offset, joined.count)
+                joined += indices
+            }
+            XCTAssertEqual(shards.map { $0.rows.count }, expected, "\(workers) workers, \(rows) rows")
+            XCTAssertEqual(joined, selected)
+        }
+    }
+
     /// The grid only changes how sums over blocks are rounded.
     func testGridsAgreeWithinRounding() async throws {
         let reference = try await Harness().run(iterations: 4)
@@ -109,8 +133,7 @@ final class NewtonCGTests: XCTestCase {
         let objective = try Objective(cluster: coordinator, regularization: 1)
         let (_, gradientNorm) = try await objective.valueAndGradient(at: .weights, into: .gradient)
         XCTAssertGreaterThan(gradientNorm, 0)
-        let shards = coordinator.shards(.train, rows: Array(0..<200))
-        let outputs = try await coordinator.cacheJacobian(at: .weights, shards: shards)
+        let outputs = try await coordinator.cacheJacobian(at: .weights, rows: Array(0..<200))
         XCTAssertEqual(outputs.count, 200 * 3)
         let blocks = coordinator.grid.blocks.count
         let slowBlocks = Set(coordinator.blocks(ofServer: 1))

@@ -107,6 +107,53 @@ public struct PartitionGrid: Sendable, Equatable {
         self.blocks = (1...spec.depth).map { BlockID(layer: $0, inputGroup: 0, outputGroup: 0) }
     }
 
+    /// The grid with the fewest cuts whose blocks `servers` owners can share
+    /// by parameter count (and so by the FLOPs of every product) with the
+    /// largest share at most `tolerance` above an even one. Starting from one
+    /// block per layer, each step cuts the layer of neurons (input or hidden;
+    /// the output layer stays whole) whose extra group most lowers the largest
+    /// share, until the shares are even enough or no cut helps. One server
+    /// keeps one block per layer.
+    public static func balanced(spec: NetworkSpec, servers: Int, tolerance: Double = 0.1) -> PartitionGrid {
+        var grid = PartitionGrid(unpartitioned: spec)
+        guard servers > 1 else { return grid }
+        while grid.ownershipImbalance(servers: servers) > 1 + tolerance {
+            let candidates = (0..<spec.depth).compactMap { m -> PartitionGrid? in
+                var counts = grid.partitionCounts
+                counts[m] += 1
+                return try? PartitionGrid(spec: spec, partitions: counts)
+            }
+            guard let best = candidates.min(by: { $0.ownershipImbalance(servers: servers) < $1.ownershipImbalance(servers: servers) }),
+                best.ownershipImbalance(servers: servers) < grid.ownershipImbalance(servers: servers)
+            else { break }
+            grid = best
+        }
+        return grid
+    }
+
+    /// Gives each block to the least loaded of `servers` (at least one)
+    /// owners by parameter count, largest blocks first; ties go to the lowest
+    /// owner index.
+    public func balancedOwnership(servers: Int) -> [Int] {
+        precondition(servers > 0, "blocks need at least one owner")
+        var load = [Int](repeating: 0, count: servers)
+        var owner = [Int](repeating: 0, count: blocks.count)
+        for b in blocks.indices.sorted(by: { parameterCount(blocks[$0]) > parameterCount(blocks[$1]) }) {
+            let s = load.indices.min { load[$0] < load[$1] }!
+            owner[b] = s
+            load[s] += parameterCount(blocks[b])
+        }
+        return owner
+    }
+
+    /// The largest owner's parameters over the mean under `balancedOwnership`:
+    /// 1 is an even split.
+    public func ownershipImbalance(servers: Int) -> Double {
+        var load = [Int](repeating: 0, count: servers)
+        for (b, s) in balancedOwnership(servers: servers).enumerated() { load[s] += parameterCount(blocks[b]) }
+        return Double(load.max()!) * Double(servers) / Double(load.reduce(0, +))
+    }
+
     /// The groups per layer, input first (the `--partitions` spelling).
     public var partitionCounts: [Int] { groups.map(\.count) }
 

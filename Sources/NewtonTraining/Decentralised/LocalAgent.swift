@@ -195,11 +195,10 @@ public actor LocalAgent: DecentralisedAgent {
             let sample = Objective.sampleRows(
                 Int((run.newton.subsampleFraction * Double(agentRows)).rounded(.up)), of: agentRows, seed: run.seed,
                 stream: (UInt64(index) << 32) + 20_000 + UInt64(round))
-            let shards = cluster.shards(.train, rows: sample)
-            let outputs = run.newton.products == .jacobian ? try await cluster.cacheJacobian(at: .weights, shards: shards) : []
+            let outputs = run.newton.products == .jacobian ? try await cluster.cacheJacobian(at: .weights, rows: sample) : []
             // Gᵢ = (1/l) Σ_{rows of i} JᵀBJ, estimated on the sample.
             let curvature = Curvature(
-                cluster: cluster, kind: .gaussNewton(run.newton.products), shards: shards, outputs: outputs,
+                cluster: cluster, kind: .gaussNewton(run.newton.products), shards: cluster.shards(.train, rows: sample), outputs: outputs,
                 scale: Double(agentRows) * run.rowWeight / Double(sample.count))
             let norm = try await cluster.run([
                 .combine(

@@ -46,4 +46,27 @@ final class PartitionGridTests: XCTestCase {
             try PartitionGrid(spec: spec, groupSizes: [[Int](repeating: 1, count: 1_000_000), [Int](repeating: 1, count: 998), [1, 1]]))
         XCTAssertLessThan(ContinuousClock.now - clock, .seconds(1))
     }
+
+    /// The default grid is cut until the servers' parameter shares are within
+    /// 10 % of even; each owner's share is checked by summing its blocks.
+    func testBalancedGridSharesTheParametersEvenly() throws {
+        let spec = try NetworkSpec(layerSizes: [784, 300, 300, 10], activations: [.relu], loss: .crossEntropy)
+        XCTAssertEqual(PartitionGrid.balanced(spec: spec, servers: 1), PartitionGrid(unpartitioned: spec))
+        let unpartitioned = PartitionGrid(unpartitioned: spec)
+        XCTAssertEqual(unpartitioned.ownershipImbalance(servers: 2), 2 * 235_500 / 328_810, accuracy: 1e-12)
+        for servers in [2, 3, 4, 8] {
+            let grid = PartitionGrid.balanced(spec: spec, servers: servers)
+            let owners = grid.balancedOwnership(servers: servers)
+            var load = [Int](repeating: 0, count: servers)
+            for (b, s) in owners.enumerated() { load[s] += grid.parameterCount(grid.blocks[b]) }
+            XCTAssertEqual(load.reduce(0, +), 328_810)
+            XCTAssertLessThanOrEqual(Double(load.max()!) / (328_810 / Double(servers)), 1.1, "\(servers) servers: \(load)")
+            XCTAssertEqual(grid.ownershipImbalance(servers: servers), Double(load.max()!) * Double(servers) / 328_810, accuracy: 1e-12)
+            XCTAssertEqual(grid.partitionCounts.last, 1, "the output layer stays whole")
+        }
+        XCTAssertEqual(PartitionGrid.balanced(spec: spec, servers: 2).partitionCounts, [1, 2, 1, 1])
+        // A network too small to share stops cutting once no cut helps.
+        let tiny = try NetworkSpec(layerSizes: [1, 2], activations: [], loss: .crossEntropy)
+        XCTAssertEqual(PartitionGrid.balanced(spec: tiny, servers: 8).blocks.count, 1)
+    }
 }
