@@ -201,7 +201,8 @@ public actor JobRunner: Service {
         let clusterJobID = "\(id).\(attempt)"
         attemptData = indexed.map { (clusterJobID, $0) }
         defer { attemptData = nil }
-        let trainingJob = spec.trainingJob(network: network)
+        let trainingJob = spec.trainingJob(
+            network: network, regularization: try await searchedRegularization(id, spec: spec, network: network))
         let observe = recordObserver(job: id)
         let summary = try await withThrowingTaskGroup(of: TrainingSummary?.self) { group in
             group.addTask {
@@ -252,6 +253,20 @@ public actor JobRunner: Service {
         try store.finish(
             id: id, state: summary.stopReason == .cancelled ? .cancelled : .succeeded, stopReason: summary.stopReason.rawValue,
             error: nil, model: (model.encoded(), iteration))
+    }
+
+    /// With `C: auto`, the C the held-out search chooses, run on an embedded
+    /// cluster in this process over its own copy of the data (logged with
+    /// every trial); otherwise nil (the spec's C).
+    private func searchedRegularization(_ id: String, spec: JobSpec, network: NetworkSpec) async throws -> Double? {
+        guard spec.searchesRegularization else { return nil }
+        let loaded = try (catalog.root?.locate(spec.data) ?? spec.data).load()
+        let (chosen, trials) = try await RegularizationSearch(
+            spec: spec, network: network, workers: ProcessInfo.processInfo.activeProcessorCount
+        ).choose(from: loaded)
+        let tried = trials.map { "C = \($0.regularization): \($0.heldOutAccuracy.map { "\($0)" } ?? "diverged")" }
+        logger.info("job \(id): C: auto chose C = \(chosen) by held-out accuracy (\(tried.joined(separator: ", ")))")
+        return chosen
     }
 
     /// One run of a decentralised job (next, dgd) on the live agents, from

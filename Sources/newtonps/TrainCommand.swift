@@ -66,7 +66,7 @@ struct TrainCommand: AsyncParsableCommand {
             "data: \(loaded.train.rows) training rows × \(loaded.train.columns) features, \(loaded.test.map { "\($0.rows) test rows" } ?? "no test set"), \(loaded.train.classCount) classes (\(formatSeconds(ContinuousClock.now - loadClock)))"
         )
         let network = try spec.network(for: loaded.train)
-        let job = spec.trainingJob(network: network)
+        let job = spec.trainingJob(network: network, regularization: try await chooseRegularization(spec, network: network, data: loaded))
         // Agents run concurrently, so each gets one server and one worker unless told otherwise.
         let (servers, workers) =
             decentralised ? (spec.servers ?? 1, spec.workers ?? 1) : (spec.servers ?? 2, spec.workers ?? ProcessInfoCores.count)
@@ -121,6 +121,21 @@ struct TrainCommand: AsyncParsableCommand {
 }
 
 extension TrainCommand {
+    /// With `C: auto`, runs the held-out search and prints each trial;
+    /// otherwise nil (the spec's C).
+    func chooseRegularization(_ spec: JobSpec, network: NetworkSpec, data: TrainingData) async throws -> Double? {
+        guard spec.searchesRegularization else { return nil }
+        let rows = data.train.rows
+        print("choosing C on a held-out fifth of the \(rows) training rows (\(RegularizationSearch.candidates.count) runs)…")
+        let (chosen, _) = try await RegularizationSearch(spec: spec, network: network, workers: ProcessInfoCores.count)
+            .choose(from: data) { trial in
+                let accuracy = trial.heldOutAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "diverged"
+                print("  C = \(trial.regularization): held-out accuracy \(accuracy) after \(trial.iterations) iterations")
+            }
+        print("C = \(chosen) chosen")
+        return chosen
+    }
+
     /// With `--save`, the model of every checkpoint overwrites the file
     /// (atomically), so an interrupted run keeps its latest model.
     func modelCheckpoints(_ spec: JobSpec, classNames: [String], scaler: FeatureScaler) -> CheckpointPolicy? {

@@ -79,6 +79,25 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(refused.contains("use the linear surrogate with l1"), refused)
     }
 
+    /// `--C auto` prints every candidate's held-out accuracy, then trains
+    /// with the one it chose.
+    func testTrainChoosesCOnAHeldOutSplit() throws {
+        try newtonps([
+            "synth", "--rows", "500", "--test-rows", "100", "--features", "6", "--classes", "3", "--seed", "8",
+            "--to", "libsvm", "--output", path("c.svm"), "--test-output", path("c-test.svm"),
+        ])
+        let output = try newtonps([
+            "train", "--format", "libsvm", "--train", path("c.svm"), "--test", path("c-test.svm"), "--layers", "6,8,3", "--C", "auto",
+            "--max-iterations", "4",
+        ])
+        XCTAssertTrue(output.contains("choosing C on a held-out fifth of the 500 training rows (5 runs)"), output)
+        for c in ["0.01", "0.1", "1.0", "10.0", "100.0"] {
+            XCTAssertTrue(output.contains("  C = \(c): held-out accuracy "), "no trial of C = \(c) in:\n\(output)")
+        }
+        XCTAssertTrue(output.contains(" chosen\n"), output)
+        XCTAssertTrue(output.contains("done: 4 iterations"), output)
+    }
+
     private func jsonLines(_ file: String) throws -> [[String: Any]] {
         try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map {
             try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
