@@ -15,9 +15,10 @@ import NewtonTransport
 /// driver, two servers, two workers with a bounded block cache) that read
 /// the files, and again with the files hidden from the workers so that they
 /// stream their blocks from the driver. Reports each role's peak RSS
-/// (VmHWM), the bytes streamed, seconds per Newton iteration and their
-/// ratios to the in-memory run, and whether every run's objectives equal
-/// the reference's as doubles.
+/// (VmHWM) beside its resident set when idle (registered, before the job)
+/// and what it must hold (`MemoryNeeds`), the bytes streamed, seconds per
+/// Newton iteration and their ratios to the in-memory run, and whether
+/// every run's objectives equal the reference's as doubles.
 struct DataBench {
     let data: String
     let format: DataFormat
@@ -53,6 +54,12 @@ struct DataBench {
         let network = try spec.network(features: index.columns, classes: index.classNames.count)
         result["model_megabytes"] = Double(4 * DenseParameters(zeros: network).count) / 1_048_576
         result["cache_megabytes"] = Double(cacheMegabytes)
+        let needs = MemoryNeeds(
+            grid: try spec.grid(for: network, servers: 2), servers: 2,
+            subsampleRows: Int((spec.newton.subsampleFraction * Double(index.rows)).rounded(.up)),
+            shardRows: spec.shardRows, cacheMegabytes: Double(cacheMegabytes))
+        result["server_must_hold_megabytes"] = needs.serverMegabytes
+        result["worker_must_hold_megabytes"] = needs.workerMegabytes
 
         // The reference: everything in memory, one BLAS thread like the worker processes.
         BLAS.threads = 1
@@ -69,6 +76,12 @@ struct DataBench {
             result["\(name)_over_in_memory_iteration"] = Self.medianIterationSeconds(run.records) / inMemorySeconds
             result["\(name)_driver_peak_rss_megabytes"] = run.driverPeak
             result["\(name)_worker_peak_rss_megabytes"] = run.workerPeaks.max() ?? 0
+            result["\(name)_server_peak_rss_megabytes"] = run.serverPeaks.max() ?? 0
+            result["\(name)_driver_idle_rss_megabytes"] = run.idle.driver
+            result["\(name)_server_idle_rss_megabytes"] = run.idle.server
+            result["\(name)_worker_idle_rss_megabytes"] = run.idle.worker
+            result["\(name)_server_peak_over_idle_and_must_hold"] = (run.serverPeaks.max() ?? 0) / (run.idle.server + needs.serverMegabytes)
+            result["\(name)_worker_peak_over_idle_and_must_hold"] = (run.workerPeaks.max() ?? 0) / (run.idle.worker + needs.workerMegabytes)
             result["\(name)_worker_rss_over_cache_and_model_megabytes"] =
                 (run.workerPeaks.max() ?? 0) - Double(cacheMegabytes) - result["model_megabytes"]!
             result["\(name)_streamed_bytes_per_worker_iteration_over_file"] =
@@ -90,7 +103,10 @@ struct DataBench {
     private struct ClusterRun {
         var records: [IterationRecord]
         var driverPeak: Double
+        var serverPeaks: [Double]
         var workerPeaks: [Double]
+        /// Resident sets once registered, before the job (the largest of each role).
+        var idle: (driver: Double, server: Double, worker: Double)
         var streamedBytes: [Double]
     }
 
@@ -106,6 +122,11 @@ struct DataBench {
             binary: binary, store: directory.appendingPathComponent("jobs.sqlite").path, servers: 2, workers: 2, tls: true,
             workerArguments: ["--data-cache-mb", String(cacheMegabytes)] + (hideFiles ? ["--data-root", empty] : []))
         defer { cluster.stop() }
+        let idle = (
+            driver: try Self.residentMegabytes(cluster.driver.process.pid, "VmRSS"),
+            server: try cluster.servers.map { try Self.residentMegabytes($0.process.pid, "VmRSS") }.max() ?? 0,
+            worker: try cluster.workers.map { try Self.residentMegabytes($0.process.pid, "VmRSS") }.max() ?? 0
+        )
         let client = try DriverClient(driver: cluster.driver.grpc!, credentials: cluster.credentials)
         defer { client.close() }
         let job = try await client.submit(yaml: yaml)
@@ -120,17 +141,18 @@ struct DataBench {
             let metrics = String(decoding: body, as: UTF8.self)
             streamed.append(Self.sum(metrics, "newtonps_rpc_bytes_total", labels: ["method=\"ReadDataBlock\"", "direction=\"received\""]))
         }
+        let peak = { (member: LocalCluster.Member) in try Self.residentMegabytes(member.process.pid, "VmHWM") }
         return ClusterRun(
-            records: records, driverPeak: try Self.peakRSSMegabytes(cluster.driver.process.pid),
-            workerPeaks: try cluster.workers.map { try Self.peakRSSMegabytes($0.process.pid) }, streamedBytes: streamed)
+            records: records, driverPeak: try peak(cluster.driver), serverPeaks: try cluster.servers.map(peak),
+            workerPeaks: try cluster.workers.map(peak), idle: idle, streamedBytes: streamed)
     }
 
-    /// A process's peak resident set (VmHWM) in MiB.
-    static func peakRSSMegabytes(_ pid: Int32) throws -> Double {
+    /// A resident-set figure of a process in MiB: `VmHWM` (the peak) or `VmRSS` (now).
+    static func residentMegabytes(_ pid: Int32, _ field: String) throws -> Double {
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
             let kilobytes = Double(line.split(separator: " ")[1])
-        else { throw ValidationErrorText("/proc/\(pid)/status has no VmHWM line") }
+        else { throw ValidationErrorText("/proc/\(pid)/status has no \(field) line") }
         return kilobytes / 1024
     }
 
@@ -144,5 +166,40 @@ struct DataBench {
     static func medianIterationSeconds(_ records: [IterationRecord]) -> Double {
         let steps = zip(records.dropFirst(), records).map { $0.elapsedSeconds - $1.elapsedSeconds }.sorted()
         return steps.isEmpty ? .nan : steps[steps.count / 2]
+    }
+}
+
+/// What each role of a Newton-CG job must hold, from the job's shapes alone:
+/// the floor its resident set is measured against.
+struct MemoryNeeds {
+    /// Parameter-sized vectors a server keeps for its blocks during
+    /// Newton-CG: weights, gradient, direction, residual, conjugate, product,
+    /// trial and trial gradient.
+    static let serverVectors = 8
+
+    /// The most any one server must hold, in MiB.
+    let serverMegabytes: Double
+    /// What one worker must hold, in MiB.
+    let workerMegabytes: Double
+
+    init(grid: PartitionGrid, servers: Int, subsampleRows: Int, shardRows: Int, cacheMegabytes: Double) {
+        let classes = grid.spec.classes
+        var perServer = [Double](repeating: 0, count: servers)
+        for (b, s) in grid.balancedOwnership(servers: servers).enumerated() {
+            let block = grid.blocks[b]
+            // Its vectors, and its Jacobian cache: each subsample row's inputs
+            // to the block and the n_L × outputs slice.
+            let cache = subsampleRows * (grid.inputRange(block).count + classes * grid.outputRange(block).count)
+            perServer[s] += 4 * Double(Self.serverVectors * grid.parameterCount(block) + cache)
+        }
+        // Every server also keeps the subsample's outputs, which define B.
+        serverMegabytes = (perServer.max()! + Double(4 * subsampleRows * classes)) / 1_048_576
+        // A worker: its block cache; the weights, a direction and the dense
+        // result it pushes; one shard's activations and derivatives of every
+        // layer and its Jacobian slices.
+        let parameters = Double(DenseParameters(zeros: grid.spec).count)
+        let neurons = Double(grid.spec.layerSizes.reduce(0, +))
+        let slices = Double(grid.spec.layerSizes.dropFirst().reduce(0, +) * classes)
+        workerMegabytes = cacheMegabytes + 4 * (3 * parameters + Double(shardRows) * (2 * neurons + slices)) / 1_048_576
     }
 }
