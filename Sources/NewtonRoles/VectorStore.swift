@@ -30,6 +30,12 @@ final class VectorStore {
     /// The values of `name` (zeros when never written).
     func vector(_ name: VectorName) -> [Float] { vectors[name] ?? [Float](repeating: 0, count: size) }
 
+    /// Removes `name` for an in-place update (zeros when never written), so
+    /// writing to it copies nothing.
+    private func take(_ name: VectorName) -> [Float] {
+        vectors.removeValue(forKey: name) ?? [Float](repeating: 0, count: size)
+    }
+
     /// Runs `program` in order; returns the value of each `dot`.
     func run(_ program: [VectorOp]) throws -> [Double] {
         var dots = [Double]()
@@ -39,7 +45,7 @@ final class VectorStore {
                 // In place: the target's own terms scale its buffer, the
                 // others are added to it (no fresh megabyte per CG step).
                 let own = terms.filter { $0.vector == target }.reduce(0.0) { $0 + $1.coefficient }
-                var result = vectors.removeValue(forKey: target) ?? [Float](repeating: 0, count: size)
+                var result = take(target)
                 result.withUnsafeMutableBufferPointer { out in
                     // Overwrite rather than multiply by 0, so stale NaNs cannot survive.
                     let scale = Float(own)
@@ -54,20 +60,24 @@ final class VectorStore {
             case .dot(let a, let b):
                 dots.append(VectorMath.dot(vector(a), vector(b)))
             case .adam(let update, let weights, let gradient, let firstMoment, let secondMoment):
-                var w = vector(weights)
-                var m = vector(firstMoment)
-                var v = vector(secondMoment)
+                // Read g before taking the others out, so a name used twice still reads its old values.
                 let g = vector(gradient)
-                let b1 = Float(update.beta1)
-                let b2 = Float(update.beta2)
-                let correction1 = Float(1 - pow(update.beta1, Double(update.step)))
-                let correction2 = Float(1 - pow(update.beta2, Double(update.step)))
-                let rate = Float(update.learningRate)
-                let eps = Float(update.epsilon)
-                for i in w.indices {
-                    m[i] = b1 * m[i] + (1 - b1) * g[i]
-                    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
-                    w[i] -= rate * (m[i] / correction1) / ((v[i] / correction2).squareRoot() + eps)
+                var w = take(weights)
+                var m = take(firstMoment)
+                var v = take(secondMoment)
+                w.withUnsafeMutableBufferPointer { w in
+                    m.withUnsafeMutableBufferPointer { m in
+                        v.withUnsafeMutableBufferPointer { v in
+                            g.withUnsafeBufferPointer { g in
+                                VectorMath.adam(
+                                    weights: w, firstMoment: m, secondMoment: v, gradient: g,
+                                    beta1: Float(update.beta1), beta2: Float(update.beta2),
+                                    correction1: Float(1 - pow(update.beta1, Double(update.step))),
+                                    correction2: Float(1 - pow(update.beta2, Double(update.step))),
+                                    learningRate: Float(update.learningRate), epsilon: Float(update.epsilon))
+                            }
+                        }
+                    }
                 }
                 vectors[weights] = w
                 vectors[firstMoment] = m

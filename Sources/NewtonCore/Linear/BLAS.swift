@@ -78,4 +78,40 @@ public enum VectorMath {
         precondition(x.count == y.count, "axpy of vectors of length \(x.count) and \(y.count)")
         for i in 0..<x.count { y[i] += a * x[i] }
     }
+
+    /// Adam's update of one vector, with `c₁`, `c₂` the bias corrections:
+    /// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
+    /// `w ← w − η(m/c₁)/(√(v/c₂) + ε)`. Eight lanes at a time, with the
+    /// vector square root from the C shim (`squareRoot()` keeps loops
+    /// scalar); each lane rounds exactly as the scalar expression does.
+    @inlinable
+    public static func adam(
+        weights w: UnsafeMutableBufferPointer<Float>, firstMoment m: UnsafeMutableBufferPointer<Float>,
+        secondMoment v: UnsafeMutableBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+        beta1: Float, beta2: Float, correction1: Float, correction2: Float, learningRate: Float, epsilon: Float
+    ) {
+        let n = w.count
+        precondition(m.count == n && v.count == n && g.count == n, "Adam on vectors of lengths \(n), \(m.count), \(v.count), \(g.count)")
+        guard n > 0, let wp = w.baseAddress, let mp = m.baseAddress, let vp = v.baseAddress, let gp = g.baseAddress else { return }
+        typealias Lanes = SIMD8<Float>
+        var i = 0
+        while i + Lanes.scalarCount <= n {
+            let gi = UnsafeRawPointer(gp + i).loadUnaligned(as: Lanes.self)
+            let mi = beta1 * UnsafeRawPointer(mp + i).loadUnaligned(as: Lanes.self) + (1 - beta1) * gi
+            let vi = beta2 * UnsafeRawPointer(vp + i).loadUnaligned(as: Lanes.self) + (1 - beta2) * gi * gi
+            let wi =
+                UnsafeRawPointer(wp + i).loadUnaligned(as: Lanes.self) - learningRate * (mi / correction1)
+                / (newtonps_sqrt8(vi / correction2) + epsilon)
+            UnsafeMutableRawPointer(mp + i).storeBytes(of: mi, as: Lanes.self)
+            UnsafeMutableRawPointer(vp + i).storeBytes(of: vi, as: Lanes.self)
+            UnsafeMutableRawPointer(wp + i).storeBytes(of: wi, as: Lanes.self)
+            i += Lanes.scalarCount
+        }
+        while i < n {
+            mp[i] = beta1 * mp[i] + (1 - beta1) * gp[i]
+            vp[i] = beta2 * vp[i] + (1 - beta2) * gp[i] * gp[i]
+            wp[i] -= learningRate * (mp[i] / correction1) / ((vp[i] / correction2).squareRoot() + epsilon)
+            i += 1
+        }
+    }
 }
