@@ -26,7 +26,13 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
     public func multiplyByDerivative(_ x: UnsafeMutableBufferPointer<Float>, output z: UnsafeBufferPointer<Float>) {
         switch self {
         case .linear: return
-        case .relu: for i in x.indices { x[i] = z[i] > 0 ? x[i] : 0 }
+        case .relu:
+            // Both loads unconditional: a load only on one side of the select
+            // keeps the loop scalar.
+            for i in x.indices {
+                let value = x[i]
+                x[i] = z[i] > 0 ? value : 0
+            }
         case .sigmoid: for i in x.indices { x[i] *= z[i] * (1 - z[i]) }
         case .tanh: for i in x.indices { x[i] *= 1 - z[i] * z[i] }
         }
