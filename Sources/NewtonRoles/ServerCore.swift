@@ -37,6 +37,28 @@ public actor ServerCore: ParameterServer {
         var next = 0
         var pending: [Int: [[Float]]] = [:]
         var total: [[Float]]
+
+        /// Adds every shard that is now next in order; a shard already added
+        /// (from a retried task) carries the same numbers and is ignored.
+        mutating func add(_ values: [[Float]], shard: Int, round pushed: PushRound, into vector: VectorName) throws {
+            guard pushed == round else {
+                throw RoleError(
+                    .invalidRequest, "stale push of shard \(shard) into \(vector) for \(pushed); the sum in progress is \(round)")
+            }
+            guard shard >= 0, shard < expected else {
+                throw RoleError(.invalidRequest, "push of shard \(shard) into \(vector), whose sum expects shards 0..<\(expected)")
+            }
+            guard shard >= next else { return }
+            pending[shard] = values
+            while let ready = pending.removeValue(forKey: next) {
+                for k in total.indices {
+                    total[k].withUnsafeMutableBufferPointer { t in
+                        ready[k].withUnsafeBufferPointer { VectorMath.axpy(1, $0, t) }
+                    }
+                }
+                next += 1
+            }
+        }
     }
 
     private let options: Options
@@ -113,34 +135,16 @@ public actor ServerCore: ParameterServer {
     }
 
     public func push(into vector: VectorName, round: PushRound, shard: Int, blocks pushed: [Int], values: [[Float]]) throws {
-        guard var sum = sums[vector] else {
+        guard sums[vector] != nil else {
             throw RoleError(.invalidRequest, "push of shard \(shard) into \(vector), which has no sum in progress")
-        }
-        guard round == sum.round else {
-            throw RoleError(
-                .invalidRequest, "stale push of shard \(shard) into \(vector) for \(round); the sum in progress is \(sum.round)")
-        }
-        guard shard >= 0, shard < sum.expected else {
-            throw RoleError(.invalidRequest, "push of shard \(shard) into \(vector), whose sum expects shards 0..<\(sum.expected)")
         }
         guard pushed == ownedBlocks else {
             throw RoleError(
                 .invalidRequest, "push of shard \(shard) into \(vector) names blocks \(pushed); this server owns \(ownedBlocks)")
         }
         try checkPayload(pushed, values, what: "push of shard \(shard) into \(vector)")
-        // A shard already added came from the same rows at the same point and
-        // so carries the same numbers: a repeat (from a retried task) is ignored.
-        guard shard >= sum.next else { return }
-        sum.pending[shard] = values
-        while let ready = sum.pending.removeValue(forKey: sum.next) {
-            for k in sum.total.indices {
-                sum.total[k].withUnsafeMutableBufferPointer { t in
-                    ready[k].withUnsafeBufferPointer { VectorMath.axpy(1, $0, t) }
-                }
-            }
-            sum.next += 1
-        }
-        sums[vector] = sum
+        // Mutated in place in the dictionary: a copy would duplicate every total.
+        try sums[vector]?.add(values, shard: shard, round: round, into: vector)
     }
 
     public func finishSum(into vector: VectorName) throws {
