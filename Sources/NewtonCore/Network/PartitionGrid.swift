@@ -169,28 +169,24 @@ public struct PartitionGrid: Sendable, Equatable {
 
     /// Copies block `b`'s parameters out of the dense form.
     public func extract(_ b: BlockID, from dense: DenseParameters) -> [Float] {
-        var out = [Float](repeating: 0, count: parameterCount(b))
         let rows = inputRange(b)
         let cols = outputRange(b)
         let n = spec.layerSizes[b.layer]
-        dense.values.withUnsafeBufferPointer { src in
-            let w = dense.weightOffsets[b.layer - 1]
-            var k = 0
-            for r in rows {
-                for c in cols {
-                    out[k] = src[w + r * n + c]
-                    k += 1
+        let w = dense.weightOffsets[b.layer - 1]
+        let bias = hasBias(b) ? dense.biasOffsets[b.layer - 1] : nil
+        return dense.values.withUnsafeBufferPointer { src in
+            [Float](unsafeUninitializedCapacity: parameterCount(b)) { out, count in
+                // Row by row: each row of the block is contiguous in both forms.
+                for (k, r) in rows.enumerated() {
+                    let from = w + r * n + cols.lowerBound
+                    _ = out[(k * cols.count)...].initialize(from: src[from..<(from + cols.count)])
                 }
-            }
-            if hasBias(b) {
-                let bias = dense.biasOffsets[b.layer - 1]
-                for c in cols {
-                    out[k] = src[bias + c]
-                    k += 1
+                if let bias {
+                    _ = out[(rows.count * cols.count)...].initialize(from: src[(bias + cols.lowerBound)..<(bias + cols.upperBound)])
                 }
+                count = parameterCount(b)
             }
         }
-        return out
     }
 
     /// Writes block `b`'s parameters into the dense form.
@@ -204,18 +200,16 @@ public struct PartitionGrid: Sendable, Equatable {
         let w = dense.weightOffsets[b.layer - 1]
         let bias = dense.biasOffsets[b.layer - 1]
         let withBias = hasBias(b)
-        dense.values.withUnsafeMutableBufferPointer { dst in
-            var k = 0
-            for r in rows {
-                for c in cols {
-                    dst[w + r * n + c] = values[k]
-                    k += 1
+        values.withUnsafeBufferPointer { src in
+            dense.values.withUnsafeMutableBufferPointer { dst in
+                for (k, r) in rows.enumerated() {
+                    let to = w + r * n + cols.lowerBound
+                    dst[to..<(to + cols.count)].update(fromContentsOf: src[(k * cols.count)..<((k + 1) * cols.count)])
                 }
-            }
-            if withBias {
-                for c in cols {
-                    dst[bias + c] = values[k]
-                    k += 1
+                if withBias {
+                    let from = rows.count * cols.count
+                    dst[(bias + cols.lowerBound)..<(bias + cols.upperBound)].update(
+                        fromContentsOf: src[from..<(from + cols.count)])
                 }
             }
         }
