@@ -143,7 +143,13 @@ public final class ClusterCoordinator: Sendable {
     public func evenShards(_ split: DataSplit, rows: [Int]) -> [RowShard] {
         let workerCount = max(1, workers.count)
         let perWorker = (rows.count + workerCount * shardRows - 1) / (workerCount * shardRows)
-        let count = min(rows.count, max(1, perWorker * workerCount))
+        return shards(split, rows: rows, count: perWorker * workerCount)
+    }
+
+    /// Cuts `rows` of `split` into `count` shards (at most one per row, at
+    /// least one) whose sizes differ by at most one row.
+    public func shards(_ split: DataSplit, rows: [Int], count: Int) -> [RowShard] {
+        let count = min(rows.count, max(1, count))
         var start = 0
         return (0..<count).map { index in
             let size = rows.count / count + (index < rows.count % count ? 1 : 0)

@@ -85,7 +85,7 @@ public struct FirstOrderTrainer: Sendable {
                     if let limit = budget.timeLimit, runLog.seconds >= limit { break }
                     step += 1
                     let batch = order[start..<min(start + options.batchSize, rows)].sorted()
-                    _ = try await cluster.gradient(at: .weights, into: .gradient, shards: cluster.shards(.train, rows: batch))
+                    _ = try await cluster.gradient(at: .weights, into: .gradient, shards: minibatchShards(batch))
                     try await cluster.run(update(batchRows: batch.count, step: step))
                 }
             }
@@ -100,6 +100,13 @@ public struct FirstOrderTrainer: Sendable {
             runLog.emit(record)
             try await runLog.checkpoint(after: record, minibatchSteps: step, optimizerVectors: stateVectors, from: cluster)
         }
+    }
+
+    /// A minibatch cut in two (more when a half would pass the shard size),
+    /// so that two workers share every minibatch. The cut depends on the
+    /// minibatch alone, never on the number of workers.
+    private func minibatchShards(_ batch: [Int]) -> [RowShard] {
+        cluster.shards(.train, rows: batch, count: max(2, (batch.count + cluster.shardRows - 1) / cluster.shardRows))
     }
 
     /// The vectors the method carries from one minibatch to the next.

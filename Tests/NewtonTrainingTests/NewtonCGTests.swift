@@ -51,6 +51,13 @@ final class NewtonCGTests: XCTestCase {
             XCTAssertEqual(shards.map { $0.rows.count }, expected, "\(workers) workers, \(rows) rows")
             XCTAssertEqual(joined, selected)
         }
+        // A fixed count (a first-order minibatch's halves): never more shards than rows, never none.
+        let coordinator = try await Harness().cluster().coordinator
+        for (rows, count, expected) in [(128, 2, [64, 64]), (129, 2, [65, 64]), (1, 2, [1]), (5, 0, [5])] {
+            let shards = coordinator.shards(.train, rows: Array(0..<rows), count: count)
+            XCTAssertEqual(shards.map { $0.rows.count }, expected, "\(rows) rows in \(count)")
+            XCTAssertEqual(shards.map(\.offset), expected.indices.map { expected.prefix($0).reduce(0, +) })
+        }
     }
 
     /// The grid only changes how sums over blocks are rounded.
