@@ -322,6 +322,10 @@ public nonisolated struct Newtonps_V1_WorkerTask: Sendable {
   /// The round of the sum (or Jacobian cache) the task's pushes belong to.
   public var round: UInt64 = 0
 
+  /// Sums: the worker adds this many consecutive shards (shard index /
+  /// shards_per_push names the group) before one push. 0 means 1.
+  public var shardsPerPush: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -1312,7 +1316,7 @@ nonisolated extension Newtonps_V1_DataChunk: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Newtonps_V1_WorkerTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerTask"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}evaluate\0\u{1}gradient\0\u{3}gauss_newton\0\u{1}jacobian\0\u{1}shards\0\u{1}hessian\0\u{3}squared_gradient\0\u{1}round\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}evaluate\0\u{1}gradient\0\u{3}gauss_newton\0\u{1}jacobian\0\u{1}shards\0\u{1}hessian\0\u{3}squared_gradient\0\u{1}round\0\u{3}shards_per_push\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1400,6 +1404,7 @@ nonisolated extension Newtonps_V1_WorkerTask: SwiftProtobuf.Message, SwiftProtob
         }
       }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.shardsPerPush) }()
       default: break
       }
     }
@@ -1446,6 +1451,9 @@ nonisolated extension Newtonps_V1_WorkerTask: SwiftProtobuf.Message, SwiftProtob
     if self.round != 0 {
       try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 8)
     }
+    if self.shardsPerPush != 0 {
+      try visitor.visitSingularUInt32Field(value: self.shardsPerPush, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1453,6 +1461,7 @@ nonisolated extension Newtonps_V1_WorkerTask: SwiftProtobuf.Message, SwiftProtob
     if lhs.kind != rhs.kind {return false}
     if lhs.shards != rhs.shards {return false}
     if lhs.round != rhs.round {return false}
+    if lhs.shardsPerPush != rhs.shardsPerPush {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

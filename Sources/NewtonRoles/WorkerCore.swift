@@ -3,8 +3,9 @@ import NewtonTraining
 
 /// A worker: takes shards, pulls the weights (and directions) it needs from
 /// the block owners, computes on its rows with BLAS, and pushes per-shard
-/// results back to the owners. It keeps nothing a job needs between tasks:
-/// any worker can take any shard at any time.
+/// results (summed per push group) back to the owners. It keeps nothing a
+/// job needs between tasks: any worker can take any group of shards at any
+/// time.
 public actor WorkerCore: Worker {
     /// Finds the servers of a job, in the job's server order.
     public typealias ServerResolver = @Sendable (WorkerJob) async throws -> [any ParameterServer]
@@ -56,33 +57,27 @@ public actor WorkerCore: Worker {
             return results
         case .gradient(let point, let target):
             let kernels = RowKernels(parameters: try await pull(point, job))
-            var results = [ShardResult]()
-            try await forEachShard(task.shards, source) { shard, inputs, labels in
+            return try await sumShards(task, into: target, round: round, job, source) { shard, inputs, labels in
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
                 let (loss, gradient) = kernels.lossAndGradient(pass, labels: labels)
-                try await pushBlocks(gradient, into: target, round: round, shard: shard.index, job)
-                results.append(ShardResult(shard: shard.index, loss: loss, correct: kernels.correctCount(pass, labels: labels)))
+                return (gradient, ShardResult(shard: shard.index, loss: loss, correct: kernels.correctCount(pass, labels: labels)))
             }
-            return results
         case .gaussNewton(let point, let direction, let target):
-            return try await pushProducts(at: point, along: direction, into: target, round: round, task.shards, job, source) {
+            return try await sumProducts(at: point, along: direction, task, into: target, round: round, job, source) {
                 kernels, pass, _, v in
                 kernels.gaussNewtonProduct(pass, direction: v)
             }
         case .hessian(let point, let direction, let target):
-            return try await pushProducts(at: point, along: direction, into: target, round: round, task.shards, job, source) {
+            return try await sumProducts(at: point, along: direction, task, into: target, round: round, job, source) {
                 kernels, pass, labels, v in
                 kernels.hessianProduct(pass, labels: labels, direction: v)
             }
         case .squaredGradient(let point, let target):
             let kernels = RowKernels(parameters: try await pull(point, job))
-            var results = [ShardResult]()
-            try await forEachShard(task.shards, source) { shard, inputs, labels in
+            return try await sumShards(task, into: target, round: round, job, source) { shard, inputs, labels in
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
-                try await pushBlocks(kernels.squaredGradientSum(pass, labels: labels), into: target, round: round, shard: shard.index, job)
-                results.append(ShardResult(shard: shard.index, loss: 0, correct: 0))
+                return (kernels.squaredGradientSum(pass, labels: labels), ShardResult(shard: shard.index, loss: 0, correct: 0))
             }
-            return results
         case .jacobian(let point):
             let kernels = RowKernels(parameters: try await pull(point, job))
             var results = [ShardResult]()
@@ -99,20 +94,53 @@ public actor WorkerCore: Worker {
     }
 
     /// Computes a curvature product along `direction` on each shard and
-    /// pushes it into `target` on the block owners.
-    private func pushProducts(
-        at point: VectorName, along direction: VectorName, into target: VectorName, round: PushRound, _ shards: [RowShard],
-        _ job: WorkerJob,
-        _ source: any RowSource, _ product: (RowKernels, ForwardPass, [Int32], DenseParameters) -> DenseParameters
+    /// sums it into `target` on the block owners.
+    private func sumProducts(
+        at point: VectorName, along direction: VectorName, _ task: WorkerTask, into target: VectorName, round: PushRound,
+        _ job: WorkerJob, _ source: any RowSource,
+        _ product: (RowKernels, ForwardPass, [Int32], DenseParameters) -> DenseParameters
     ) async throws -> [ShardResult] {
         async let pulledDirection = pull(direction, job)
         let kernels = RowKernels(parameters: try await pull(point, job))
         let v = try await pulledDirection
-        var results = [ShardResult]()
-        try await forEachShard(shards, source) { shard, inputs, labels in
+        return try await sumShards(task, into: target, round: round, job, source) { shard, inputs, labels in
             let pass = kernels.forward(inputs: inputs, rows: labels.count)
-            try await pushBlocks(product(kernels, pass, labels, v), into: target, round: round, shard: shard.index, job)
-            results.append(ShardResult(shard: shard.index, loss: 0, correct: 0))
+            return (product(kernels, pass, labels, v), ShardResult(shard: shard.index, loss: 0, correct: 0))
+        }
+    }
+
+    /// Runs `body` on each shard of a summing task and pushes the dense
+    /// results into `target`: the shards of one push group are added here in
+    /// shard order (starting from the first shard's values, as the owner's
+    /// sum starts from zero), and each group is pushed as soon as it is
+    /// complete.
+    private func sumShards(
+        _ task: WorkerTask, into target: VectorName, round: PushRound, _ job: WorkerJob, _ source: any RowSource,
+        _ body: (RowShard, [Float], [Int32]) async throws -> (DenseParameters, ShardResult)
+    ) async throws -> [ShardResult] {
+        let perPush = task.shardsPerPush
+        let indices = task.shards.map(\.index)
+        guard perPush >= 1, let first = indices.first, first % perPush == 0, indices == Array(first..<(first + indices.count)) else {
+            throw RoleError(
+                .invalidRequest,
+                "a summing task must hold whole groups of \(perPush) consecutive shards; got shards \(indices.prefix(10))")
+        }
+        var results = [ShardResult]()
+        var group: DenseParameters?
+        try await forEachShard(task.shards, source) { shard, inputs, labels in
+            let (dense, result) = try await body(shard, inputs, labels)
+            results.append(result)
+            if var sum = group {
+                group = nil
+                sum.values.withUnsafeMutableBufferPointer { s in dense.values.withUnsafeBufferPointer { VectorMath.axpy(1, $0, s) } }
+                group = sum
+            } else {
+                group = dense
+            }
+            if (shard.index + 1) % perPush == 0 || shard.index == indices.last, let complete = group {
+                group = nil
+                try await pushBlocks(complete, into: target, round: round, shard: shard.index / perPush, job)
+            }
         }
         return results
     }

@@ -271,16 +271,21 @@ public final class ClusterCoordinator: Sendable {
 
     // MARK: Fan-out
 
-    /// Splits `shards` into contiguous runs, one per worker, runs them
-    /// concurrently and returns the results in shard order. A run whose
-    /// worker fails is given to the next worker; the task fails only when
-    /// every worker has failed it.
+    /// A sum has at most this many pushes: a longer list of shards is cut
+    /// into this many groups of consecutive shards, each added up on one
+    /// worker. Twelve groups share evenly among 1, 2, 3, 4, 6 or 12 workers.
+    public static let maxPushesPerSum = 12
+
     /// A sum over `shards` into `target`, in a fresh round: servers begin it,
-    /// workers push into it, servers finish it in shard order.
+    /// workers push into it (one push per group of `shardsPerPush`
+    /// consecutive shards), servers finish it in group order. The grouping
+    /// depends on the number of shards alone, never on the workers.
     private func sum(_ kind: WorkerTask.Kind, into target: VectorName, shards: [RowShard]) async throws -> [ShardResult] {
         let round = nextRound()
-        try await forEachServer { _, server in try await server.beginSum(into: target, shards: shards.count, round: round) }
-        let results = try await dispatch(kind, shards: shards, round: round)
+        let perPush = max(1, (shards.count + Self.maxPushesPerSum - 1) / Self.maxPushesPerSum)
+        let pushes = (shards.count + perPush - 1) / perPush
+        try await forEachServer { _, server in try await server.beginSum(into: target, shards: pushes, round: round) }
+        let results = try await dispatch(kind, shards: shards, round: round, shardsPerPush: perPush)
         try await forEachServer { _, server in try await server.finishSum(into: target) }
         return results
     }
@@ -293,16 +298,23 @@ public final class ClusterCoordinator: Sendable {
         }
     }
 
-    private func dispatch(_ kind: WorkerTask.Kind, shards: [RowShard], round: Int) async throws -> [ShardResult] {
+    /// Splits `shards` into contiguous runs of whole push groups, one run per
+    /// worker, runs them concurrently and returns the results in shard
+    /// order. A run whose worker fails is given to the next worker; the task
+    /// fails only when every worker has failed it.
+    private func dispatch(_ kind: WorkerTask.Kind, shards: [RowShard], round: Int, shardsPerPush: Int = 1) async throws
+        -> [ShardResult]
+    {
         guard !shards.isEmpty else { return [] }
         let workers = self.workers
-        let runs = min(workers.count, shards.count)
+        let groups = (shards.count + shardsPerPush - 1) / shardsPerPush
+        let runs = min(workers.count, groups)
         let results = try await withThrowingTaskGroup(of: [ShardResult].self) { group in
             for r in 0..<runs {
-                let part = Array(shards[(r * shards.count / runs)..<((r + 1) * shards.count / runs)])
-                group.addTask {
-                    try await self.runWithFailover(WorkerTask(kind: kind, shards: part, round: round), on: workers, first: r)
-                }
+                let first = r * groups / runs * shardsPerPush
+                let end = min(shards.count, (r + 1) * groups / runs * shardsPerPush)
+                let task = WorkerTask(kind: kind, shards: Array(shards[first..<end]), round: round, shardsPerPush: shardsPerPush)
+                group.addTask { try await self.runWithFailover(task, on: workers, first: r) }
             }
             var all = [ShardResult]()
             for try await part in group { all.append(contentsOf: part) }

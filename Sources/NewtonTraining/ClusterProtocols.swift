@@ -203,10 +203,15 @@ public struct WorkerTask: Sendable {
     public var shards: [RowShard]
     /// The round of the sum (or Jacobian cache) the pushes belong to.
     public var round: Int
-    public init(kind: Kind, shards: [RowShard], round: Int) {
+    /// For sums: the worker adds the results of this many consecutive shards
+    /// (the group `shard.index / shardsPerPush`), in shard order, and pushes
+    /// each group once, as the group's index. A task holds whole groups.
+    public var shardsPerPush: Int
+    public init(kind: Kind, shards: [RowShard], round: Int, shardsPerPush: Int = 1) {
         self.kind = kind
         self.shards = shards
         self.round = round
+        self.shardsPerPush = shardsPerPush
     }
 }
 

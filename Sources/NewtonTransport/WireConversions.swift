@@ -348,6 +348,7 @@ extension WorkerTask {
         var t = Newtonps_V1_WorkerTask()
         t.shards = shards.map(\.wire)
         t.round = UInt64(round)
+        t.shardsPerPush = UInt32(clamping: shardsPerPush)
         switch kind {
         case .evaluate(let point):
             var e = Newtonps_V1_WorkerTask.Evaluate()
@@ -398,7 +399,9 @@ extension WorkerTask {
         case .squaredGradient(let q): kind = .squaredGradient(point: try VectorName(wire: q.point), into: try VectorName(wire: q.into))
         case nil: throw TransportError(.invalidRequest, "a worker task with no kind")
         }
-        self.init(kind: kind, shards: try t.shards.map(RowShard.init(wire:)), round: Int(clamping: t.round))
+        self.init(
+            kind: kind, shards: try t.shards.map(RowShard.init(wire:)), round: Int(clamping: t.round),
+            shardsPerPush: max(1, Int(t.shardsPerPush)))
     }
 }
 

@@ -29,6 +29,43 @@ final class NewtonCGTests: XCTestCase {
         }
     }
 
+    /// A sum over more than `maxPushesPerSum` shards is pushed in groups of
+    /// consecutive shards: the same for every worker count, and the same as
+    /// one shard over every row up to rounding. A task that splits a group
+    /// is refused.
+    func testPushGroupsDoNotDependOnTheWorkers() async throws {
+        var gradients = [[Float]]()
+        for (workers, shardRows) in [(1, 16), (2, 16), (3, 16), (5, 16), (1, 600)] {
+            var h = Harness()
+            h.workers = workers
+            h.shardRows = shardRows
+            let network = try h.network()
+            let coordinator = try await h.cluster().coordinator
+            try await coordinator.start(jobID: "groups", data: h.descriptor, weights: DenseParameters(heNormal: network, seed: 5))
+            // 600 rows in 16-row shards: 38 shards, 10 pushes of 4 (the last of 2).
+            let shards = coordinator.shards(.train)
+            XCTAssertEqual(shards.count, shardRows == 16 ? 38 : 1)
+            _ = try await coordinator.gradient(at: .weights, into: .gradient, shards: shards)
+            gradients.append(try await coordinator.read(.gradient).values)
+            if workers == 2 {
+                let split = WorkerTask(
+                    kind: .gradient(point: .weights, into: .gradient), shards: Array(shards[2..<6]), round: 1, shardsPerPush: 4)
+                do {
+                    _ = try await coordinator.workers[0].run(split)
+                    XCTFail("a task starting inside a push group was accepted")
+                } catch {
+                    XCTAssertTrue("\(error)".contains("whole groups of 4"), "\(error)")
+                }
+            }
+        }
+        for (k, g) in gradients.dropFirst().prefix(3).enumerated() {
+            XCTAssertEqual(g.map(\.bitPattern), gradients[0].map(\.bitPattern), "1 worker against \([2, 3, 5][k])")
+        }
+        let reference = gradients[4].map(Double.init)
+        let scale = reference.map(abs).max()!
+        XCTAssertLessThan(zip(gradients[0], reference).map { abs(Double($0) - $1) }.max()! / scale, 1e-5)
+    }
+
     /// The Jacobian cache's shards: every worker gets the same number, at
     /// most `shardRows` rows each, sizes within one row, rows in order.
     func testEvenShardsShareTheRowsAmongWorkers() async throws {
