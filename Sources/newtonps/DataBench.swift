@@ -67,6 +67,7 @@ struct DataBench {
         let inMemorySeconds = Self.medianIterationSeconds(reference)
         result["in_memory_seconds_per_iteration"] = inMemorySeconds
         result["index_over_in_memory_iteration"] = indexSeconds / inMemorySeconds
+        for (phase, seconds) in Self.medianPhaseSeconds(reference) { result["in_memory_phase_\(phase)_seconds"] = seconds }
 
         for access in [DataAccess.local, .stream] {
             let run = try await clusterRun(yaml + "data_access: \(access.rawValue)\n", hideFiles: access == .stream)
@@ -74,6 +75,8 @@ struct DataBench {
             result["\(name)_identical_objectives"] = run.records.map(\.objective) == reference.map(\.objective) ? 1 : 0
             result["\(name)_seconds_per_iteration"] = Self.medianIterationSeconds(run.records)
             result["\(name)_over_in_memory_iteration"] = Self.medianIterationSeconds(run.records) / inMemorySeconds
+            // Where the cluster's extra time goes, phase by phase.
+            for (phase, seconds) in Self.medianPhaseSeconds(run.records) { result["\(name)_phase_\(phase)_seconds"] = seconds }
             result["\(name)_driver_peak_rss_megabytes"] = run.driverPeak
             result["\(name)_worker_peak_rss_megabytes"] = run.workerPeaks.max() ?? 0
             result["\(name)_server_peak_rss_megabytes"] = run.serverPeaks.max() ?? 0
@@ -162,6 +165,17 @@ struct DataBench {
             .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
     }
 
+    /// Each phase's median seconds over the iterations (0 where an iteration skipped it).
+    static func medianPhaseSeconds(_ records: [IterationRecord]) -> [String: Double] {
+        let iterations = records.dropFirst()
+        let phases = Set(iterations.flatMap(\.phaseSeconds.keys))
+        return Dictionary(
+            uniqueKeysWithValues: phases.map { phase in
+                let values = iterations.map { $0.phaseSeconds[phase] ?? 0 }.sorted()
+                return (phase, values[values.count / 2])
+            })
+    }
+
     /// The median seconds between consecutive records.
     static func medianIterationSeconds(_ records: [IterationRecord]) -> Double {
         let steps = zip(records.dropFirst(), records).map { $0.elapsedSeconds - $1.elapsedSeconds }.sorted()
@@ -194,12 +208,12 @@ struct MemoryNeeds {
         }
         // Every server also keeps the subsample's outputs, which define B.
         serverMegabytes = (perServer.max()! + Double(4 * subsampleRows * classes)) / 1_048_576
-        // A worker: its block cache; the weights, a direction and the dense
-        // result it pushes; one shard's activations and derivatives of every
-        // layer and its Jacobian slices.
+        // A worker: its block cache; the weights, a direction, a shard's dense
+        // result and its push group's running sum; one shard's activations
+        // and derivatives of every layer and its Jacobian slices.
         let parameters = Double(DenseParameters(zeros: grid.spec).count)
         let neurons = Double(grid.spec.layerSizes.reduce(0, +))
         let slices = Double(grid.spec.layerSizes.dropFirst().reduce(0, +) * classes)
-        workerMegabytes = cacheMegabytes + 4 * (3 * parameters + Double(shardRows) * (2 * neurons + slices)) / 1_048_576
+        workerMegabytes = cacheMegabytes + 4 * (4 * parameters + Double(shardRows) * (2 * neurons + slices)) / 1_048_576
     }
 }
