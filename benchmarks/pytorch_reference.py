@@ -279,14 +279,16 @@ def first_order(method, net, x, y, tx, ty, C, rate, batch, seed, log, time_limit
         if time.perf_counter() - start >= time_limit:
             break
         order = torch.randperm(l, generator=generator)
+        tick = time.perf_counter()
         for begin in range(0, l, batch):
             rows = order[begin : begin + batch]
             optimizer.zero_grad(set_to_none=True)
             loss = cross_entropy_sum(net.forward_layers(params, x[rows]), y[rows]) / len(rows)
             loss.backward()
             optimizer.step()
+        phases = {"minibatches": time.perf_counter() - tick}
         f, test_accuracy = evaluate()
-        log(epoch, time.perf_counter() - start, f, 0, rate, test_accuracy, {})
+        log(epoch, time.perf_counter() - start, f, 0, rate, test_accuracy, phases)
 
 
 def main():
