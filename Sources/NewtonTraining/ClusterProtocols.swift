@@ -129,9 +129,10 @@ public protocol ParameterServer: Sendable {
     func run(_ program: [VectorOp]) async throws -> [BlockDots]
 
     /// Starts summing `shards` contributions into `vector` (zeroed first) for
-    /// round `round` of the assigned job.
+    /// round `round` of the assigned job. A contribution is one shard's, or
+    /// one push group's (`WorkerTask.shardsPerPush`), numbered from 0.
     func beginSum(into vector: VectorName, shards: Int, round: Int) async throws
-    /// One shard's contribution to owned blocks. A shard pushed again before
+    /// One shard's (or push group's) contribution to owned blocks. A shard pushed again before
     /// its turn replaces the waiting copy; once added, repeats are ignored
     /// (they come from the same rows at the same point, so they are equal).
     /// A push for another job or round is refused.
