@@ -117,16 +117,16 @@ public struct PartitionGrid: Sendable, Equatable {
     public static func balanced(spec: NetworkSpec, servers: Int, tolerance: Double = 0.1) -> PartitionGrid {
         var grid = PartitionGrid(unpartitioned: spec)
         guard servers > 1 else { return grid }
-        while grid.ownershipImbalance(servers: servers) > 1 + tolerance {
-            let candidates = (0..<spec.depth).compactMap { m -> PartitionGrid? in
+        var imbalance = grid.ownershipImbalance(servers: servers)
+        while imbalance > 1 + tolerance {
+            let candidates = (0..<spec.depth).compactMap { m -> (grid: PartitionGrid, imbalance: Double)? in
                 var counts = grid.partitionCounts
                 counts[m] += 1
-                return try? PartitionGrid(spec: spec, partitions: counts)
+                guard let candidate = try? PartitionGrid(spec: spec, partitions: counts) else { return nil }
+                return (candidate, candidate.ownershipImbalance(servers: servers))
             }
-            guard let best = candidates.min(by: { $0.ownershipImbalance(servers: servers) < $1.ownershipImbalance(servers: servers) }),
-                best.ownershipImbalance(servers: servers) < grid.ownershipImbalance(servers: servers)
-            else { break }
-            grid = best
+            guard let best = candidates.min(by: { $0.imbalance < $1.imbalance }), best.imbalance < imbalance else { break }
+            (grid, imbalance) = best
         }
         return grid
     }
