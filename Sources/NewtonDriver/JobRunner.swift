@@ -38,6 +38,9 @@ public actor JobRunner: Service {
     /// The data index of the running attempt, by its cluster job id: what
     /// workers that stream the data may read.
     private var attemptData: (clusterJobID: String, data: IndexedData)?
+    /// The C each `C: auto` job's search chose, so a restarted attempt does
+    /// not search again (the search is deterministic, so only time is saved).
+    private var searchedRegularizations: [String: Double] = [:]
 
     public init(
         store: JobStore, membership: Membership, catalog: DataCatalog, events: JobEvents, metrics: TrainingMetrics,
@@ -257,15 +260,17 @@ public actor JobRunner: Service {
 
     /// With `C: auto`, the C the held-out search chooses, run on an embedded
     /// cluster in this process over its own copy of the data (logged with
-    /// every trial); otherwise nil (the spec's C).
+    /// every trial) once per job; otherwise nil (the spec's C).
     private func searchedRegularization(_ id: String, spec: JobSpec, network: NetworkSpec) async throws -> Double? {
         guard spec.searchesRegularization else { return nil }
+        if let chosen = searchedRegularizations[id] { return chosen }
         let loaded = try (catalog.root?.locate(spec.data) ?? spec.data).load()
         let (chosen, trials) = try await RegularizationSearch(
             spec: spec, network: network, workers: ProcessInfo.processInfo.activeProcessorCount
         ).choose(from: loaded)
         let tried = trials.map { "C = \($0.regularization): \($0.heldOutAccuracy.map { "\($0)" } ?? "diverged")" }
         logger.info("job \(id): C: auto chose C = \(chosen) by held-out accuracy (\(tried.joined(separator: ", ")))")
+        searchedRegularizations[id] = chosen
         return chosen
     }
 
