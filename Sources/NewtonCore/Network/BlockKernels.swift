@@ -1,3 +1,5 @@
+import Dispatch
+
 /// What a block owner caches for the current Gauss-Newton subsample S, and
 /// the math a **server** does with it on its one block `(m, i, j)`:
 /// `J_b v_b`, `J_bᵀ u` and the diagonal-block product `G_bb v_b`.
@@ -51,13 +53,13 @@ public struct BlockJacobian: Sendable {
         var t = layerInputProduct(v)
         var out = [Float](repeating: 0, count: rows * classes)
         let width = outputWidth
+        let classes = self.classes
         slices.withUnsafeBufferPointer { d in
-            t.withUnsafeMutableBufferPointer { tp in
+            t.withUnsafeMutableBufferPointer { tb in
                 out.withUnsafeMutableBufferPointer { o in
-                    for s in 0..<rows {
-                        BLAS.gemv(
-                            m: classes, n: width, d.baseAddress! + s * classes * width, tp.baseAddress! + s * width,
-                            o.baseAddress! + s * classes)
+                    let (dp, tp, op) = (d.baseAddress!, tb.baseAddress!, o.baseAddress!)
+                    forEachRowChunk(rows) { chunk in
+                        for s in chunk { BLAS.gemv(m: classes, n: width, dp + s * classes * width, tp + s * width, op + s * classes) }
                     }
                 }
             }
@@ -71,15 +73,19 @@ public struct BlockJacobian: Sendable {
         precondition(u.count == rows * classes, "transpose product with \(u.count) values for \(rows) × \(classes)")
         let width = outputWidth
         var t = [Float](repeating: 0, count: rows * width)
+        let classes = self.classes
         slices.withUnsafeBufferPointer { d in
             u.withUnsafeBufferPointer { up in
                 t.withUnsafeMutableBufferPointer { tp in
-                    for s in 0..<rows {
-                        let ts = tp.baseAddress! + s * width
-                        for k in 0..<classes {
-                            let a = up[s * classes + k]
-                            let dsk = d.baseAddress! + (s * classes + k) * width
-                            for c in 0..<width { ts[c] += a * dsk[c] }
+                    let (dp, uBase, tBase) = (d.baseAddress!, up.baseAddress!, tp.baseAddress!)
+                    forEachRowChunk(rows) { chunk in
+                        for s in chunk {
+                            let ts = tBase + s * width
+                            for k in 0..<classes {
+                                let a = uBase[s * classes + k]
+                                let dsk = dp + (s * classes + k) * width
+                                for c in 0..<width { ts[c] += a * dsk[c] }
+                            }
                         }
                     }
                 }
@@ -133,4 +139,23 @@ public struct BlockJacobian: Sendable {
             return t
         }
     }
+}
+
+/// Runs `body` on `0..<rows` cut into one contiguous chunk per BLAS thread,
+/// concurrently: the per-sample loops between a product's GEMMs get the
+/// cores its GEMMs get. Only for work whose rows are independent, so the
+/// cut changes no value.
+func forEachRowChunk(_ rows: Int, _ body: (Range<Int>) -> Void) {
+    let chunks = min(BLAS.threads, rows)
+    guard chunks > 1 else { return body(0..<rows) }
+    withoutActuallyEscaping(body) { body in
+        let shared = DisjointRowsBody(run: body)
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in shared.run((c * rows / chunks)..<((c + 1) * rows / chunks)) }
+    }
+}
+
+/// A row loop shared by the chunks of `forEachRowChunk`: each chunk writes
+/// only its own rows, which is what makes the unchecked sharing sound.
+private struct DisjointRowsBody: @unchecked Sendable {
+    let run: (Range<Int>) -> Void
 }

@@ -75,6 +75,27 @@ final class BlockKernelsTests: XCTestCase {
         }
     }
 
+    /// With several BLAS threads the per-sample loops run in one chunk of
+    /// rows per thread (here 3, 3 and 4 rows); every value is as in one pass.
+    func testRowChunksChangeNoValue() throws {
+        let f = try KernelFixture(activation: .relu, rows: 10)
+        let grid = try PartitionGrid(spec: f.spec, partitions: [2, 3, 2, 1])
+        let (caches, _) = try caches(f, grid: grid)
+        let v = f.randomDirection(seed: 4)
+        let u = f.randomOutputs(seed: 8)
+        func products() -> [[UInt32]] {
+            zip(grid.blocks, caches).flatMap { b, cache in
+                [cache.jacobianProduct(grid.extract(b, from: v)), cache.jacobianTransposeProduct(u)].map { $0.map(\.bitPattern) }
+            }
+        }
+        let saved = BLAS.threads
+        defer { BLAS.threads = saved }
+        BLAS.threads = 1
+        let onePass = products()
+        BLAS.threads = 3
+        XCTAssertEqual(products(), onePass)
+    }
+
     /// The diagonal block G_bb is symmetric PSD and equals the matching block
     /// of the full G applied to a vector supported on that block only.
     func testDiagonalBlockProduct() throws {
