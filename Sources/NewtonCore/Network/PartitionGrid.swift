@@ -204,11 +204,11 @@ public struct PartitionGrid: Sendable, Equatable {
             dense.values.withUnsafeMutableBufferPointer { dst in
                 for (k, r) in rows.enumerated() {
                     let to = w + r * n + cols.lowerBound
-                    dst[to..<(to + cols.count)].update(fromContentsOf: src[(k * cols.count)..<((k + 1) * cols.count)])
+                    _ = dst[to..<(to + cols.count)].update(fromContentsOf: src[(k * cols.count)..<((k + 1) * cols.count)])
                 }
                 if withBias {
                     let from = rows.count * cols.count
-                    dst[(bias + cols.lowerBound)..<(bias + cols.upperBound)].update(
+                    _ = dst[(bias + cols.lowerBound)..<(bias + cols.upperBound)].update(
                         fromContentsOf: src[from..<(from + cols.count)])
                 }
             }
