@@ -112,7 +112,7 @@ class DataChunk(_message.Message):
     def __init__(self, file: _Optional[int] = ..., content: _Optional[bytes] = ...) -> None: ...
 
 class WorkerTask(_message.Message):
-    __slots__ = ("evaluate", "gradient", "gauss_newton", "jacobian", "hessian", "squared_gradient", "shards", "round")
+    __slots__ = ("evaluate", "gradient", "gauss_newton", "jacobian", "hessian", "squared_gradient", "shards", "round", "shards_per_push")
     class Evaluate(_message.Message):
         __slots__ = ("point",)
         POINT_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +163,7 @@ class WorkerTask(_message.Message):
     SQUARED_GRADIENT_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_PER_PUSH_FIELD_NUMBER: _ClassVar[int]
     evaluate: WorkerTask.Evaluate
     gradient: WorkerTask.Gradient
     gauss_newton: WorkerTask.GaussNewton
@@ -171,7 +172,8 @@ class WorkerTask(_message.Message):
     squared_gradient: WorkerTask.SquaredGradient
     shards: _containers.RepeatedCompositeFieldContainer[RowShard]
     round: int
-    def __init__(self, evaluate: _Optional[_Union[WorkerTask.Evaluate, _Mapping]] = ..., gradient: _Optional[_Union[WorkerTask.Gradient, _Mapping]] = ..., gauss_newton: _Optional[_Union[WorkerTask.GaussNewton, _Mapping]] = ..., jacobian: _Optional[_Union[WorkerTask.Jacobian, _Mapping]] = ..., hessian: _Optional[_Union[WorkerTask.Hessian, _Mapping]] = ..., squared_gradient: _Optional[_Union[WorkerTask.SquaredGradient, _Mapping]] = ..., shards: _Optional[_Iterable[_Union[RowShard, _Mapping]]] = ..., round: _Optional[int] = ...) -> None: ...
+    shards_per_push: int
+    def __init__(self, evaluate: _Optional[_Union[WorkerTask.Evaluate, _Mapping]] = ..., gradient: _Optional[_Union[WorkerTask.Gradient, _Mapping]] = ..., gauss_newton: _Optional[_Union[WorkerTask.GaussNewton, _Mapping]] = ..., jacobian: _Optional[_Union[WorkerTask.Jacobian, _Mapping]] = ..., hessian: _Optional[_Union[WorkerTask.Hessian, _Mapping]] = ..., squared_gradient: _Optional[_Union[WorkerTask.SquaredGradient, _Mapping]] = ..., shards: _Optional[_Iterable[_Union[RowShard, _Mapping]]] = ..., round: _Optional[int] = ..., shards_per_push: _Optional[int] = ...) -> None: ...
 
 class ShardResult(_message.Message):
     __slots__ = ("shard", "loss", "correct", "outputs")
