@@ -136,14 +136,20 @@ public final class ClusterCoordinator: Sendable {
         }
     }
 
-    /// Cuts `rows` of `split` into as few shards of at most `shardRows` rows
-    /// as give every worker the same number, with sizes differing by at most
-    /// one row. Only for work whose results are per row (Jacobian slices):
-    /// sums over these shards would depend on the number of workers.
-    public func evenShards(_ split: DataSplit, rows: [Int]) -> [RowShard] {
-        let workerCount = max(1, workers.count)
-        let perWorker = (rows.count + workerCount * shardRows - 1) / (workerCount * shardRows)
-        return shards(split, rows: rows, count: perWorker * workerCount)
+    /// Cuts the training rows `rows` (a subsample) for the Jacobian cache
+    /// into `jacobianShardCount` shards, sizes within one row.
+    public func jacobianShards(rows: [Int]) -> [RowShard] {
+        shards(.train, rows: rows, count: Self.jacobianShardCount(rows: rows.count, shardRows: shardRows))
+    }
+
+    /// The fewest shards of at most `shardRows` rows that is a multiple of
+    /// `evenParts`, so that 1, 2, 3, 4, 6 or 12 workers get the same rows.
+    /// The count depends on the rows alone, never on the workers: a row's
+    /// Jacobian slices can depend on the shape of the GEMMs it is computed
+    /// in (OpenBLAS picks kernels by size), so a cut by the number of
+    /// workers would change the numbers with it.
+    public static func jacobianShardCount(rows: Int, shardRows: Int) -> Int {
+        (rows + evenParts * shardRows - 1) / (evenParts * shardRows) * evenParts
     }
 
     /// Cuts `rows` of `split` into `count` shards (at most one per row, at
@@ -194,12 +200,12 @@ public final class ClusterCoordinator: Sendable {
     /// Has the workers compute the Jacobian slices of the training rows
     /// `rows` (the subsample) at `point` and push them to the block owners;
     /// returns the subsample's outputs (`|S| × n_L`), which define the loss
-    /// curvature B. Slices are per row, so the rows are cut into
-    /// `evenShards` and every worker gets the same share.
+    /// curvature B. The rows are cut into `jacobianShards`, so every worker
+    /// gets the same share.
     public func cacheJacobian(at point: VectorName, rows: [Int]) async throws -> [Float] {
         let round = nextRound()
         try await forEachServer { _, server in try await server.beginJacobian(rows: rows.count, round: round) }
-        let results = try await dispatch(.jacobian(point: point), shards: evenShards(.train, rows: rows), round: round)
+        let results = try await dispatch(.jacobian(point: point), shards: jacobianShards(rows: rows), round: round)
         return Array(results.map(\.outputs).joined())
     }
 
@@ -271,10 +277,12 @@ public final class ClusterCoordinator: Sendable {
 
     // MARK: Fan-out
 
-    /// A sum has at most this many pushes: a longer list of shards is cut
-    /// into this many groups of consecutive shards, each added up on one
-    /// worker. Twelve groups share evenly among 1, 2, 3, 4, 6 or 12 workers.
-    public static let maxPushesPerSum = 12
+    /// Twelve: work cut into a multiple of this many parts shares evenly
+    /// among 1, 2, 3, 4, 6 or 12 workers. A sum has at most this many pushes
+    /// (a longer list of shards is cut into this many groups of consecutive
+    /// shards, each added up on one worker), and the Jacobian cache has a
+    /// multiple of this many shards.
+    public static let evenParts = 12
 
     /// A sum over `shards` into `target`, in a fresh round: servers begin it,
     /// workers push into it (one push per group of `shardsPerPush`
@@ -282,7 +290,7 @@ public final class ClusterCoordinator: Sendable {
     /// depends on the number of shards alone, never on the workers.
     private func sum(_ kind: WorkerTask.Kind, into target: VectorName, shards: [RowShard]) async throws -> [ShardResult] {
         let round = nextRound()
-        let perPush = max(1, (shards.count + Self.maxPushesPerSum - 1) / Self.maxPushesPerSum)
+        let perPush = max(1, (shards.count + Self.evenParts - 1) / Self.evenParts)
         let pushes = (shards.count + perPush - 1) / perPush
         try await forEachServer { _, server in try await server.beginSum(into: target, shards: pushes, round: round) }
         let results = try await dispatch(kind, shards: shards, round: round, shardsPerPush: perPush)

@@ -294,18 +294,24 @@ struct BenchCommand: AsyncParsableCommand {
     /// servers (parameters, so the FLOPs of every CG product) and 2 workers
     /// (rows of the Jacobian cache), as the largest share over the mean (1
     /// is even): one block per layer and 1000-row shards before, the
-    /// balanced grid and even shards now.
+    /// balanced grid and the Jacobian cache in a multiple of twelve shards now.
     static func layoutImbalance(_ spec: NetworkSpec, subsample: Int, shardRows: Int) -> [String: Double] {
         let workers = 2
-        let fixed = stride(from: 0, to: subsample, by: shardRows).map { min(shardRows, subsample - $0) }
-        let runs = min(workers, fixed.count)
-        // The coordinator hands worker r the contiguous run of shards r·n/runs ..< (r+1)·n/runs.
-        let rows = (0..<runs).map { r in fixed[(r * fixed.count / runs)..<((r + 1) * fixed.count / runs)].reduce(0, +) }
+        /// The largest share of two workers over the mean, for shards of these sizes.
+        func imbalance(_ sizes: [Int]) -> Double {
+            let runs = min(workers, sizes.count)
+            // The coordinator hands worker r the contiguous run of shards r·n/runs ..< (r+1)·n/runs.
+            let rows = (0..<runs).map { r in sizes[(r * sizes.count / runs)..<((r + 1) * sizes.count / runs)].reduce(0, +) }
+            return Double(rows.max()! * workers) / Double(subsample)
+        }
+        let count = min(subsample, ClusterCoordinator.jacobianShardCount(rows: subsample, shardRows: shardRows))
         return [
             "servers2_imbalance_one_block_per_layer": PartitionGrid(unpartitioned: spec).ownershipImbalance(servers: 2),
             "servers2_imbalance_balanced_grid": PartitionGrid.balanced(spec: spec, servers: 2).ownershipImbalance(servers: 2),
-            "workers2_jacobian_imbalance_fixed_shards": Double(rows.max()! * workers) / Double(subsample),
-            "workers2_jacobian_imbalance_even_shards": Double(((subsample + workers - 1) / workers) * workers) / Double(subsample),
+            "workers2_jacobian_imbalance_fixed_shards": imbalance(
+                stride(from: 0, to: subsample, by: shardRows).map { min(shardRows, subsample - $0) }),
+            "workers2_jacobian_imbalance_twelve_shards": imbalance(
+                (0..<count).map { subsample / count + ($0 < subsample % count ? 1 : 0) }),
         ]
     }
 

@@ -29,7 +29,7 @@ final class NewtonCGTests: XCTestCase {
         }
     }
 
-    /// A sum over more than `maxPushesPerSum` shards is pushed in groups of
+    /// A sum over more than `evenParts` shards is pushed in groups of
     /// consecutive shards: the same for every worker count, and the same as
     /// one shard over every row up to rounding. A task that splits a group
     /// is refused.
@@ -66,27 +66,19 @@ final class NewtonCGTests: XCTestCase {
         XCTAssertLessThan(zip(gradients[0], reference).map { abs(Double($0) - $1) }.max()! / scale, 1e-5)
     }
 
-    /// The Jacobian cache's shards: every worker gets the same number, at
-    /// most `shardRows` rows each, sizes within one row, rows in order.
-    func testEvenShardsShareTheRowsAmongWorkers() async throws {
-        let cases = [(2, 3000, [750, 750, 750, 750]), (1, 3000, [1000, 1000, 1000]), (3, 130, [44, 43, 43]), (4, 3, [1, 1, 1])]
-        for (workers, rows, expected) in cases {
-            var h = Harness()
-            h.workers = workers
-            h.trainRows = 3000
-            h.shardRows = 1000
-            let coordinator = try await h.cluster().coordinator
-            let selected = Array(stride(from: 0, to: 2 * rows, by: 2).prefix(rows))
-            let shards = coordinator.evenShards(.train, rows: selected)
-            XCTAssertEqual(shards.map(\.index), Array(shards.indices))
-            var joined = [Int]()
-            for shard in shards {
-                guard case .indices(let indices) = shard.rows else { return XCTFail("shard \(shard.index) is not a list of rows") }
-                XCTAssertEqual(shard.offset, joined.count)
-                joined += indices
+    /// The Jacobian cache's shards: a multiple of twelve (fewer only when
+    /// there are fewer rows), at most `shardRows` rows each, sizes within one
+    /// row, rows in order, and the same cut for every number of workers.
+    func testJacobianShardsDependOnTheRowsAlone() async throws {
+        let twelve = { (size: Int) in [Int](repeating: size, count: 12) }
+        let cases = [
+            (3000, twelve(250)), (12_001, [501] + [Int](repeating: 500, count: 23)),
+            (130, [Int](repeating: 11, count: 10) + [10, 10]), (3, [1, 1, 1]),
+        ]
+        for workers in [1, 2, 3] {
+            for (rows, expected) in cases {
+                try await checkJacobianShards(workers: workers, rows: rows, expected: expected)
             }
-            XCTAssertEqual(shards.map { $0.rows.count }, expected, "\(workers) workers, \(rows) rows")
-            XCTAssertEqual(joined, selected)
         }
         // A fixed count (a first-order minibatch's halves): never more shards than rows, never none.
         let coordinator = try await Harness().cluster().coordinator
@@ -95,6 +87,25 @@ final class NewtonCGTests: XCTestCase {
             XCTAssertEqual(shards.map { $0.rows.count }, expected, "\(rows) rows in \(count)")
             XCTAssertEqual(shards.map(\.offset), expected.indices.map { expected.prefix($0).reduce(0, +) })
         }
+    }
+
+    private func checkJacobianShards(workers: Int, rows: Int, expected: [Int]) async throws {
+        var h = Harness()
+        h.workers = workers
+        h.trainRows = 2 * rows
+        h.shardRows = 1000
+        let coordinator = try await h.cluster().coordinator
+        let selected = Array(stride(from: 0, to: 2 * rows, by: 2))
+        let shards = coordinator.jacobianShards(rows: selected)
+        XCTAssertEqual(shards.map(\.index), Array(shards.indices))
+        var joined = [Int]()
+        for shard in shards {
+            guard case .indices(let indices) = shard.rows else { return XCTFail("shard \(shard.index) is not a list of rows") }
+            XCTAssertEqual(shard.offset, joined.count)
+            joined += indices
+        }
+        XCTAssertEqual(shards.map { $0.rows.count }, expected, "\(workers) workers, \(rows) rows")
+        XCTAssertEqual(joined, selected)
     }
 
     /// The grid only changes how sums over blocks are rounded.
