@@ -53,6 +53,7 @@ public actor WorkerCore: Worker {
                 results.append(
                     ShardResult(
                         shard: shard.index, loss: kernels.loss(pass, labels: labels), correct: kernels.correctCount(pass, labels: labels)))
+                return nil
             }
             return results
         case .gradient(let point, let target):
@@ -80,14 +81,16 @@ public actor WorkerCore: Worker {
             }
         case .jacobian(let point):
             let kernels = RowKernels(parameters: try await pull(point, job))
+            let servers = self.servers
             var results = [ShardResult]()
             try await forEachShard(task.shards, source) { shard, inputs, labels in
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
-                try await pushJacobian(pass, slices: kernels.jacobianSlices(pass), offset: shard.offset, round: round, job)
+                let slices = kernels.jacobianSlices(pass)
                 results.append(
                     ShardResult(
                         shard: shard.index, loss: kernels.loss(pass, labels: labels),
                         correct: kernels.correctCount(pass, labels: labels), outputs: pass.outputs))
+                return { try await Self.pushJacobian(pass, slices: slices, offset: shard.offset, round: round, job, to: servers) }
             }
             return results
         }
@@ -113,7 +116,7 @@ public actor WorkerCore: Worker {
     /// results into `target`: the shards of one push group are added here in
     /// shard order (starting from the first shard's values, as the owner's
     /// sum starts from zero), and each group is pushed as soon as it is
-    /// complete.
+    /// complete, while the next group computes.
     private func sumShards(
         _ task: WorkerTask, into target: VectorName, round: PushRound, _ job: WorkerJob, _ source: any RowSource,
         _ body: (RowShard, [Float], [Int32]) async throws -> (DenseParameters, ShardResult)
@@ -125,6 +128,7 @@ public actor WorkerCore: Worker {
                 .invalidRequest,
                 "a summing task must hold whole groups of \(perPush) consecutive shards; got shards \(indices.prefix(10))")
         }
+        let servers = self.servers
         var results = [ShardResult]()
         var group: DenseParameters?
         try await forEachShard(task.shards, source) { shard, inputs, labels in
@@ -137,9 +141,10 @@ public actor WorkerCore: Worker {
             } else {
                 group = dense
             }
-            if (shard.index + 1) % perPush == 0 || shard.index == indices.last, let complete = group {
-                group = nil
-                try await pushBlocks(complete, into: target, round: round, shard: shard.index / perPush, job)
+            guard (shard.index + 1) % perPush == 0 || shard.index == indices.last, let complete = group else { return nil }
+            group = nil
+            return {
+                try await Self.pushBlocks(complete, into: target, round: round, shard: shard.index / perPush, job, to: servers)
             }
         }
         return results
@@ -172,10 +177,11 @@ public actor WorkerCore: Worker {
     }
 
     /// Splits a dense result into blocks and pushes each server its own.
-    private func pushBlocks(_ dense: DenseParameters, into target: VectorName, round: PushRound, shard: Int, _ job: WorkerJob)
-        async throws
-    {
-        try await forEachServer(job) { s, server, owned in
+    private static func pushBlocks(
+        _ dense: DenseParameters, into target: VectorName, round: PushRound, shard: Int, _ job: WorkerJob,
+        to servers: [any ParameterServer]
+    ) async throws {
+        try await forEachServer(of: job, servers) { server, owned in
             try await server.push(
                 into: target, round: round, shard: shard, blocks: owned,
                 values: owned.map { job.grid.extract(job.grid.blocks[$0], from: dense) })
@@ -184,11 +190,13 @@ public actor WorkerCore: Worker {
 
     /// Sends each block owner its share of a shard's Jacobian: the layer
     /// inputs of the block's input group and the slice of its output group.
-    private func pushJacobian(_ pass: ForwardPass, slices: [[Float]], offset: Int, round: PushRound, _ job: WorkerJob) async throws {
+    private static func pushJacobian(
+        _ pass: ForwardPass, slices: [[Float]], offset: Int, round: PushRound, _ job: WorkerJob, to servers: [any ParameterServer]
+    ) async throws {
         let grid = job.grid
         let rows = pass.rows
         let classes = grid.spec.classes
-        try await forEachServer(job) { s, server, owned in
+        try await forEachServer(of: job, servers) { server, owned in
             var inputs = [[Float]]()
             var blockSlices = [[Float]]()
             for b in owned {
@@ -203,29 +211,39 @@ public actor WorkerCore: Worker {
         }
     }
 
-    private func forEachServer(_ job: WorkerJob, _ body: @escaping @Sendable (Int, any ParameterServer, [Int]) async throws -> Void)
-        async throws
-    {
-        let servers = self.servers
+    private static func forEachServer(
+        of job: WorkerJob, _ servers: [any ParameterServer], _ body: @escaping @Sendable (any ParameterServer, [Int]) async throws -> Void
+    ) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (s, server) in servers.enumerated() {
                 let owned = job.ownership.indices.filter { job.ownership[$0] == s }
-                group.addTask { try await body(s, server, owned) }
+                group.addTask { try await body(server, owned) }
             }
             try await group.waitForAll()
         }
     }
 
+    /// Sends a shard's (or push group's) results to the block owners.
+    private typealias Push = @Sendable () async throws -> Void
+
     /// Calls `body` with each shard's rows in turn, reading the next
-    /// shard's rows while `body` computes on the current one.
+    /// shard's rows while `body` computes on the current one. The push that
+    /// `body` returns runs while the next shards compute; it starts once the
+    /// previous push has finished, so one push is in flight at a time (one
+    /// more shard's results held) and a failed push fails the task.
     private func forEachShard(
-        _ shards: [RowShard], _ source: any RowSource, _ body: (RowShard, [Float], [Int32]) async throws -> Void
+        _ shards: [RowShard], _ source: any RowSource, _ body: (RowShard, [Float], [Int32]) async throws -> Push?
     ) async throws {
-        for (i, shard) in shards.enumerated() {
-            async let current = source.rows(of: shard)
-            if i + 1 < shards.count { await source.prefetch(shards[i + 1]) }
-            let (inputs, labels) = try await current
-            try await body(shard, inputs, labels)
+        try await withThrowingTaskGroup(of: Void.self) { pushes in
+            for (i, shard) in shards.enumerated() {
+                async let current = source.rows(of: shard)
+                if i + 1 < shards.count { await source.prefetch(shards[i + 1]) }
+                let (inputs, labels) = try await current
+                guard let push = try await body(shard, inputs, labels) else { continue }
+                try await pushes.next()
+                pushes.addTask(operation: push)
+            }
+            try await pushes.waitForAll()
         }
     }
 }

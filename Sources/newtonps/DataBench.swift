@@ -209,11 +209,12 @@ struct MemoryNeeds {
         // Every server also keeps the subsample's outputs, which define B.
         serverMegabytes = (perServer.max()! + Double(4 * subsampleRows * classes)) / 1_048_576
         // A worker: its block cache; the weights, a direction, a shard's dense
-        // result and its push group's running sum; one shard's activations
-        // and derivatives of every layer and its Jacobian slices.
+        // result, its push group's running sum and the previous group, still
+        // being pushed; two shards' activations and derivatives of every
+        // layer and Jacobian slices (one computing, one being pushed).
         let parameters = Double(DenseParameters(zeros: grid.spec).count)
         let neurons = Double(grid.spec.layerSizes.reduce(0, +))
         let slices = Double(grid.spec.layerSizes.dropFirst().reduce(0, +) * classes)
-        workerMegabytes = cacheMegabytes + 4 * (4 * parameters + Double(shardRows) * (2 * neurons + slices)) / 1_048_576
+        workerMegabytes = cacheMegabytes + 4 * (5 * parameters + 2 * Double(shardRows) * (2 * neurons + slices)) / 1_048_576
     }
 }
