@@ -2,16 +2,20 @@
 /// `(1/|S|) Σ JᵀBJ v` in either products mode, or the true Hessian
 /// `(1/|S|) Σ ∇²ξ v` by R-operator passes on the workers.
 struct Curvature: Sendable {
+    /// The product, and where its sample is.
     enum Kind: Sendable {
-        case gaussNewton(ProductsMode)
-        case hessian
+        /// Gauss-Newton from the servers' cached Jacobian of the sample, whose
+        /// network outputs these are (products mode `jacobian`).
+        case cachedJacobian(outputs: [Float])
+        /// Gauss-Newton by R-operator passes over the sample's shards on the
+        /// workers (products mode `rop`).
+        case gaussNewtonByROperator(shards: [RowShard])
+        /// The true Hessian by R-operator passes over the sample's shards.
+        case hessian(shards: [RowShard])
     }
 
     let cluster: ClusterCoordinator
     let kind: Kind
-    let shards: [RowShard]
-    /// The sample's outputs (jacobian mode only).
-    let outputs: [Float]
     /// 1/|S|.
     let scale: Double
 }
@@ -24,15 +28,15 @@ struct DampedOperator: LinearOperator {
     func apply(_ x: VectorName, into y: VectorName) async throws {
         let cluster = curvature.cluster
         switch curvature.kind {
-        case .gaussNewton(.jacobian):
+        case .cachedJacobian(let outputs):
             // The driver scales u = s·B(Jx) before the servers' J_bᵀu.
-            try await cluster.gaussNewtonFromJacobian(direction: x, into: y, outputs: curvature.outputs, scale: curvature.scale)
+            try await cluster.gaussNewtonFromJacobian(direction: x, into: y, outputs: outputs, scale: curvature.scale)
             try await cluster.run([.axpy(damping, x, y)])
-        case .gaussNewton(.rop):
-            try await cluster.gaussNewtonByROperator(at: .weights, direction: x, into: y, shards: curvature.shards)
+        case .gaussNewtonByROperator(let shards):
+            try await cluster.gaussNewtonByROperator(at: .weights, direction: x, into: y, shards: shards)
             try await cluster.run([.axpby(damping, x, curvature.scale, y)])
-        case .hessian:
-            try await cluster.hessianProduct(at: .weights, direction: x, into: y, shards: curvature.shards)
+        case .hessian(let shards):
+            try await cluster.hessianProduct(at: .weights, direction: x, into: y, shards: shards)
             try await cluster.run([.axpby(damping, x, curvature.scale, y)])
         }
     }

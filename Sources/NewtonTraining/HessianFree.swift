@@ -157,12 +157,12 @@ public struct HessianFree: Sendable {
             // 1. Curvature batch and the damped operator.
             let curvatureRows = objective.sampleRows(options.curvatureBatch, seed: seed, stream: 2000 + UInt64(iteration))
             let curvatureBatch = objective.batch(curvatureRows)
-            let kind: Curvature.Kind = options.solver == .gaussNewtonCG ? .gaussNewton(.rop) : .hessian
+            let kind: Curvature.Kind =
+                options.solver == .gaussNewtonCG
+                ? .gaussNewtonByROperator(shards: curvatureBatch.shards) : .hessian(shards: curvatureBatch.shards)
             let damping = lambda + objective.ridge
             let A = DampedOperator(
-                curvature: Curvature(
-                    cluster: cluster, kind: kind, shards: curvatureBatch.shards, outputs: [],
-                    scale: 1 / Double(curvatureRows.count)), damping: damping)
+                curvature: Curvature(cluster: cluster, kind: kind, scale: 1 / Double(curvatureRows.count)), damping: damping)
             let space = ServerVectorSpace(cluster: cluster, operator: A)
 
             // 2. Solve.

@@ -98,13 +98,12 @@ public struct NewtonCG: Sendable {
 
             // 1. Subsample and curvature.
             let subsample = drawSubsample(iteration: iteration)
-            let outputs: [Float] =
+            let kind: Curvature.Kind =
                 options.products == .jacobian
-                ? try await timed("jacobian", into: &phases) { try await cluster.cacheJacobian(at: .weights, rows: subsample) }
-                : []
-            let curvature = Curvature(
-                cluster: cluster, kind: .gaussNewton(options.products), shards: cluster.shards(.train, rows: subsample), outputs: outputs,
-                scale: 1 / Double(subsample.count))
+                ? .cachedJacobian(
+                    outputs: try await timed("jacobian", into: &phases) { try await cluster.cacheJacobian(at: .weights, rows: subsample) })
+                : .gaussNewtonByROperator(shards: cluster.shards(.train, rows: subsample))
+            let curvature = Curvature(cluster: cluster, kind: kind, scale: 1 / Double(subsample.count))
 
             // 2. Direction.
             let damping = lambda + objective.ridge

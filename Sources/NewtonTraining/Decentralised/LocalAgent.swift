@@ -195,11 +195,13 @@ public actor LocalAgent: DecentralisedAgent {
             let sample = Objective.sampleRows(
                 Int((run.newton.subsampleFraction * Double(agentRows)).rounded(.up)), of: agentRows, seed: run.seed,
                 stream: (UInt64(index) << 32) + 20_000 + UInt64(round))
-            let outputs = run.newton.products == .jacobian ? try await cluster.cacheJacobian(at: .weights, rows: sample) : []
+            let kind: Curvature.Kind =
+                run.newton.products == .jacobian
+                ? .cachedJacobian(outputs: try await cluster.cacheJacobian(at: .weights, rows: sample))
+                : .gaussNewtonByROperator(shards: cluster.shards(.train, rows: sample))
             // Gᵢ = (1/l) Σ_{rows of i} JᵀBJ, estimated on the sample.
             let curvature = Curvature(
-                cluster: cluster, kind: .gaussNewton(run.newton.products), shards: cluster.shards(.train, rows: sample), outputs: outputs,
-                scale: Double(agentRows) * run.rowWeight / Double(sample.count))
+                cluster: cluster, kind: kind, scale: Double(agentRows) * run.rowWeight / Double(sample.count))
             let norm = try await cluster.run([
                 .combine(
                     target: .surrogateGradient,
@@ -254,8 +256,7 @@ public actor LocalAgent: DecentralisedAgent {
         let spec = cluster.grid.spec
         let start = (0..<DenseParameters(zeros: spec).count).map { _ in Float(rng.nextGaussian()) }
         try await cluster.write(.probe, try DenseParameters(spec: spec, values: start))
-        let curvature = Curvature(
-            cluster: cluster, kind: .gaussNewton(.rop), shards: cluster.shards(.train), outputs: [], scale: run.rowWeight)
+        let curvature = Curvature(cluster: cluster, kind: .gaussNewtonByROperator(shards: cluster.shards(.train)), scale: run.rowWeight)
         let gaussNewton = DampedOperator(curvature: curvature, damping: 0)
         var largest = 0.0
         for _ in 0..<DecentralisedTrainer.powerIterations {
