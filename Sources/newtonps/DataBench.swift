@@ -210,11 +210,15 @@ struct MemoryNeeds {
         serverMegabytes = (perServer.max()! + Double(4 * subsampleRows * classes)) / 1_048_576
         // A worker: its block cache; the weights, a direction, a shard's dense
         // result, its push group's running sum and the previous group, still
-        // being pushed; two shards' activations and derivatives of every
-        // layer and Jacobian slices (one computing, one being pushed).
+        // being pushed; and the larger of one shard's activations and
+        // derivatives of every layer (a gradient) and two Jacobian shards'
+        // with their slices (one computing, one being pushed).
         let parameters = Double(DenseParameters(zeros: grid.spec).count)
         let neurons = Double(grid.spec.layerSizes.reduce(0, +))
         let slices = Double(grid.spec.layerSizes.dropFirst().reduce(0, +) * classes)
-        workerMegabytes = cacheMegabytes + 4 * (5 * parameters + 2 * Double(shardRows) * (2 * neurons + slices)) / 1_048_576
+        let jacobianShards = min(subsampleRows, ClusterCoordinator.jacobianShardCount(rows: subsampleRows, shardRows: shardRows))
+        let jacobianRows = Double((subsampleRows + jacobianShards - 1) / max(jacobianShards, 1))
+        let rowValues = max(Double(shardRows) * 2 * neurons, 2 * jacobianRows * (2 * neurons + slices))
+        workerMegabytes = cacheMegabytes + 4 * (5 * parameters + rowValues) / 1_048_576
     }
 }
