@@ -152,16 +152,21 @@ public final class ClusterCoordinator: Sendable {
         (rows + evenParts * shardRows - 1) / (evenParts * shardRows) * evenParts
     }
 
-    /// Cuts `rows` of `split` into `count` shards (at most one per row, at
-    /// least one) whose sizes differ by at most one row.
+    /// Cuts `rows` of `split` into `count` shards of `shardSizes`.
     public func shards(_ split: DataSplit, rows: [Int], count: Int) -> [RowShard] {
-        let count = min(rows.count, max(1, count))
         var start = 0
-        return (0..<count).map { index in
-            let size = rows.count / count + (index < rows.count % count ? 1 : 0)
+        return Self.shardSizes(rows: rows.count, count: count).enumerated().map { index, size in
             defer { start += size }
             return RowShard(index: index, split: split, rows: .indices(Array(rows[start..<(start + size)])), offset: start)
         }
+    }
+
+    /// The sizes of `count` shards of `rows` rows, in order: at most one
+    /// shard per row, at least one (when there are rows), sizes differing
+    /// by at most one row, the larger first.
+    public static func shardSizes(rows: Int, count: Int) -> [Int] {
+        let count = min(rows, max(1, count))
+        return (0..<count).map { rows / count + ($0 < rows % count ? 1 : 0) }
     }
 
     /// Σ ξ and the number of correct predictions at `point` over `shards`.

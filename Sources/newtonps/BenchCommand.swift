@@ -304,14 +304,14 @@ struct BenchCommand: AsyncParsableCommand {
             let rows = (0..<runs).map { r in sizes[(r * sizes.count / runs)..<((r + 1) * sizes.count / runs)].reduce(0, +) }
             return Double(rows.max()! * workers) / Double(subsample)
         }
-        let count = min(subsample, ClusterCoordinator.jacobianShardCount(rows: subsample, shardRows: shardRows))
+        let jacobianShards = ClusterCoordinator.jacobianShardCount(rows: subsample, shardRows: shardRows)
         return [
             "servers2_imbalance_one_block_per_layer": PartitionGrid(unpartitioned: spec).ownershipImbalance(servers: 2),
             "servers2_imbalance_balanced_grid": PartitionGrid.balanced(spec: spec, servers: 2).ownershipImbalance(servers: 2),
             "workers2_jacobian_imbalance_fixed_shards": imbalance(
                 stride(from: 0, to: subsample, by: shardRows).map { min(shardRows, subsample - $0) }),
             "workers2_jacobian_imbalance_twelve_shards": imbalance(
-                (0..<count).map { subsample / count + ($0 < subsample % count ? 1 : 0) }),
+                ClusterCoordinator.shardSizes(rows: subsample, count: jacobianShards)),
         ]
     }
 

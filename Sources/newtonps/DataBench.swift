@@ -216,9 +216,11 @@ struct MemoryNeeds {
         let parameters = Double(DenseParameters(zeros: grid.spec).count)
         let neurons = Double(grid.spec.layerSizes.reduce(0, +))
         let slices = Double(grid.spec.layerSizes.dropFirst().reduce(0, +) * classes)
-        let jacobianShards = min(subsampleRows, ClusterCoordinator.jacobianShardCount(rows: subsampleRows, shardRows: shardRows))
-        let jacobianRows = Double((subsampleRows + jacobianShards - 1) / max(jacobianShards, 1))
-        let rowValues = max(Double(shardRows) * 2 * neurons, 2 * jacobianRows * (2 * neurons + slices))
+        let jacobianRows =
+            ClusterCoordinator.shardSizes(
+                rows: subsampleRows, count: ClusterCoordinator.jacobianShardCount(rows: subsampleRows, shardRows: shardRows)
+            ).max() ?? 0
+        let rowValues = max(Double(shardRows) * 2 * neurons, 2 * Double(jacobianRows) * (2 * neurons + slices))
         workerMegabytes = cacheMegabytes + 4 * (5 * parameters + rowValues) / 1_048_576
     }
 }
