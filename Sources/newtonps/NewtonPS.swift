@@ -16,10 +16,12 @@ struct NewtonPS: AsyncParsableCommand {
     )
 
     /// Line-buffered output (progress lines keep their order in logs) and a
-    /// tuned allocator for every command.
+    /// tuned allocator for every command; a worker process also keeps one
+    /// malloc arena, set before any other thread allocates.
     static func main() async {
         newtonps_line_buffer_stdout()
         newtonps_tune_allocator()
+        if CommandLine.arguments.dropFirst().first == WorkerCommand.configuration.commandName { newtonps_use_one_arena() }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
