@@ -141,7 +141,8 @@ struct BenchCommand: AsyncParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         var json = String(decoding: try encoder.encode(result), as: UTF8.self)
-        json.insert(contentsOf: "\n  \"data\" : \"\(source)\",", at: json.index(after: json.startIndex))
+        json.insert(
+            contentsOf: "\n  \"blas_kernel\" : \"\(BLAS.kernel)\",\n  \"data\" : \"\(source)\",", at: json.index(after: json.startIndex))
         print(json)
     }
 

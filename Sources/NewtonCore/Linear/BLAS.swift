@@ -33,6 +33,12 @@ public enum BLAS {
         cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(n), 1, a, Int32(n), x, 1, 0, y, 1)
     }
 
+    /// The OpenBLAS kernel family in use ("Haswell", "Cooperlake", …): the
+    /// CPU's, unless `OPENBLAS_CORETYPE` names another. Kernel families
+    /// round differently, so results are identical as doubles only between
+    /// processes that run the same one.
+    public static var kernel: String { String(cString: openblas_get_corename()) }
+
     /// The number of threads OpenBLAS uses for one call.
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
