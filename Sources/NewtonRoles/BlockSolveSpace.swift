@@ -45,9 +45,9 @@ final class BlockSolveSpace: KrylovSpace {
         try vectors.run(program)
     }
 
-    nonisolated(nonsending) func apply(_ x: VectorName, into y: VectorName) async throws {
+    nonisolated(nonsending) func apply(_ x: VectorName, into y: VectorName, then program: [VectorOp]) async throws -> [Double] {
         vectors[y] = cache.gaussNewtonProduct(vectors.vector(x), loss: loss, outputs: outputs, scale: curvatureScale)
-        _ = try vectors.run([.axpy(damping, x, y)])
+        return try vectors.run([.axpy(damping, x, y)] + program)
     }
 
     /// Between iterations the server's other requests get their turn.

@@ -25,19 +25,19 @@ struct DampedOperator: LinearOperator {
     let curvature: Curvature
     let damping: Double
 
-    func apply(_ x: VectorName, into y: VectorName) async throws {
+    func apply(_ x: VectorName, into y: VectorName, then program: [VectorOp]) async throws -> [Double] {
         let cluster = curvature.cluster
         switch curvature.kind {
         case .cachedJacobian(let outputs):
             // The driver scales u = s·B(Jx) before the servers' J_bᵀu.
             try await cluster.gaussNewtonFromJacobian(direction: x, into: y, outputs: outputs, scale: curvature.scale)
-            try await cluster.run([.axpy(damping, x, y)])
+            return try await cluster.run([.axpy(damping, x, y)] + program)
         case .gaussNewtonByROperator(let shards):
             try await cluster.gaussNewtonByROperator(at: .weights, direction: x, into: y, shards: shards)
-            try await cluster.run([.axpby(damping, x, curvature.scale, y)])
+            return try await cluster.run([.axpby(damping, x, curvature.scale, y)] + program)
         case .hessian(let shards):
             try await cluster.hessianProduct(at: .weights, direction: x, into: y, shards: shards)
-            try await cluster.run([.axpby(damping, x, curvature.scale, y)])
+            return try await cluster.run([.axpby(damping, x, curvature.scale, y)] + program)
         }
     }
 }

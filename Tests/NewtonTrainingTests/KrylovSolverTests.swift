@@ -9,12 +9,34 @@ private struct MatrixOperator: LinearOperator {
     let cluster: ClusterCoordinator
     let matrix: [[Double]]
 
-    func apply(_ x: VectorName, into y: VectorName) async throws {
+    func apply(_ x: VectorName, into y: VectorName, then program: [VectorOp]) async throws -> [Double] {
         let v = try await cluster.read(x)
         var out = v
         for i in matrix.indices { out.values[i] = Float(zip(matrix[i], v.values).reduce(0) { $0 + $1.0 * Double($1.1) }) }
         try await cluster.write(y, out)
+        return try await cluster.run(program)
     }
+}
+
+/// A space that counts the solver's round trips: its programs and products.
+private final class CountingSpace<Base: KrylovSpace>: KrylovSpace {
+    let base: Base
+    private(set) var programs = 0
+    private(set) var products = 0
+
+    init(_ base: Base) { self.base = base }
+
+    nonisolated(nonsending) func run(_ program: [VectorOp]) async throws -> [Double] {
+        programs += 1
+        return try await base.run(program)
+    }
+
+    nonisolated(nonsending) func apply(_ x: VectorName, into y: VectorName, then program: [VectorOp]) async throws -> [Double] {
+        products += 1
+        return try await base.apply(x, into: y, then: program)
+    }
+
+    nonisolated(nonsending) func shouldStop() async throws -> Bool { try await base.shouldStop() }
 }
 
 final class KrylovSolverTests: XCTestCase {
@@ -115,6 +137,23 @@ final class KrylovSolverTests: XCTestCase {
             }
         }
         for i in 0..<n { XCTAssertEqual(Double(x[i]), a[i][n] / a[i][i], accuracy: 1e-4 * max(1, abs(a[i][n] / a[i][i]))) }
+    }
+
+    /// A CG step costs one product, whose last vector step also computes
+    /// pᵀAp, and two programs (the iterate and residual with their dots, then
+    /// the next conjugate direction).
+    func testConjugateGradientStepIsOneProductAndTwoPrograms() async throws {
+        let cluster = try await cluster()
+        var g = try await cluster.read(.weights)
+        for i in g.values.indices { g.values[i] = Float(i % 3) - 1 }
+        try await cluster.write(.gradient, g)
+        let spd = matrix.enumerated().map { i, row in row.enumerated().map { j, m in m + (i == j ? 5 : 0) } }
+        let space = CountingSpace(ServerVectorSpace(cluster: cluster, operator: MatrixOperator(cluster: cluster, matrix: spd)))
+        let report = try await ConjugateGradient(tolerance: 1e-12, maxIterations: 4).solve(in: space, rhs: .gradient, gradientNorm: 1)
+        XCTAssertEqual(report.iterations, 4)
+        XCTAssertEqual(space.products, 4)
+        // Two programs to start (zero the iterate, the first residual).
+        XCTAssertEqual(space.programs, 2 + 2 * 4)
     }
 
     func testConjugateGradientStopsAtNegativeCurvatureAndKeepsIt() async throws {

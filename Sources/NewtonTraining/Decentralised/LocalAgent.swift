@@ -260,8 +260,8 @@ public actor LocalAgent: DecentralisedAgent {
         let gaussNewton = DampedOperator(curvature: curvature, damping: 0)
         var largest = 0.0
         for _ in 0..<DecentralisedTrainer.powerIterations {
-            try await gaussNewton.apply(.probe, into: .product)
-            let dots = try await cluster.run([.dot(.probe, .product), .dot(.probe, .probe), .dot(.product, .product)])
+            let dots = try await gaussNewton.apply(
+                .probe, into: .product, then: [.dot(.probe, .product), .dot(.probe, .probe), .dot(.product, .product)])
             largest = dots[0] / dots[1]
             guard dots[2] > 0 else { break }
             try await cluster.run([.combine(target: .probe, terms: [VectorTerm(1 / dots[2].squareRoot(), .product)])])

@@ -38,8 +38,7 @@ public struct BiCGSTAB: Sendable {
                     target: .conjugate,
                     terms: [VectorTerm(1, .residual), VectorTerm(beta, .conjugate), VectorTerm(-beta * omega, .bicgstabV)])
             ])
-            try await space.apply(.conjugate, into: .bicgstabV)
-            let shadowV = try await space.run([.dot(.shadowResidual, .bicgstabV)])[0]
+            let shadowV = try await space.apply(.conjugate, into: .bicgstabV, then: [.dot(.shadowResidual, .bicgstabV)])[0]
             guard shadowV != 0 else { return SolveReport(iterations: iterations, outcome: .breakdown) }
             alpha = rho / shadowV
             // s = r − αv
@@ -51,8 +50,8 @@ public struct BiCGSTAB: Sendable {
                 _ = try await space.run([.axpy(alpha, .conjugate, .direction), .copy(.bicgstabS, to: .residual)])
                 return SolveReport(iterations: iterations, outcome: .converged)
             }
-            try await space.apply(.bicgstabS, into: .bicgstabT)
-            let ts = try await space.run([.dot(.bicgstabT, .bicgstabS), .dot(.bicgstabT, .bicgstabT)])
+            let ts = try await space.apply(
+                .bicgstabS, into: .bicgstabT, then: [.dot(.bicgstabT, .bicgstabS), .dot(.bicgstabT, .bicgstabT)])
             guard ts[1] > 0 else { return SolveReport(iterations: iterations, outcome: .breakdown) }
             omega = ts[0] / ts[1]
             // x += αp + ωs, r = s − ωt

@@ -63,17 +63,17 @@ public struct ConjugateGradient: Sendable {
             if iterations >= maxIterations { return SolveReport(iterations: iterations, outcome: .iterationLimit) }
             if try await space.shouldStop() { return SolveReport(iterations: iterations, outcome: .stopped) }
 
-            try await space.apply(.conjugate, into: .product)
             let pAp: Double
             switch curvature {
             case .positiveDefinite:
-                pAp = try await space.run([.dot(.conjugate, .product)])[0]
+                pAp = try await space.apply(.conjugate, into: .product, then: [.dot(.conjugate, .product)])[0]
                 guard pAp > 0 else {
                     throw TrainingError(
                         .nonFinite, "CG met pᵀAp = \(pAp) at iteration \(iterations + 1); the operator should be positive definite")
                 }
             case .stopAtNegative(let epsilon):
-                let dots = try await space.run([.dot(.conjugate, .product), .dot(.conjugate, .conjugate)])
+                let dots = try await space.apply(
+                    .conjugate, into: .product, then: [.dot(.conjugate, .product), .dot(.conjugate, .conjugate)])
                 pAp = dots[0]
                 if pAp <= epsilon * dots[1] {
                     _ = try await space.run([.copy(.conjugate, to: .negativeCurvature)])

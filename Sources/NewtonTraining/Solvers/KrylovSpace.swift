@@ -6,8 +6,10 @@
 public protocol KrylovSpace {
     /// Runs `program` over the whole vector; answers each `dot`'s total.
     nonisolated(nonsending) func run(_ program: [VectorOp]) async throws -> [Double]
-    /// `y = A x` for the solver's operator A (symmetric for CG).
-    nonisolated(nonsending) func apply(_ x: VectorName, into y: VectorName) async throws
+    /// `y = A x` for the solver's operator A (symmetric for CG), then
+    /// `program` (which may read `y`) in the same round trip as the
+    /// operator's last vector step; answers `program`'s dots.
+    nonisolated(nonsending) func apply(_ x: VectorName, into y: VectorName, then program: [VectorOp]) async throws -> [Double]
     /// Asked before every iteration: true ends the solve with its current
     /// iterate (a straggler told to stop).
     nonisolated(nonsending) func shouldStop() async throws -> Bool
@@ -19,7 +21,7 @@ extension KrylovSpace {
     nonisolated(nonsending) func begin(at start: VectorName?) async throws {
         if let start {
             _ = try await run([.copy(start, to: .direction)])
-            try await apply(.direction, into: .product)
+            _ = try await apply(.direction, into: .product, then: [])
         } else {
             _ = try await run([.fill(target: .direction, value: 0), .fill(target: .product, value: 0)])
         }
@@ -29,7 +31,11 @@ extension KrylovSpace {
 /// `y = A x` on server-side vectors: a damped curvature product or, in
 /// tests, a matrix.
 public protocol LinearOperator: Sendable {
-    func apply(_ x: VectorName, into y: VectorName) async throws
+    /// `y = A x`, then `program` (which may read `y`), fused with the
+    /// operator's own last vector step (the damping) into one program, so
+    /// a solver's next dots cost no round trip of their own. Answers
+    /// `program`'s dots.
+    func apply(_ x: VectorName, into y: VectorName, then program: [VectorOp]) async throws -> [Double]
 }
 
 /// Parameter-sized vectors on the servers, with an operator: the space the
@@ -47,8 +53,10 @@ public struct ServerVectorSpace<Operator: LinearOperator>: KrylovSpace {
         try await cluster.run(program)
     }
 
-    nonisolated(nonsending) public func apply(_ x: VectorName, into y: VectorName) async throws {
-        try await linearOperator.apply(x, into: y)
+    nonisolated(nonsending) public func apply(_ x: VectorName, into y: VectorName, then program: [VectorOp]) async throws
+        -> [Double]
+    {
+        try await linearOperator.apply(x, into: y, then: program)
     }
 
     nonisolated(nonsending) public func shouldStop() async throws -> Bool { false }
