@@ -154,11 +154,16 @@ public struct IndexedRows: RowSource {
         }
         guard let first, first >= 0, first < index.rows else { return }
         let b = first / index.blockRows
-        await cache.prefetch(key(b, index)) { try await self.load(b, shard.split) }
+        await cache.prefetch(key(b, index), bytes: parsedBytes(b, index)) { try await self.load(b, shard.split) }
     }
 
     private func block(_ b: Int, _ split: DataSplit, _ index: DataIndex) async throws -> Dataset {
-        try await cache.block(key(b, index)) { try await self.load(b, split) }
+        try await cache.block(key(b, index), bytes: parsedBytes(b, index)) { try await self.load(b, split) }
+    }
+
+    /// What block `b` holds once parsed: its features and labels.
+    private func parsedBytes(_ b: Int, _ index: DataIndex) -> Int {
+        4 * index.rowRange(ofBlock: b).count * (index.columns + 1)
     }
 
     private func key(_ b: Int, _ index: DataIndex) -> BlockCache.Key {
@@ -205,8 +210,10 @@ private func check(_ shard: RowShard, rows: Int) throws {
 }
 
 /// Parsed, scaled blocks of indexed data, least recently used dropped first
-/// once they hold more than `capacityBytes`. A block being read is read once
-/// however many ask for it.
+/// once they and the blocks being read would hold more than `capacityBytes`
+/// (room is made before a block is read, so the cache's memory stays within
+/// its capacity unless one block alone exceeds it). A block being read is
+/// read once however many ask for it.
 public actor BlockCache {
     /// A parsed, scaled block: the file as indexed, its blocking, the block
     /// and the scaling (jobs on one file may scale it differently).
@@ -233,7 +240,9 @@ public actor BlockCache {
     public nonisolated let capacityBytes: Int
     public private(set) var counters = Counters()
     private var blocks = [Key: (rows: Dataset, lastUse: Int)]()
-    private var reading = [Key: Task<Dataset, any Error>]()
+    /// Blocks being read, with the bytes kept free for them.
+    private var reading = [Key: (task: Task<Dataset, any Error>, bytes: Int)]()
+    private var readingBytes = 0
     private var readSinceRelease = 0
     private var clock = 0
 
@@ -253,7 +262,9 @@ public actor BlockCache {
     /// Data read between two returns of freed memory to the system.
     static let releaseEveryBytes = 64 << 20
 
-    func block(_ key: Key, load: @escaping @Sendable () async throws -> Dataset) async throws -> Dataset {
+    /// Block `key`, from the cache or read by `load`; `bytes` is what it
+    /// will hold once read.
+    func block(_ key: Key, bytes: Int, load: @escaping @Sendable () async throws -> Dataset) async throws -> Dataset {
         clock += 1
         if let held = blocks[key] {
             counters.hits += 1
@@ -261,40 +272,54 @@ public actor BlockCache {
             return held.rows
         }
         counters.misses += 1
-        let rows = try await (reading[key] ?? start(key, load)).value
+        let rows = try await (reading[key]?.task ?? start(key, bytes: bytes, load)).value
         insert(key, rows)
         return rows
     }
 
-    func prefetch(_ key: Key, load: @escaping @Sendable () async throws -> Dataset) {
+    func prefetch(_ key: Key, bytes: Int, load: @escaping @Sendable () async throws -> Dataset) {
         guard blocks[key] == nil, reading[key] == nil else { return }
-        _ = start(key, load)
+        _ = start(key, bytes: bytes, load)
     }
 
-    private func start(_ key: Key, _ load: @escaping @Sendable () async throws -> Dataset) -> Task<Dataset, any Error> {
+    private func start(_ key: Key, bytes: Int, _ load: @escaping @Sendable () async throws -> Dataset) -> Task<Dataset, any Error> {
+        dropLeastRecentlyUsed(keepingFree: bytes)
         let task = Task.detached { try await load() }
-        reading[key] = task
+        reading[key] = (task, bytes)
+        readingBytes += bytes
         Task { await self.settle(key, task) }
         return task
     }
 
     private func settle(_ key: Key, _ task: Task<Dataset, any Error>) async {
-        if case .success(let rows) = await task.result { insert(key, rows) }
-        reading[key] = nil
+        if case .success(let rows) = await task.result { insert(key, rows) } else { finishReading(key) }
+    }
+
+    private func finishReading(_ key: Key) {
+        guard let read = reading.removeValue(forKey: key) else { return }
+        readingBytes -= read.bytes
     }
 
     /// Holds a block just read (once), dropping the least recently used beyond the capacity.
     private func insert(_ key: Key, _ rows: Dataset) {
+        finishReading(key)
         guard blocks[key] == nil else { return }
         clock += 1
         blocks[key] = (rows, clock)
         counters.heldBytes += Self.bytes(rows)
-        while counters.heldBytes > capacityBytes, blocks.count > 1,
+        dropLeastRecentlyUsed(keepingFree: 0)
+        counters.peakHeldBytes = max(counters.peakHeldBytes, counters.heldBytes)
+    }
+
+    /// Drops the least recently used blocks until the held blocks, the
+    /// blocks being read and `bytes` more fit the capacity, keeping the last
+    /// block held.
+    private func dropLeastRecentlyUsed(keepingFree bytes: Int) {
+        while counters.heldBytes + readingBytes + bytes > capacityBytes, blocks.count > (bytes > 0 ? 0 : 1),
             let oldest = blocks.min(by: { $0.value.lastUse < $1.value.lastUse })?.key
         {
             counters.heldBytes -= Self.bytes(blocks.removeValue(forKey: oldest)!.rows)
         }
-        counters.peakHeldBytes = max(counters.peakHeldBytes, counters.heldBytes)
     }
 
     private static func bytes(_ rows: Dataset) -> Int { 4 * (rows.features.count + rows.labels.count) }
