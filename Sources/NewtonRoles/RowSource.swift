@@ -312,10 +312,12 @@ public actor BlockCache {
     }
 
     /// Drops the least recently used blocks until the held blocks, the
-    /// blocks being read and `bytes` more fit the capacity, keeping the last
-    /// block held.
+    /// blocks being read and `bytes` more fit the capacity. Making room for a
+    /// read may drop every block; after an insert (`bytes` 0) the block just
+    /// inserted stays, however large.
     private func dropLeastRecentlyUsed(keepingFree bytes: Int) {
-        while counters.heldBytes + readingBytes + bytes > capacityBytes, blocks.count > (bytes > 0 ? 0 : 1),
+        let keep = bytes > 0 ? 0 : 1
+        while counters.heldBytes + readingBytes + bytes > capacityBytes, blocks.count > keep,
             let oldest = blocks.min(by: { $0.value.lastUse < $1.value.lastUse })?.key
         {
             counters.heldBytes -= Self.bytes(blocks.removeValue(forKey: oldest)!.rows)
