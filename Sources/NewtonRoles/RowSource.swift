@@ -272,8 +272,9 @@ public actor BlockCache {
             return held.rows
         }
         counters.misses += 1
-        let rows = try await (reading[key]?.task ?? start(key, bytes: bytes, load)).value
-        insert(key, rows)
+        let task = reading[key]?.task ?? start(key, bytes: bytes, load)
+        let rows = try await task.value
+        finish(key, task, rows)
         return rows
     }
 
@@ -292,17 +293,22 @@ public actor BlockCache {
     }
 
     private func settle(_ key: Key, _ task: Task<Dataset, any Error>) async {
-        if case .success(let rows) = await task.result { insert(key, rows) } else { finishReading(key) }
+        let rows = try? await task.value
+        finish(key, task, rows)
     }
 
-    private func finishReading(_ key: Key) {
-        guard let read = reading.removeValue(forKey: key) else { return }
-        readingBytes -= read.bytes
+    /// Ends `task`'s read of `key` (whichever of its waiters gets here first)
+    /// and holds the block it read, if it read one.
+    private func finish(_ key: Key, _ task: Task<Dataset, any Error>, _ rows: Dataset?) {
+        if let read = reading[key], read.task == task {
+            reading[key] = nil
+            readingBytes -= read.bytes
+        }
+        if let rows { insert(key, rows) }
     }
 
     /// Holds a block just read (once), dropping the least recently used beyond the capacity.
     private func insert(_ key: Key, _ rows: Dataset) {
-        finishReading(key)
         guard blocks[key] == nil else { return }
         clock += 1
         blocks[key] = (rows, clock)
