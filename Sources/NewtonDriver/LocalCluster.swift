@@ -193,16 +193,22 @@ public final class LocalCluster: Sendable {
 }
 
 /// A child process whose combined output is collected, terminated with
-/// SIGTERM (then SIGKILL if it lingers) when asked or when dropped.
+/// SIGTERM (then SIGKILL if it lingers) when asked or when dropped. A
+/// `newtonps` child also stops by itself when its parent dies without
+/// stopping it (`stopWithParent`).
 public final class ManagedProcess: Sendable {
     private let process: Process
     private let collected = OutputBuffer()
+
+    /// The environment variable that tells a child its parent's pid.
+    public static let parentVariable = "NEWTONPS_PARENT_PID"
 
     public init(_ binary: URL, _ arguments: [String], environment: [String: String] = [:]) throws {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            .merging([Self.parentVariable: String(getpid())]) { $1 }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -251,6 +257,22 @@ public final class ManagedProcess: Sendable {
     }
 
     deinit { terminate(grace: .seconds(2)) }
+
+    /// Called at the start of every `newtonps` process: in one that a
+    /// `ManagedProcess` started, a thread checks every 200 ms that the
+    /// parent is still there. Once it is gone (killed by a signal, so it
+    /// could not stop its children) the process sends itself SIGTERM and
+    /// shuts down as if stopped, and exits after 15 s if it has not by then.
+    /// Without the variable (compose, a shell) it does nothing.
+    public static func stopWithParent() {
+        guard let value = ProcessInfo.processInfo.environment[parentVariable], let parent = pid_t(value) else { return }
+        Thread.detachNewThread {
+            while getppid() == parent { usleep(200_000) }
+            Foundation.kill(getpid(), SIGTERM)
+            sleep(15)
+            _exit(1)
+        }
+    }
 }
 
 /// Text collected from a pipe's handler thread.

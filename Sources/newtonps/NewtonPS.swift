@@ -1,6 +1,7 @@
 import ArgumentParser
 import CProcess
 import Foundation
+import NewtonDriver
 
 @main
 struct NewtonPS: AsyncParsableCommand {
@@ -17,11 +18,13 @@ struct NewtonPS: AsyncParsableCommand {
 
     /// Line-buffered output (progress lines keep their order in logs) and a
     /// tuned allocator for every command; a worker process also keeps one
-    /// malloc arena, set before any other thread allocates.
+    /// malloc arena, set before any other thread allocates. A process that
+    /// `newtonps cluster` (or a test) started stops when that parent dies.
     static func main() async {
         newtonps_line_buffer_stdout()
         newtonps_tune_allocator()
         if CommandLine.arguments.dropFirst().first == WorkerCommand.configuration.commandName { newtonps_use_one_arena() }
+        ManagedProcess.stopWithParent()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

@@ -106,6 +106,42 @@ final class ClusterProcessTests: ClusterTestCase {
         XCTAssertTrue(refused.error.contains("data_access local: cannot read the job's train data here"), refused.error)
     }
 
+    /// `newtonps cluster` killed by SIGKILL cannot stop its processes; they
+    /// notice that their parent is gone and stop by themselves.
+    func testClusterProcessesStopWhenTheirParentIsKilled() async throws {
+        let parent = try ManagedProcess(
+            Self.binary,
+            [
+                "cluster", "--servers", "1", "--workers", "1", "--driver-port", "0", "--store",
+                directory.appendingPathComponent("jobs.sqlite").path,
+            ])
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !parent.output.contains("submit jobs with") {
+            guard parent.isRunning, ContinuousClock.now < deadline else { return XCTFail("no cluster:\n\(parent.output)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let children = parent.output.split(separator: "\n").compactMap { line -> pid_t? in
+            let words = line.split(separator: " ")
+            return words.count > 2 && words[1] == "pid" ? pid_t(words[2].dropLast()) : nil
+        }
+        XCTAssertEqual(children.count, 3, parent.output)
+        parent.kill()
+        let stopBy = ContinuousClock.now + .seconds(20)
+        while children.contains(where: Self.isAlive), ContinuousClock.now < stopBy { try await Task.sleep(for: .milliseconds(100)) }
+        for child in children where Self.isAlive(child) {
+            XCTFail("process \(child) outlived its parent")
+            kill(child, SIGKILL)
+        }
+    }
+
+    /// Whether `pid` runs (a zombie waiting for a reaper does not).
+    private static func isAlive(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let state = stat.split(separator: ")").last?.split(separator: " ").first
+        else { return false }
+        return state != "Z" && state != "X"
+    }
+
     func testJobStoreSurvivesDriverRestartAndBadSpecsAreRejected() async throws {
         let store = directory.appendingPathComponent("jobs.sqlite").path
         var cluster: LocalCluster? = try await startCluster(servers: 1, workers: 1)
