@@ -435,6 +435,13 @@ private let jobKnobs: [SpecKnob<SpecDraft, JobSpec>] = [
         "subsample", "Newton: Gauss-Newton subsample as a fraction of the rows.", { $0.newton.subsampleFraction = $1 },
         { $0.newton.subsampleFraction }),
     SpecKnob(
+        "gradient_sample",
+        "Newton: progressive batching; f, ∇f and the line search on a fresh sample of this fraction of the rows in the first iteration (1: every row).",
+        { $0.newton.gradientSampleFraction = $1 }, { $0.newton.gradientSampleFraction }),
+    SpecKnob(
+        "gradient_sample_growth", "Newton: the gradient sample grows by this factor each iteration until it covers every row.",
+        { $0.newton.gradientSampleGrowth = $1 }, { $0.newton.gradientSampleGrowth }),
+    SpecKnob(
         "cg_tolerance", "Newton, HF: CG stops at ‖r‖ ≤ ξ‖∇f‖.", { $0.secondOrder.cgTolerance = $1 }, { $0.secondOrder.cgTolerance }),
     SpecKnob(
         "cg_max_iterations", "Newton, HF: CG iteration cap.", { $0.secondOrder.cgMaxIterations = $1 },

@@ -1,3 +1,4 @@
+import Foundation
 import NewtonCore
 
 /// How the Gauss-Newton product `Gv` is computed.
@@ -20,6 +21,12 @@ public struct NewtonOptions: Sendable, Equatable {
     /// Block-diagonal mode: stop the direction search once this fraction of
     /// blocks has finished.
     public var stragglerCutoff = 1.0
+    /// Progressive batching: f and ∇f are taken on a fresh sample of this
+    /// fraction of the rows in the first iteration (1, the default: on every
+    /// row, always)…
+    public var gradientSampleFraction = 1.0
+    /// …which grows by this factor each iteration until it covers every row.
+    public var gradientSampleGrowth = 2.0
 
     public init() {}
 
@@ -31,6 +38,12 @@ public struct NewtonOptions: Sendable, Equatable {
             p.append("block-diagonal mode needs the jacobian products mode (blocks solve from their cached slices)")
         }
         if !(stragglerCutoff > 0 && stragglerCutoff <= 1) { p.append("straggler cut-off must be in (0, 1], got \(stragglerCutoff)") }
+        if !(gradientSampleFraction > 0 && gradientSampleFraction <= 1) {
+            p.append("gradient sample fraction must be in (0, 1], got \(gradientSampleFraction)")
+        }
+        if !(gradientSampleGrowth > 1 && gradientSampleGrowth.isFinite) {
+            p.append("gradient sample growth must be a finite factor above 1, got \(gradientSampleGrowth)")
+        }
         return p
     }
 }
@@ -50,6 +63,12 @@ public struct NewtonOptions: Sendable, Equatable {
 /// When the line search reaches its cap, θ stays, λ grows and the iteration
 /// is recorded as `lineSearchFailed`; after `step.maxLineSearchFailures` in a row
 /// the run stops as `stalled`.
+///
+/// With progressive batching (`gradientSampleFraction` < 1), f, ∇f and the
+/// line search of an iteration use a fresh sample of the rows that grows
+/// geometrically until it covers them all, as HF's gradient minibatch does:
+/// a record then carries f and ‖∇f‖ at the new point on the next
+/// iteration's sample.
 public struct NewtonCG: Sendable {
     public let options: NewtonOptions
     public let secondOrder: SecondOrderOptions
@@ -77,12 +96,13 @@ public struct NewtonCG: Sendable {
     ) async throws -> TrainingSummary {
         var runLog = RunLog(budget: budget, observe: observe, checkpoints: checkpoints, resuming: resume)
         var phases = [String: Double]()
+        var iteration = resume?.iteration ?? 0
+        var batch = gradientBatch(iteration: iteration + 1)
         var (f, gradientNorm) = try await timed("gradient", into: &phases) {
-            try await objective.valueAndGradient(at: .weights, into: .gradient)
+            try await objective.valueAndGradient(at: .weights, into: .gradient, on: batch)
         }
         var lambda = resume?.lambda ?? step.initialLambda
         var failures = resume?.lineSearchFailures ?? 0
-        var iteration = resume?.iteration ?? 0
         if resume == nil {
             let start = IterationRecord(
                 iteration: 0, elapsedSeconds: runLog.seconds, objective: f, gradientNorm: gradientNorm,
@@ -118,29 +138,28 @@ public struct NewtonCG: Sendable {
             let gd = try checked(dots[0], "∇fᵀd")
             let dGd = -gd - dots[1] - lambda * dots[2]
 
-            // 3. Line search, 4. damping and the new point.
+            // 3. Line search, 4. damping and the new point. Once every row
+            // counts, the next gradient is on the same rows, so the first
+            // trial computes it.
             let search = try await timed("line_search", into: &phases) {
-                try await step.search(objective, from: f, slope: gd, firstTrialGradient: .trialGradient)
+                try await step.search(objective, on: batch, from: f, slope: gd, firstTrialGradient: batch == nil ? .trialGradient : nil)
             }
             let usedLambda = lambda
             lambda = step.nextLambda(lambda, after: search, from: f, slope: gd, curvature: dGd)
-            let outcome: IterationRecord.Outcome
-            if let value = search.value {
-                if let trialGradientNorm = search.gradientNorm {
-                    // α = 1 was taken and its pass already left ∇f: the same numbers, one pass fewer.
-                    try await cluster.run([.copy(.trial, to: .weights), .copy(.trialGradient, to: .gradient)])
-                    (f, gradientNorm) = (value, trialGradientNorm)
-                } else {
-                    try await cluster.run([.copy(.trial, to: .weights)])
-                    (f, gradientNorm) = try await timed("gradient", into: &phases) {
-                        try await objective.valueAndGradient(at: .weights, into: .gradient)
-                    }
+            let outcome: IterationRecord.Outcome = search.value == nil ? .lineSearchFailed : .accepted
+            failures = search.value == nil ? failures + 1 : 0
+            let sampled = batch != nil
+            batch = gradientBatch(iteration: iteration + 1)
+            if let value = search.value, let trialGradientNorm = search.gradientNorm {
+                // α = 1 was taken and its pass already left ∇f: the same numbers, one pass fewer.
+                try await cluster.run([.copy(.trial, to: .weights), .copy(.trialGradient, to: .gradient)])
+                (f, gradientNorm) = (value, trialGradientNorm)
+            } else if search.value != nil || sampled {
+                // f and ∇f at the new point, or on the next iteration's sample.
+                if search.value != nil { try await cluster.run([.copy(.trial, to: .weights)]) }
+                (f, gradientNorm) = try await timed("gradient", into: &phases) {
+                    try await objective.valueAndGradient(at: .weights, into: .gradient, on: batch)
                 }
-                failures = 0
-                outcome = .accepted
-            } else {
-                failures += 1
-                outcome = .lineSearchFailed
             }
             let accuracy = try await timed("evaluate", into: &phases) { try await objective.testAccuracy(at: .weights) }
             let record = IterationRecord(
@@ -159,6 +178,17 @@ public struct NewtonCG: Sendable {
         objective.sampleRows(
             Int((options.subsampleFraction * Double(objective.rows)).rounded(.up)),
             seed: seed, stream: 1000 + UInt64(iteration))
+    }
+
+    /// The rows f and ∇f are taken on in an iteration: nil for every row,
+    /// else `⌈fraction · growth^(iteration−1) · l⌉` rows drawn from the seed
+    /// and the iteration number alone.
+    func gradientBatch(iteration: Int) -> Objective.Batch? {
+        let fraction = options.gradientSampleFraction * pow(options.gradientSampleGrowth, Double(iteration - 1))
+        guard fraction < 1 else { return nil }
+        let rows = Int((fraction * Double(objective.rows)).rounded(.up))
+        guard rows < objective.rows else { return nil }
+        return objective.batch(objective.sampleRows(rows, seed: seed, stream: 3000 + UInt64(iteration)))
     }
 
     /// CG on `(G + λI) d = −g` from d = 0; leaves d in `.direction` and the

@@ -40,6 +40,8 @@ struct OptimizerOptions: ParsableArguments {
     // `-C` as LIBLINEAR and simpleNN users type it, and `--C`.
     @Option(name: [.customLong("C"), .customShort("C")], help: .key("C")) var C: String?
     @Option(help: .key("subsample")) var subsample: String?
+    @Option(help: .key("gradient_sample")) var gradientSample: String?
+    @Option(help: .key("gradient_sample_growth")) var gradientSampleGrowth: String?
     @Option(help: .key("cg_tolerance")) var cgTolerance: String?
     @Option(help: .key("cg_max_iterations")) var cgMaxIterations: String?
     @Option(help: .key("lambda")) var lambda: String?

@@ -49,6 +49,8 @@ final class JobSpecTests: XCTestCase {
         optimizer: sgd
         C: 0.5
         subsample: 0.1
+        gradient_sample: 0.2
+        gradient_sample_growth: 1.5
         cg_tolerance: 0.2
         cg_max_iterations: 40
         lambda: 3
@@ -144,6 +146,8 @@ final class JobSpecTests: XCTestCase {
         XCTAssertEqual(spec.secondOrder, shared)
         var newton = NewtonOptions()
         newton.subsampleFraction = 0.1
+        newton.gradientSampleFraction = 0.2
+        newton.gradientSampleGrowth = 1.5
         newton.products = .jacobian
         newton.blockDiagonal = true
         newton.stragglerCutoff = 0.75

@@ -20,12 +20,16 @@ final class CheckpointTests: XCTestCase {
         hessianFree.curvatureBatch = 150
         var firstOrder = FirstOrderOptions()
         firstOrder.batchSize = 50
+        var progressive = NewtonOptions()
+        progressive.gradientSampleFraction = 0.05
         // Decentralised runs (next, dgd) keep no checkpoints.
-        for optimizer in OptimizerKind.allCases where optimizer.decentralised == nil {
+        let runs =
+            OptimizerKind.allCases.filter { $0.decentralised == nil }.map { ($0, NewtonOptions()) } + [(.newton, progressive)]
+        for (optimizer, newton) in runs {
             let saved = Saved()
             firstOrder.learningRate = optimizer == .sgd ? 0.1 : 0.01
             let full = try await Harness().run(
-                optimizer, iterations: 6, hessianFree: hessianFree, firstOrder: firstOrder, checkpoints: saved.policy)
+                optimizer, iterations: 6, newton: newton, hessianFree: hessianFree, firstOrder: firstOrder, checkpoints: saved.policy)
             XCTAssertEqual(saved.all.map(\.state.iteration), [0, 2, 4, 6], "\(optimizer)")
             for checkpoint in saved.all.dropLast() {
                 let bytes = try checkpoint.encodedOptimizerState()
@@ -35,7 +39,7 @@ final class CheckpointTests: XCTestCase {
                 other.servers = 2
                 other.workers = 3
                 let resumed = try await other.run(
-                    optimizer, iterations: 6, hessianFree: hessianFree, firstOrder: firstOrder, resume: restored)
+                    optimizer, iterations: 6, newton: newton, hessianFree: hessianFree, firstOrder: firstOrder, resume: restored)
                 XCTAssertEqual(
                     resumed.objectives, Array(full.objectives[(checkpoint.state.iteration + 1)...]),
                     "\(optimizer) resumed after iteration \(checkpoint.state.iteration)")

@@ -1,6 +1,8 @@
+import Foundation
 import NewtonCore
 import NewtonRoles
 import NewtonTraining
+import Synchronization
 import XCTest
 
 final class NewtonCGTests: XCTestCase {
@@ -152,6 +154,40 @@ final class NewtonCGTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(summary.records.last!.testAccuracy!, 0.85)
     }
 
+    /// Progressive batching: each record's f is f at that iteration's
+    /// weights on the next iteration's sample (600 rows: 30, 60, 120, 240,
+    /// 480, then every row from iteration 6), checked against the objective
+    /// computed afresh from the checkpointed weights; from there on f
+    /// descends as in the default method.
+    func testProgressiveBatchingRecordsFOnTheNextSampleUntilEveryRowCounts() async throws {
+        var options = NewtonOptions()
+        options.gradientSampleFraction = 0.05
+        options.gradientSampleGrowth = 2
+        let saved = Mutex<[Checkpoint]>([])
+        let policy = CheckpointPolicy(every: 1) { checkpoint in saved.withLock { $0.append(checkpoint) } }
+        let h = Harness()
+        let summary = try await h.run(iterations: 8, newton: options, checkpoints: policy)
+        let checkpoints = saved.withLock { $0 }
+        XCTAssertEqual(checkpoints.map(\.state.iteration), Array(0...8))
+        XCTAssertTrue(summary.records.dropFirst().allSatisfy { $0.outcome == .accepted })
+
+        let cluster = try await h.cluster().coordinator
+        try await cluster.start(jobID: "check", data: h.descriptor, weights: checkpoints[0].weights)
+        let objective = try Objective(cluster: cluster, regularization: 1)
+        for (record, checkpoint) in zip(summary.records, checkpoints) {
+            try await cluster.write(.weights, checkpoint.weights)
+            let rows = Int((0.05 * pow(2, Double(record.iteration)) * 600).rounded(.up))
+            let batch = rows < 600 ? objective.batch(objective.sampleRows(rows, seed: 3, stream: 3000 + UInt64(record.iteration + 1))) : nil
+            XCTAssertEqual(batch?.rows ?? 600, [30, 60, 120, 240, 480, 600, 600, 600, 600][record.iteration])
+            let f = try await objective.value(at: .weights, on: batch)
+            XCTAssertEqual(record.objective, f, accuracy: 1e-12 * f, "iteration \(record.iteration)")
+        }
+        let full = summary.objectives.suffix(4)
+        for (a, b) in zip(full, full.dropFirst()) { XCTAssertLessThan(b, a) }
+        let initial = try await Harness().run(iterations: 0).objectives[0]
+        XCTAssertLessThan(full.last!, initial * 0.8)
+    }
+
     func testBlockDiagonalModeDescends() async throws {
         var h = Harness()
         h.partitions = [2, 2, 2, 1]
@@ -228,10 +264,14 @@ final class NewtonCGTests: XCTestCase {
         var options = NewtonOptions()
         options.blockDiagonal = true
         options.products = .rop
+        options.gradientSampleFraction = 0
+        options.gradientSampleGrowth = 1
         var shared = SecondOrderOptions()
         shared.cgTolerance = 2
-        XCTAssertEqual(options.problems.count + shared.problems.count, 2)
+        XCTAssertEqual(options.problems.count + shared.problems.count, 4)
         XCTAssertTrue(shared.problems.joined().contains("CG tolerance"))
+        XCTAssertTrue(options.problems.joined().contains("gradient sample fraction must be in (0, 1], got 0.0"))
+        XCTAssertTrue(options.problems.joined().contains("gradient sample growth must be a finite factor above 1, got 1.0"))
         do {
             _ = try await Harness().run(iterations: 1, secondOrder: shared, newton: options)
             XCTFail("bad options were accepted")
