@@ -48,6 +48,13 @@ final class ClusterProcessTests: ClusterTestCase {
         XCTAssertEqual(rop.state, "succeeded", rop.error)
         let ropReference = try await embeddedObjectives(spec(extra: "products: rop"))
         XCTAssertEqual(ropRecords.map(\.objective), ropReference)
+        // So does progressive batching, whose samples are drawn on the driver.
+        let progressive = "gradient_sample: 0.1\ngradient_sample_growth: 2"
+        let (sampled, sampledRecords) = try await runToEnd(client, spec(extra: progressive))
+        XCTAssertEqual(sampled.state, "succeeded", sampled.error)
+        let sampledReference = try await embeddedObjectives(spec(extra: progressive))
+        XCTAssertEqual(sampledRecords.map(\.objective), sampledReference)
+        XCTAssertNotEqual(sampledReference, reference)
 
         // The trained model comes back through export.
         let exported = try await client.export(rop.id)
