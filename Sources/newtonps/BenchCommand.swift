@@ -52,6 +52,8 @@ struct BenchCommand: AsyncParsableCommand {
     var dataCacheMb = 64
     @Option(help: "With --data-streaming: hidden layer sizes.", transform: parseIntegerList)
     var hidden: [Int] = [64]
+    @Option(help: "With --data-streaming: the Gauss-Newton products, jacobian or rop.")
+    var products: ProductsMode = .jacobian
 
     func validate() throws {
         guard subsample > 0, rows > 0, repeats > 0, curvatureBatch > 0, workers > 0, iterations > 0, dataCacheMb > 0,
@@ -70,8 +72,10 @@ struct BenchCommand: AsyncParsableCommand {
         }
         if dataStreaming {
             print(
-                try await DataBench(data: data, format: dataFormat, cacheMegabytes: dataCacheMb, hidden: hidden, iterations: iterations)
-                    .json())
+                try await DataBench(
+                    data: data, format: dataFormat, cacheMegabytes: dataCacheMb, hidden: hidden, products: products,
+                    iterations: iterations
+                ).json())
             return
         }
         BLAS.threads = blasThreads ?? ProcessInfoCores.count

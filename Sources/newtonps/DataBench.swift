@@ -18,12 +18,14 @@ import NewtonTransport
 /// (VmHWM) beside its resident set when idle (registered, before the job)
 /// and what it must hold (`MemoryNeeds`), the bytes streamed, seconds per
 /// Newton iteration and their ratios to the in-memory run, and whether
-/// every run's objectives equal the reference's as doubles.
+/// every run's objectives equal the reference's as doubles. `products`
+/// chooses the Gauss-Newton products of every run.
 struct DataBench {
     let data: String
     let format: DataFormat
     let cacheMegabytes: Int
     let hidden: [Int]
+    let products: ProductsMode
     let iterations: Int
 
     func json() async throws -> String {
@@ -45,6 +47,7 @@ struct DataBench {
             \(format == .idx ? "" : "no_test: true")
             layers: [\(layers.map(String.init).joined(separator: ", "))]
             max_iterations: \(iterations)
+            products: \(products.rawValue)
             servers: 2
             workers: 2
             seed: 1
@@ -56,7 +59,8 @@ struct DataBench {
         result["cache_megabytes"] = Double(cacheMegabytes)
         let needs = MemoryNeeds(
             grid: try spec.grid(for: network, servers: 2), servers: 2,
-            subsampleRows: Int((spec.newton.subsampleFraction * Double(index.rows)).rounded(.up)),
+            // rop mode caches no Jacobian.
+            subsampleRows: products == .jacobian ? Int((spec.newton.subsampleFraction * Double(index.rows)).rounded(.up)) : 0,
             shardRows: spec.shardRows, cacheMegabytes: Double(cacheMegabytes))
         result["server_must_hold_megabytes"] = needs.serverMegabytes
         result["worker_must_hold_megabytes"] = needs.workerMegabytes

@@ -2,8 +2,10 @@ import ArgumentParser
 import Foundation
 import NewtonCore
 import NewtonDriver
+import NewtonTraining
 
 extension DataFormat: ExpressibleByArgument {}
+extension ProductsMode: ExpressibleByArgument {}
 
 // `train`'s job settings. Each property is a job-spec key (`cgTolerance` is
 // the flag `--cg-tolerance` and the key `cg_tolerance`) whose help, default,
