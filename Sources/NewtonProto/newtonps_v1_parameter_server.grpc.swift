@@ -42,7 +42,7 @@ public enum Newtonps_V1_ParameterServer: Sendable {
             /// Request type for "Read".
             public typealias Input = Newtonps_V1_ReadRequest
             /// Response type for "Read".
-            public typealias Output = Newtonps_V1_BlockTensors
+            public typealias Output = Newtonps_V1_ReadResponse
             /// Descriptor for "Read".
             public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "newtonps.v1.ParameterServer"),
@@ -256,11 +256,11 @@ extension Newtonps_V1_ParameterServer {
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A streaming response of `Newtonps_V1_BlockTensors` messages.
+        /// - Returns: A streaming response of `Newtonps_V1_ReadResponse` messages.
         func read(
             request: GRPCCore.StreamingServerRequest<Newtonps_V1_ReadRequest>,
             context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<Newtonps_V1_BlockTensors>
+        ) async throws -> GRPCCore.StreamingServerResponse<Newtonps_V1_ReadResponse>
 
         /// Handle the "Write" method.
         ///
@@ -447,11 +447,11 @@ extension Newtonps_V1_ParameterServer {
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A response containing a single `Newtonps_V1_BlockTensors` message.
+        /// - Returns: A response containing a single `Newtonps_V1_ReadResponse` message.
         func read(
             request: GRPCCore.ServerRequest<Newtonps_V1_ReadRequest>,
             context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.ServerResponse<Newtonps_V1_BlockTensors>
+        ) async throws -> GRPCCore.ServerResponse<Newtonps_V1_ReadResponse>
 
         /// Handle the "Write" method.
         ///
@@ -636,11 +636,11 @@ extension Newtonps_V1_ParameterServer {
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A `Newtonps_V1_BlockTensors` to respond with.
+        /// - Returns: A `Newtonps_V1_ReadResponse` to respond with.
         func read(
             request: Newtonps_V1_ReadRequest,
             context: GRPCCore.ServerContext
-        ) async throws -> Newtonps_V1_BlockTensors
+        ) async throws -> Newtonps_V1_ReadResponse
 
         /// Handle the "Write" method.
         ///
@@ -816,7 +816,7 @@ extension Newtonps_V1_ParameterServer.StreamingServiceProtocol {
         router.registerHandler(
             forMethod: Newtonps_V1_ParameterServer.Method.Read.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Newtonps_V1_ReadRequest>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<Newtonps_V1_BlockTensors>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Newtonps_V1_ReadResponse>(),
             handler: { request, context in
                 try await self.read(
                     request: request,
@@ -965,7 +965,7 @@ extension Newtonps_V1_ParameterServer.ServiceProtocol {
     public func read(
         request: GRPCCore.StreamingServerRequest<Newtonps_V1_ReadRequest>,
         context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<Newtonps_V1_BlockTensors> {
+    ) async throws -> GRPCCore.StreamingServerResponse<Newtonps_V1_ReadResponse> {
         let response = try await self.read(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
@@ -1114,8 +1114,8 @@ extension Newtonps_V1_ParameterServer.SimpleServiceProtocol {
     public func read(
         request: GRPCCore.ServerRequest<Newtonps_V1_ReadRequest>,
         context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.ServerResponse<Newtonps_V1_BlockTensors> {
-        return GRPCCore.ServerResponse<Newtonps_V1_BlockTensors>(
+    ) async throws -> GRPCCore.ServerResponse<Newtonps_V1_ReadResponse> {
+        return GRPCCore.ServerResponse<Newtonps_V1_ReadResponse>(
             message: try await self.read(
                 request: request.message,
                 context: context
@@ -1301,7 +1301,7 @@ extension Newtonps_V1_ParameterServer {
         /// - Parameters:
         ///   - request: A request containing a single `Newtonps_V1_ReadRequest` message.
         ///   - serializer: A serializer for `Newtonps_V1_ReadRequest` messages.
-        ///   - deserializer: A deserializer for `Newtonps_V1_BlockTensors` messages.
+        ///   - deserializer: A deserializer for `Newtonps_V1_ReadResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
@@ -1310,9 +1310,9 @@ extension Newtonps_V1_ParameterServer {
         func read<Result>(
             request: GRPCCore.ClientRequest<Newtonps_V1_ReadRequest>,
             serializer: some GRPCCore.MessageSerializer<Newtonps_V1_ReadRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<Newtonps_V1_BlockTensors>,
+            deserializer: some GRPCCore.MessageDeserializer<Newtonps_V1_ReadResponse>,
             options: GRPCCore.CallOptions,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_BlockTensors>) async throws -> Result
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_ReadResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "Write" method.
@@ -1576,7 +1576,7 @@ extension Newtonps_V1_ParameterServer {
         /// - Parameters:
         ///   - request: A request containing a single `Newtonps_V1_ReadRequest` message.
         ///   - serializer: A serializer for `Newtonps_V1_ReadRequest` messages.
-        ///   - deserializer: A deserializer for `Newtonps_V1_BlockTensors` messages.
+        ///   - deserializer: A deserializer for `Newtonps_V1_ReadResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
@@ -1585,9 +1585,9 @@ extension Newtonps_V1_ParameterServer {
         public func read<Result>(
             request: GRPCCore.ClientRequest<Newtonps_V1_ReadRequest>,
             serializer: some GRPCCore.MessageSerializer<Newtonps_V1_ReadRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<Newtonps_V1_BlockTensors>,
+            deserializer: some GRPCCore.MessageDeserializer<Newtonps_V1_ReadResponse>,
             options: GRPCCore.CallOptions = .defaults,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_BlockTensors>) async throws -> Result = { response in
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_ReadResponse>) async throws -> Result = { response in
                 try response.message
             }
         ) async throws -> Result where Result: Sendable {
@@ -1973,14 +1973,14 @@ extension Newtonps_V1_ParameterServer.ClientProtocol {
     public func read<Result>(
         request: GRPCCore.ClientRequest<Newtonps_V1_ReadRequest>,
         options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_BlockTensors>) async throws -> Result = { response in
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_ReadResponse>) async throws -> Result = { response in
             try response.message
         }
     ) async throws -> Result where Result: Sendable {
         try await self.read(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Newtonps_V1_ReadRequest>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Newtonps_V1_BlockTensors>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Newtonps_V1_ReadResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2308,7 +2308,7 @@ extension Newtonps_V1_ParameterServer.ClientProtocol {
         _ message: Newtonps_V1_ReadRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_BlockTensors>) async throws -> Result = { response in
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_ReadResponse>) async throws -> Result = { response in
             try response.message
         }
     ) async throws -> Result where Result: Sendable {

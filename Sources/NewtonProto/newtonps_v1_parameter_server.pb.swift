@@ -75,9 +75,39 @@ public nonisolated struct Newtonps_V1_ReadRequest: Sendable {
 
   public var blocks: [Int32] = []
 
+  /// The versions of these blocks the caller already holds, one per block
+  /// (or none): a block still at that version is not sent again.
+  public var heldVersions: [UInt64] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+}
+
+public nonisolated struct Newtonps_V1_ReadResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The blocks whose values are sent: those not held at their version.
+  public var changed: Newtonps_V1_BlockTensors {
+    get {_changed ?? Newtonps_V1_BlockTensors()}
+    set {_changed = newValue}
+  }
+  /// Returns true if `changed` has been explicitly set.
+  public var hasChanged: Bool {self._changed != nil}
+  /// Clears the value of `changed`. Subsequent reads from it will return its default value.
+  public mutating func clearChanged() {self._changed = nil}
+
+  /// The version of every block asked for, in the request's order. A block's
+  /// version changes with every write to it and is never reused.
+  public var versions: [UInt64] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _changed: Newtonps_V1_BlockTensors? = nil
 }
 
 public nonisolated struct Newtonps_V1_WriteRequest: Sendable {
@@ -621,7 +651,7 @@ nonisolated extension Newtonps_V1_BlockTensors: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Newtonps_V1_ReadRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReadRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}blocks\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}blocks\0\u{3}held_versions\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -631,6 +661,7 @@ nonisolated extension Newtonps_V1_ReadRequest: SwiftProtobuf.Message, SwiftProto
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.vector) }()
       case 2: try { try decoder.decodeRepeatedInt32Field(value: &self.blocks) }()
+      case 3: try { try decoder.decodeRepeatedUInt64Field(value: &self.heldVersions) }()
       default: break
       }
     }
@@ -643,12 +674,55 @@ nonisolated extension Newtonps_V1_ReadRequest: SwiftProtobuf.Message, SwiftProto
     if !self.blocks.isEmpty {
       try visitor.visitPackedInt32Field(value: self.blocks, fieldNumber: 2)
     }
+    if !self.heldVersions.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.heldVersions, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Newtonps_V1_ReadRequest, rhs: Newtonps_V1_ReadRequest) -> Bool {
     if lhs.vector != rhs.vector {return false}
     if lhs.blocks != rhs.blocks {return false}
+    if lhs.heldVersions != rhs.heldVersions {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Newtonps_V1_ReadResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReadResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}changed\0\u{1}versions\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._changed) }()
+      case 2: try { try decoder.decodeRepeatedUInt64Field(value: &self.versions) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._changed {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.versions.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.versions, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Newtonps_V1_ReadResponse, rhs: Newtonps_V1_ReadResponse) -> Bool {
+    if lhs._changed != rhs._changed {return false}
+    if lhs.versions != rhs.versions {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

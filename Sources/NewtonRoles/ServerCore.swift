@@ -115,8 +115,15 @@ public actor ServerCore: ParameterServer {
         stoppedGeneration.withLock { $0 = Int.min }
     }
 
-    public func read(_ vector: VectorName, blocks requested: [Int]) throws -> [[Float]] {
-        try requested.map { try block($0).vector(vector) }
+    public func read(_ vector: VectorName, blocks requested: [Int], held: [UInt64]) throws -> [VersionedBlock] {
+        guard held.isEmpty || held.count == requested.count else {
+            throw RoleError(.invalidRequest, "a read of \(vector) names \(requested.count) blocks but \(held.count) held versions")
+        }
+        return try requested.enumerated().map { i, index in
+            let store = try block(index).vectors
+            let version = store.version(of: vector)
+            return VersionedBlock(version: version, values: !held.isEmpty && held[i] == version ? nil : store.vector(vector))
+        }
     }
 
     public func write(_ vector: VectorName, blocks requested: [Int], values: [[Float]]) throws {

@@ -5,7 +5,9 @@ import NewtonTraining
 /// the block owners, computes on its rows with BLAS, and pushes per-shard
 /// results (summed per push group) back to the owners. It keeps nothing a
 /// job needs between tasks: any worker can take any group of shards at any
-/// time.
+/// time. It does keep the last point it pulled, with its blocks' versions,
+/// so that the next task at the same point (every R-operator product of a
+/// CG solve) fetches only the blocks that changed since.
 public actor WorkerCore: Worker {
     /// Finds the servers of a job, in the job's server order.
     public typealias ServerResolver = @Sendable (WorkerJob) async throws -> [any ParameterServer]
@@ -15,6 +17,8 @@ public actor WorkerCore: Worker {
     private var job: WorkerJob?
     private var servers: [any ParameterServer] = []
     private var source: (any RowSource)?
+    /// The last point pulled, and the version of each of its blocks.
+    private var lastPoint: (vector: VectorName, versions: [UInt64], values: DenseParameters)?
 
     public init(catalog: DataCatalog, servers: @escaping ServerResolver) {
         self.catalog = catalog
@@ -39,6 +43,7 @@ public actor WorkerCore: Worker {
         self.job = job
         self.source = source
         self.servers = servers
+        self.lastPoint = nil
     }
 
     public func run(_ task: WorkerTask) async throws -> [ShardResult] {
@@ -46,7 +51,7 @@ public actor WorkerCore: Worker {
         let round = PushRound(job: job.jobID, round: task.round)
         switch task.kind {
         case .evaluate(let point):
-            let kernels = RowKernels(parameters: try await pull(point, job))
+            let kernels = RowKernels(parameters: try await pull(point, job, isPoint: true))
             var results = [ShardResult]()
             try await forEachShard(task.shards, source) { shard, inputs, labels in
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
@@ -57,7 +62,7 @@ public actor WorkerCore: Worker {
             }
             return results
         case .gradient(let point, let target):
-            let kernels = RowKernels(parameters: try await pull(point, job))
+            let kernels = RowKernels(parameters: try await pull(point, job, isPoint: true))
             return try await sumShards(task, into: target, round: round, job, source) { shard, inputs, labels in
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
                 let (loss, gradient) = kernels.lossAndGradient(pass, labels: labels)
@@ -74,13 +79,13 @@ public actor WorkerCore: Worker {
                 kernels.hessianProduct(pass, labels: labels, direction: v)
             }
         case .squaredGradient(let point, let target):
-            let kernels = RowKernels(parameters: try await pull(point, job))
+            let kernels = RowKernels(parameters: try await pull(point, job, isPoint: true))
             return try await sumShards(task, into: target, round: round, job, source) { shard, inputs, labels in
                 let pass = kernels.forward(inputs: inputs, rows: labels.count)
                 return (kernels.squaredGradientSum(pass, labels: labels), ShardResult(shard: shard.index, loss: 0, correct: 0))
             }
         case .jacobian(let point):
-            let kernels = RowKernels(parameters: try await pull(point, job))
+            let kernels = RowKernels(parameters: try await pull(point, job, isPoint: true))
             let servers = self.servers
             var results = [ShardResult]()
             try await forEachShard(task.shards, source) { shard, inputs, labels in
@@ -104,7 +109,7 @@ public actor WorkerCore: Worker {
         _ product: (RowKernels, ForwardPass, [Int32], DenseParameters) -> DenseParameters
     ) async throws -> [ShardResult] {
         async let pulledDirection = pull(direction, job)
-        let kernels = RowKernels(parameters: try await pull(point, job))
+        let kernels = RowKernels(parameters: try await pull(point, job, isPoint: true))
         let v = try await pulledDirection
         return try await sumShards(task, into: target, round: round, job, source) { shard, inputs, labels in
             let pass = kernels.forward(inputs: inputs, rows: labels.count)
@@ -152,27 +157,42 @@ public actor WorkerCore: Worker {
 
     // MARK: Pull and push
 
-    /// Gathers `vector` from every block owner into the dense form.
-    private func pull(_ vector: VectorName, _ job: WorkerJob) async throws -> DenseParameters {
+    /// Gathers `vector` from every block owner into the dense form. A point
+    /// (`isPoint`: the weights or a trial point) is kept with its versions,
+    /// and pulled again block by block only where it changed.
+    private func pull(_ vector: VectorName, _ job: WorkerJob, isPoint: Bool = false) async throws -> DenseParameters {
         let servers = self.servers
         let grid = job.grid
-        let perServer = try await withThrowingTaskGroup(of: ([Int], [[Float]]).self) { group in
+        let cached = isPoint ? lastPoint.flatMap { $0.vector == vector ? $0 : nil } : nil
+        let perServer = try await withThrowingTaskGroup(of: ([Int], [VersionedBlock]).self) { group in
             for (s, server) in servers.enumerated() {
                 let owned = job.ownership.indices.filter { job.ownership[$0] == s }
-                group.addTask { (owned, try await server.read(vector, blocks: owned)) }
+                let held = cached.map { cached in owned.map { cached.versions[$0] } } ?? []
+                group.addTask { (owned, try await server.read(vector, blocks: owned, held: held)) }
             }
-            var all = [([Int], [[Float]])]()
+            var all = [([Int], [VersionedBlock])]()
             for try await part in group { all.append(part) }
             return all
         }
-        var dense = DenseParameters(zeros: grid.spec)
-        for (owned, values) in perServer {
-            guard owned.count == values.count else {
+        var dense = cached?.values ?? DenseParameters(zeros: grid.spec)
+        var versions = [UInt64](repeating: 0, count: grid.blocks.count)
+        for (owned, answers) in perServer {
+            guard owned.count == answers.count else {
                 throw RoleError(
-                    .invalidRequest, "a server answered a read of \(vector) for \(owned.count) blocks with \(values.count) arrays")
+                    .invalidRequest, "a server answered a read of \(vector) for \(owned.count) blocks with \(answers.count) arrays")
             }
-            for (b, v) in zip(owned, values) { try grid.insert(grid.blocks[b], values: v, into: &dense) }
+            for (b, answer) in zip(owned, answers) {
+                versions[b] = answer.version
+                if let values = answer.values {
+                    try grid.insert(grid.blocks[b], values: values, into: &dense)
+                } else if cached?.versions[b] != answer.version {
+                    throw RoleError(
+                        .invalidRequest,
+                        "a server left out block \(b) of \(vector), which this worker does not hold at version \(answer.version)")
+                }
+            }
         }
+        if isPoint { lastPoint = (vector, versions, dense) }
         return dense
     }
 

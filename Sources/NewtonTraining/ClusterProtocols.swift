@@ -111,6 +111,19 @@ public struct BlockSolveReport: Sendable, Equatable {
     }
 }
 
+/// One block of a vector as read from its owner: its version, and its
+/// values unless the reader already held them at that version.
+public struct VersionedBlock: Sendable, Equatable {
+    /// Changes with every write to the block's vector and is never reused.
+    public var version: UInt64
+    /// nil when the reader named this version as held.
+    public var values: [Float]?
+    public init(version: UInt64, values: [Float]?) {
+        self.version = version
+        self.values = values
+    }
+}
+
 /// The operations a **parameter server** offers: it owns blocks of the
 /// weights and every vector over them, sums what workers push in shard
 /// order, caches Jacobian slices of the subsample and runs block-local
@@ -121,8 +134,10 @@ public struct BlockSolveReport: Sendable, Equatable {
 public protocol ParameterServer: Sendable {
     /// Takes ownership of blocks for a job, replacing any previous job.
     func assign(_ assignment: BlockAssignment) async throws
-    /// The values of `vector` on the given owned blocks.
-    func read(_ vector: VectorName, blocks: [Int]) async throws -> [[Float]]
+    /// `vector` on the given owned blocks with their versions. `held` is
+    /// empty or names, per block, the version the caller already has; a
+    /// block still at that version comes back without values.
+    func read(_ vector: VectorName, blocks: [Int], held: [UInt64]) async throws -> [VersionedBlock]
     /// Overwrites `vector` on the given owned blocks.
     func write(_ vector: VectorName, blocks: [Int], values: [[Float]]) async throws
     /// Runs a vector program on every owned block; one answer per block.
@@ -158,6 +173,13 @@ public protocol ParameterServer: Sendable {
     /// Makes every running or queued solve of `generation` (or an earlier one)
     /// return its current iterate; a new assignment clears it.
     func stopDiagonalSolves(generation: Int) async throws
+}
+
+extension ParameterServer {
+    /// The values of `vector` on the given owned blocks.
+    public func read(_ vector: VectorName, blocks: [Int]) async throws -> [[Float]] {
+        try await read(vector, blocks: blocks, held: []).map { $0.values ?? [] }
+    }
 }
 
 /// Everything a worker needs to know about a job before it takes shards.

@@ -30,11 +30,15 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
         }
     }
 
-    public func read(request: Newtonps_V1_ReadRequest, context: ServerContext) async throws -> Newtonps_V1_BlockTensors {
+    public func read(request: Newtonps_V1_ReadRequest, context: ServerContext) async throws -> Newtonps_V1_ReadResponse {
         try await serve("Read", request, context) {
             let blocks = request.blocks.map(Int.init)
-            return Newtonps_V1_BlockTensors(
-                blocks: blocks, values: try await core.read(try VectorName(wire: request.vector), blocks: blocks))
+            let answers = try await core.read(try VectorName(wire: request.vector), blocks: blocks, held: request.heldVersions)
+            let changed = zip(blocks, answers).compactMap { block, answer in answer.values.map { (block, $0) } }
+            var response = Newtonps_V1_ReadResponse()
+            response.changed = Newtonps_V1_BlockTensors(blocks: changed.map(\.0), values: changed.map(\.1))
+            response.versions = answers.map(\.version)
+            return response
         }
     }
 

@@ -52,16 +52,31 @@ public struct RemoteParameterServer: ParameterServer {
         _ = try await call("Assign", request) { try await $0.assign($1, options: $2) }
     }
 
-    public func read(_ vector: VectorName, blocks: [Int]) async throws -> [[Float]] {
+    public func read(_ vector: VectorName, blocks: [Int], held: [UInt64]) async throws -> [VersionedBlock] {
         var request = Newtonps_V1_ReadRequest()
         request.vector = vector.rawValue
         request.blocks = blocks.map(Int32.init)
+        request.heldVersions = held
         let response = try await call("Read", request) { try await $0.read($1, options: $2) }
-        let (answered, values) = try response.decoded("read of \(vector) from \(connection.endpoint)")
-        guard answered == blocks else {
-            throw TransportError(.remote, "read of \(vector) from \(connection.endpoint) answered blocks \(answered), asked \(blocks)")
+        let what = "read of \(vector) from \(connection.endpoint)"
+        let (sent, values) = try response.changed.decoded(what)
+        guard response.versions.count == blocks.count else {
+            throw TransportError(.remote, "\(what) answered \(response.versions.count) versions for \(blocks.count) blocks")
         }
-        return values
+        var byBlock = [Int: [Float]]()
+        for (block, value) in zip(sent, values) {
+            guard blocks.contains(block), byBlock.updateValue(value, forKey: block) == nil else {
+                throw TransportError(.remote, "\(what) sent block \(block), asked \(blocks)")
+            }
+        }
+        return try zip(blocks, response.versions).enumerated().map { i, pair in
+            let (block, version) = pair
+            let values = byBlock[block]
+            guard values != nil || (!held.isEmpty && held[i] == version) else {
+                throw TransportError(.remote, "\(what) left out block \(block), which the caller does not hold at version \(version)")
+            }
+            return VersionedBlock(version: version, values: values)
+        }
     }
 
     public func write(_ vector: VectorName, blocks: [Int], values: [[Float]]) async throws {

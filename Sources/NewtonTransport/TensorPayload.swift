@@ -9,6 +9,7 @@ public protocol TensorPayload {
 extension Newtonps_V1_Tensor: TensorPayload { public var tensorBytes: Int { data.count } }
 extension Newtonps_V1_BlockTensors: TensorPayload { public var tensorBytes: Int { values.reduce(0) { $0 + $1.data.count } } }
 extension Newtonps_V1_AssignRequest: TensorPayload { public var tensorBytes: Int { weights.reduce(0) { $0 + $1.data.count } } }
+extension Newtonps_V1_ReadResponse: TensorPayload { public var tensorBytes: Int { changed.tensorBytes } }
 extension Newtonps_V1_WriteRequest: TensorPayload { public var tensorBytes: Int { values.tensorBytes } }
 extension Newtonps_V1_PushRequest: TensorPayload { public var tensorBytes: Int { values.tensorBytes } }
 extension Newtonps_V1_PushJacobianRequest: TensorPayload {

@@ -91,6 +91,7 @@ final class FuzzTests: ClusterTestCase {
             Newtonps_V1_ReadRequest.with {
                 $0.vector = "weights"
                 $0.blocks = [0, 1]
+                $0.heldVersions = [1, 2]
             },
             Newtonps_V1_RunRequest.with {
                 $0.program = [

@@ -34,6 +34,37 @@ final class ServerCoreTests: XCTestCase {
         XCTAssertEqual(outOfOrder, inOrder)
     }
 
+    /// A read names each block's version; a block the reader holds at its
+    /// current version is not sent again. Any write to a vector (a write, a
+    /// program, a sum) gives it a new version; other vectors keep theirs.
+    func testReadsSendOnlyTheBlocksThatChangedSinceTheHeldVersions() async throws {
+        let (server, _) = try await assignedServer()
+        let first = try await server.read(.weights, blocks: [0, 1], held: [])
+        XCTAssertEqual(first.map(\.values), [[Float](repeating: 1, count: 6), [1, 1]])
+        let held = first.map(\.version)
+        let again = try await server.read(.weights, blocks: [0, 1], held: held)
+        XCTAssertEqual(again, held.map { VersionedBlock(version: $0, values: nil) })
+
+        try await server.run([.fill(target: .direction, value: 2), .dot(.direction, .weights)])
+        let afterProgram = try await server.read(.weights, blocks: [0, 1], held: held)
+        XCTAssertEqual(afterProgram.map(\.values), [nil, nil])
+        try await server.write(.weights, blocks: [1], values: [[3, 4]])
+        let afterWrite = try await server.read(.weights, blocks: [0, 1], held: held)
+        XCTAssertEqual(afterWrite.map(\.values), [nil, [3, 4]])
+        XCTAssertEqual(afterWrite[0].version, held[0])
+        XCTAssertNotEqual(afterWrite[1].version, held[1])
+        try await server.run([.combine(target: .weights, terms: [VectorTerm(1, .weights), VectorTerm(0, .direction)])])
+        let afterCombine = try await server.read(.weights, blocks: [0], held: [held[0]])
+        XCTAssertEqual(afterCombine.map(\.values), [[Float](repeating: 1, count: 6)])
+
+        do {
+            _ = try await server.read(.weights, blocks: [0, 1], held: [held[0]])
+            XCTFail("a read with one held version for two blocks was accepted")
+        } catch let error as RoleError {
+            XCTAssertTrue(error.description.contains("names 2 blocks but 1 held versions"), error.description)
+        }
+    }
+
     func testMissingShardAndForeignBlocksAreReported() async throws {
         let (server, _) = try await assignedServer()
         try await server.beginSum(into: .gradient, shards: 2, round: 1)

@@ -17,6 +17,8 @@ private actor WatchedServer: ParameterServer {
     private var inFlight = 0
     private(set) var mostInFlight = 0
     private(set) var pushes = 0
+    /// Blocks sent by reads, per vector.
+    private(set) var blocksSent = [VectorName: Int]()
 
     init(failingShard: Int? = nil) { self.failingShard = failingShard }
 
@@ -32,7 +34,11 @@ private actor WatchedServer: ParameterServer {
     }
 
     func assign(_ assignment: BlockAssignment) async throws { try await core.assign(assignment) }
-    func read(_ vector: VectorName, blocks: [Int]) async throws -> [[Float]] { try await core.read(vector, blocks: blocks) }
+    func read(_ vector: VectorName, blocks: [Int], held: [UInt64]) async throws -> [VersionedBlock] {
+        let answers = try await core.read(vector, blocks: blocks, held: held)
+        blocksSent[vector, default: 0] += answers.filter { $0.values != nil }.count
+        return answers
+    }
     func write(_ vector: VectorName, blocks: [Int], values: [[Float]]) async throws {
         try await core.write(vector, blocks: blocks, values: values)
     }
@@ -95,6 +101,45 @@ final class WorkerCoreTests: XCTestCase {
         let (most, pushes) = await (server.mostInFlight, server.pushes)
         XCTAssertEqual(most, 1)
         XCTAssertEqual(pushes, 22)
+    }
+
+    /// A worker pulls a point once and, at the same point, only what
+    /// changed: the second R-operator product reads no weights again (its
+    /// direction it does), a new point is read in full, and the products
+    /// are what a fresh pull gives.
+    func testTheSamePointIsNotPulledAgain() async throws {
+        let server = WatchedServer()
+        let coordinator = try await coordinator(server)
+        let shards = coordinator.shards(.train, rows: Array(0..<200))
+        try await coordinator.gaussNewtonByROperator(at: .weights, direction: .weights, into: .product, shards: shards)
+        let first = try await coordinator.read(.product)
+        try await coordinator.gaussNewtonByROperator(at: .weights, direction: .weights, into: .product, shards: shards)
+        let second = try await coordinator.read(.product)
+        XCTAssertEqual(second, first)
+        var sent = await server.blocksSent
+        // Two blocks (one per layer): once as the point, twice as the direction.
+        XCTAssertEqual(sent[.weights], 6)
+
+        // One block of the point changes: only that block is read again.
+        try await coordinator.run([.combine(target: .trial, terms: [VectorTerm(2, .weights)])])
+        try await server.write(.weights, blocks: [1], values: [[Float](repeating: 0.25, count: 27)])
+        try await coordinator.gaussNewtonByROperator(at: .weights, direction: .trial, into: .product, shards: shards)
+        sent = await server.blocksSent
+        XCTAssertEqual(sent[.weights], 7)
+        XCTAssertEqual(sent[.trial], 2)
+        // Another point is read in full.
+        try await coordinator.gaussNewtonByROperator(at: .trial, direction: .weights, into: .product, shards: shards)
+        sent = await server.blocksSent
+        XCTAssertEqual(sent[.trial], 4)
+        XCTAssertEqual(sent[.weights], 9)
+
+        // The same vectors on a fresh worker that never pulled anything.
+        let reference = try await self.coordinator(WatchedServer())
+        try await reference.write(.weights, try await coordinator.read(.weights))
+        try await reference.write(.trial, try await coordinator.read(.trial))
+        try await reference.gaussNewtonByROperator(at: .trial, direction: .weights, into: .product, shards: shards)
+        let (expected, product) = (try await reference.read(.product), try await coordinator.read(.product))
+        XCTAssertEqual(product, expected)
     }
 
     /// A push that fails while the next shard computes fails the task, and

@@ -28,12 +28,22 @@ class BlockTensors(_message.Message):
     def __init__(self, blocks: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[_Union[_common_pb2.Tensor, _Mapping]]] = ...) -> None: ...
 
 class ReadRequest(_message.Message):
-    __slots__ = ("vector", "blocks")
+    __slots__ = ("vector", "blocks", "held_versions")
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    HELD_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     vector: str
     blocks: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, vector: _Optional[str] = ..., blocks: _Optional[_Iterable[int]] = ...) -> None: ...
+    held_versions: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, vector: _Optional[str] = ..., blocks: _Optional[_Iterable[int]] = ..., held_versions: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ReadResponse(_message.Message):
+    __slots__ = ("changed", "versions")
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    changed: BlockTensors
+    versions: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, changed: _Optional[_Union[BlockTensors, _Mapping]] = ..., versions: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class WriteRequest(_message.Message):
     __slots__ = ("vector", "values")

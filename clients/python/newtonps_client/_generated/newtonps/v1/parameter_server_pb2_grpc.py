@@ -43,7 +43,7 @@ class ParameterServerStub:
         self.Read = channel.unary_unary(
                 '/newtonps.v1.ParameterServer/Read',
                 request_serializer=newtonps_dot_v1_dot_parameter__server__pb2.ReadRequest.SerializeToString,
-                response_deserializer=newtonps_dot_v1_dot_parameter__server__pb2.BlockTensors.FromString,
+                response_deserializer=newtonps_dot_v1_dot_parameter__server__pb2.ReadResponse.FromString,
                 _registered_method=True)
         self.Write = channel.unary_unary(
                 '/newtonps.v1.ParameterServer/Write',
@@ -194,7 +194,7 @@ def add_ParameterServerServicer_to_server(servicer, server):
             'Read': grpc.unary_unary_rpc_method_handler(
                     servicer.Read,
                     request_deserializer=newtonps_dot_v1_dot_parameter__server__pb2.ReadRequest.FromString,
-                    response_serializer=newtonps_dot_v1_dot_parameter__server__pb2.BlockTensors.SerializeToString,
+                    response_serializer=newtonps_dot_v1_dot_parameter__server__pb2.ReadResponse.SerializeToString,
             ),
             'Write': grpc.unary_unary_rpc_method_handler(
                     servicer.Write,
@@ -305,7 +305,7 @@ class ParameterServer:
             target,
             '/newtonps.v1.ParameterServer/Read',
             newtonps_dot_v1_dot_parameter__server__pb2.ReadRequest.SerializeToString,
-            newtonps_dot_v1_dot_parameter__server__pb2.BlockTensors.FromString,
+            newtonps_dot_v1_dot_parameter__server__pb2.ReadResponse.FromString,
             options,
             channel_credentials,
             insecure,
