@@ -45,7 +45,7 @@ final class ServerCoreTests: XCTestCase {
         let again = try await server.read(.weights, blocks: [0, 1], held: held)
         XCTAssertEqual(again, held.map { VersionedBlock(version: $0, values: nil) })
 
-        try await server.run([.fill(target: .direction, value: 2), .dot(.direction, .weights)])
+        _ = try await server.run([.fill(target: .direction, value: 2), .dot(.direction, .weights)])
         let afterProgram = try await server.read(.weights, blocks: [0, 1], held: held)
         XCTAssertEqual(afterProgram.map(\.values), [nil, nil])
         try await server.write(.weights, blocks: [1], values: [[3, 4]])
@@ -53,7 +53,7 @@ final class ServerCoreTests: XCTestCase {
         XCTAssertEqual(afterWrite.map(\.values), [nil, [3, 4]])
         XCTAssertEqual(afterWrite[0].version, held[0])
         XCTAssertNotEqual(afterWrite[1].version, held[1])
-        try await server.run([.combine(target: .weights, terms: [VectorTerm(1, .weights), VectorTerm(0, .direction)])])
+        _ = try await server.run([.combine(target: .weights, terms: [VectorTerm(1, .weights), VectorTerm(0, .direction)])])
         let afterCombine = try await server.read(.weights, blocks: [0], held: [held[0]])
         XCTAssertEqual(afterCombine.map(\.values), [[Float](repeating: 1, count: 6)])
 
