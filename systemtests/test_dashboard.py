@@ -36,7 +36,8 @@ seed: 3
 """
 
 # NEXT on the fixture's two agents; their one edge is up half the rounds, so
-# they disagree.
+# they disagree. Its rounds are short (~0.1 s), so it needs many of them for
+# the page's one-second polls to see it run.
 NEXT_JOB = """\
 name: dashboard-next
 train: /usr/share/datasets/fashion-mnist
@@ -48,7 +49,7 @@ agents: 2
 graph: complete
 time_varying: "0.5:2"
 surrogate: linear
-max_iterations: 30
+max_iterations: 150
 seed: 3
 """
 
