@@ -12,6 +12,11 @@
 /// them; sums pushed contributions in shard order; caches the subsample's
 /// Jacobian slices; runs block-local products and solves.
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -447,7 +452,8 @@ public nonisolated struct Newtonps_V1_PushJacobianRequest: Sendable {
 
   public var inputs: [Newtonps_V1_Tensor] = []
 
-  public var slices: [Newtonps_V1_Tensor] = []
+  /// One per block, in the order of `blocks`.
+  public var packedSlices: [Newtonps_V1_PackedSlice] = []
 
   public var outputs: Newtonps_V1_Tensor {
     get {_outputs ?? Newtonps_V1_Tensor()}
@@ -467,6 +473,34 @@ public nonisolated struct Newtonps_V1_PushJacobianRequest: Sendable {
   public init() {}
 
   fileprivate var _outputs: Newtonps_V1_Tensor? = nil
+}
+
+/// A block's Jacobian slice rows (rows × classes × block columns) without the
+/// columns that are +0.0 for every class; the block supplies the shape.
+public nonisolated struct Newtonps_V1_PackedSlice: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Bit row·columns + column, least significant bit of each byte first, is
+  /// set when that column of that row is sent; bits past the last are 0.
+  public var keptColumns: Data = Data()
+
+  /// For each row in turn, its classes × kept-columns values, row-major.
+  public var values: Newtonps_V1_Tensor {
+    get {_values ?? Newtonps_V1_Tensor()}
+    set {_values = newValue}
+  }
+  /// Returns true if `values` has been explicitly set.
+  public var hasValues: Bool {self._values != nil}
+  /// Clears the value of `values`. Subsequent reads from it will return its default value.
+  public mutating func clearValues() {self._values = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _values: Newtonps_V1_Tensor? = nil
 }
 
 public nonisolated struct Newtonps_V1_JacobianProductRequest: Sendable {
@@ -1458,7 +1492,7 @@ nonisolated extension Newtonps_V1_BeginJacobianRequest: SwiftProtobuf.Message, S
 
 nonisolated extension Newtonps_V1_PushJacobianRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PushJacobianRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}row_offset\0\u{1}blocks\0\u{1}inputs\0\u{1}slices\0\u{1}outputs\0\u{3}job_id\0\u{1}round\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}row_offset\0\u{1}blocks\0\u{1}inputs\0\u{2}\u{2}outputs\0\u{3}job_id\0\u{1}round\0\u{3}packed_slices\0\u{b}slices\0\u{c}\u{4}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1469,10 +1503,10 @@ nonisolated extension Newtonps_V1_PushJacobianRequest: SwiftProtobuf.Message, Sw
       case 1: try { try decoder.decodeSingularInt32Field(value: &self.rowOffset) }()
       case 2: try { try decoder.decodeRepeatedInt32Field(value: &self.blocks) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.inputs) }()
-      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.slices) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._outputs) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.packedSlices) }()
       default: break
       }
     }
@@ -1492,9 +1526,6 @@ nonisolated extension Newtonps_V1_PushJacobianRequest: SwiftProtobuf.Message, Sw
     if !self.inputs.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.inputs, fieldNumber: 3)
     }
-    if !self.slices.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.slices, fieldNumber: 4)
-    }
     try { if let v = self._outputs {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
@@ -1504,6 +1535,9 @@ nonisolated extension Newtonps_V1_PushJacobianRequest: SwiftProtobuf.Message, Sw
     if self.round != 0 {
       try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 7)
     }
+    if !self.packedSlices.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.packedSlices, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1511,10 +1545,49 @@ nonisolated extension Newtonps_V1_PushJacobianRequest: SwiftProtobuf.Message, Sw
     if lhs.rowOffset != rhs.rowOffset {return false}
     if lhs.blocks != rhs.blocks {return false}
     if lhs.inputs != rhs.inputs {return false}
-    if lhs.slices != rhs.slices {return false}
+    if lhs.packedSlices != rhs.packedSlices {return false}
     if lhs._outputs != rhs._outputs {return false}
     if lhs.jobID != rhs.jobID {return false}
     if lhs.round != rhs.round {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Newtonps_V1_PackedSlice: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PackedSlice"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}kept_columns\0\u{1}values\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.keptColumns) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._values) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.keptColumns.isEmpty {
+      try visitor.visitSingularBytesField(value: self.keptColumns, fieldNumber: 1)
+    }
+    try { if let v = self._values {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Newtonps_V1_PackedSlice, rhs: Newtonps_V1_PackedSlice) -> Bool {
+    if lhs.keptColumns != rhs.keptColumns {return false}
+    if lhs._values != rhs._values {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

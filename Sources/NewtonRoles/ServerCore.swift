@@ -191,7 +191,7 @@ public actor ServerCore: ParameterServer {
     }
 
     public func pushJacobian(
-        round: PushRound, rowOffset: Int, blocks pushed: [Int], inputs: [[Float]], slices: [[Float]], outputs newOutputs: [Float]
+        round: PushRound, rowOffset: Int, blocks pushed: [Int], inputs: [[Float]], slices: [SliceShare], outputs newOutputs: [Float]
     ) throws {
         let grid = try requireGrid()
         guard round == jacobianRound else {

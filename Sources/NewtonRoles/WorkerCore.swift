@@ -209,7 +209,8 @@ public actor WorkerCore: Worker {
     }
 
     /// Sends each block owner its share of a shard's Jacobian: the layer
-    /// inputs of the block's input group and the slice of its output group.
+    /// inputs of the block's input group and the slice of its output group
+    /// (which a remote owner's stub packs for the network).
     private static func pushJacobian(
         _ pass: ForwardPass, slices: [[Float]], offset: Int, round: PushRound, _ job: WorkerJob, to servers: [any ParameterServer]
     ) async throws {
@@ -218,13 +219,15 @@ public actor WorkerCore: Worker {
         let classes = grid.spec.classes
         try await forEachServer(of: job, servers) { server, owned in
             var inputs = [[Float]]()
-            var blockSlices = [[Float]]()
+            var blockSlices = [SliceShare]()
             for b in owned {
                 let id = grid.blocks[b]
                 inputs.append(
                     columns(pass.activations[id.layer - 1], rows: rows, width: grid.spec.layerSizes[id.layer - 1], grid.inputRange(id)))
                 blockSlices.append(
-                    columns(slices[id.layer - 1], rows: rows * classes, width: grid.spec.layerSizes[id.layer], grid.outputRange(id)))
+                    .columns(
+                        of: slices[id.layer - 1], classes: classes, fullWidth: grid.spec.layerSizes[id.layer], columns: grid.outputRange(id)
+                    ))
             }
             try await server.pushJacobian(
                 round: round, rowOffset: offset, blocks: owned, inputs: inputs, slices: blockSlices, outputs: pass.outputs)

@@ -161,7 +161,7 @@ public protocol ParameterServer: Sendable {
     /// Caches rows `rowOffset…` of the subsample: per owned block, the layer
     /// inputs of its input group and the Jacobian slice of its output group;
     /// and the network outputs of those rows.
-    func pushJacobian(round: PushRound, rowOffset: Int, blocks: [Int], inputs: [[Float]], slices: [[Float]], outputs: [Float])
+    func pushJacobian(round: PushRound, rowOffset: Int, blocks: [Int], inputs: [[Float]], slices: [SliceShare], outputs: [Float])
         async throws
     /// `J_b v_b` (`|S| × n_L`) for every owned block.
     func jacobianProduct(of vector: VectorName) async throws -> [(block: Int, values: [Float])]

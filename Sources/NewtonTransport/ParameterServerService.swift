@@ -103,7 +103,7 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
                 round: PushRound(job: request.jobID, round: Int(clamping: request.round)), rowOffset: Int(request.rowOffset),
                 blocks: request.blocks.map(Int.init),
                 inputs: try request.inputs.map { try $0.floats("\(what), inputs") },
-                slices: try request.slices.map { try $0.floats("\(what), slices") },
+                slices: try request.packedSlices.map { .packed(try $0.decoded("\(what), slices")) },
                 outputs: try request.outputs.floats("\(what), outputs"))
             return Newtonps_V1_Empty()
         }

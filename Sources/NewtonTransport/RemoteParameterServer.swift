@@ -124,7 +124,7 @@ public struct RemoteParameterServer: ParameterServer {
         _ = try await call("BeginJacobian", request) { try await $0.beginJacobian($1, options: $2) }
     }
 
-    public func pushJacobian(round: PushRound, rowOffset: Int, blocks: [Int], inputs: [[Float]], slices: [[Float]], outputs: [Float])
+    public func pushJacobian(round: PushRound, rowOffset: Int, blocks: [Int], inputs: [[Float]], slices: [SliceShare], outputs: [Float])
         async throws
     {
         var request = Newtonps_V1_PushJacobianRequest()
@@ -133,7 +133,7 @@ public struct RemoteParameterServer: ParameterServer {
         request.rowOffset = Int32(rowOffset)
         request.blocks = blocks.map(Int32.init)
         request.inputs = inputs.map { WireTensor($0) }
-        request.slices = slices.map { WireTensor($0) }
+        request.packedSlices = slices.map { Newtonps_V1_PackedSlice($0.packed) }
         request.outputs = WireTensor(outputs)
         _ = try await call("PushJacobian", request) { try await $0.pushJacobian($1, options: $2) }
     }

@@ -13,7 +13,10 @@ extension Newtonps_V1_ReadResponse: TensorPayload { public var tensorBytes: Int 
 extension Newtonps_V1_WriteRequest: TensorPayload { public var tensorBytes: Int { values.tensorBytes } }
 extension Newtonps_V1_PushRequest: TensorPayload { public var tensorBytes: Int { values.tensorBytes } }
 extension Newtonps_V1_PushJacobianRequest: TensorPayload {
-    public var tensorBytes: Int { (inputs + slices).reduce(outputs.data.count) { $0 + $1.data.count } }
+    public var tensorBytes: Int {
+        inputs.reduce(outputs.data.count) { $0 + $1.data.count }
+            + packedSlices.reduce(0) { $0 + $1.keptColumns.count + $1.values.data.count }
+    }
 }
 extension Newtonps_V1_JacobianTransposeRequest: TensorPayload { public var tensorBytes: Int { u.data.count } }
 extension Newtonps_V1_ShardResult: TensorPayload { public var tensorBytes: Int { outputs.data.count } }

@@ -61,6 +61,19 @@ extension Newtonps_V1_BlockTensors {
     }
 }
 
+extension Newtonps_V1_PackedSlice {
+    init(_ slice: PackedSlice) {
+        self.init()
+        keptColumns = Data(slice.keptColumns)
+        values = WireTensor(slice.values)
+    }
+
+    /// The packing; its fit to the block's shape is checked where it is stored.
+    func decoded(_ what: @autoclosure () -> String) throws -> PackedSlice {
+        PackedSlice(keptColumns: [UInt8](keptColumns), values: try values.floats(what()))
+    }
+}
+
 extension VectorName {
     /// A vector name from a request: only the names the trainers use.
     public init(wire name: String) throws {

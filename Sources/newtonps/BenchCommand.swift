@@ -178,14 +178,22 @@ struct BenchCommand: AsyncParsableCommand {
         let pass = kernels.forward(inputs: sample.features, rows: s)
         let slices = kernels.jacobianSlices(pass)
         let outputs = pass.outputs
-        let caches = try grid.blocks.map { b in
+        let shares = grid.blocks.map { b in
+            SliceShare.columns(
+                of: slices[b.layer - 1], classes: spec.classes, fullWidth: spec.layerSizes[b.layer], columns: grid.outputRange(b))
+        }
+        let caches = try zip(grid.blocks, shares).map { b, share in
             var cache = BlockJacobian(
                 rows: s, classes: spec.classes, inputWidth: grid.inputRange(b).count,
                 outputWidth: grid.outputRange(b).count, hasBias: true)
-            try cache.store(rowOffset: 0, inputs: pass.activations[b.layer - 1], slices: slices[b.layer - 1])
+            try cache.store(rowOffset: 0, inputs: pass.activations[b.layer - 1], slices: share)
             return cache
         }
         let cacheSeconds = seconds(since: cacheClock)
+        let packedSliceBytes = shares.reduce(0) { bytes, share in
+            let packed = share.packed
+            return bytes + packed.keptColumns.count + packed.values.count * 4
+        }
         let blockDirections = grid.split(direction)
         let jacobianShapes = grid.blocks.flatMap { b -> [GemmShape] in
             let i = grid.inputRange(b).count
@@ -216,6 +224,7 @@ struct BenchCommand: AsyncParsableCommand {
         let jacobianGemmSeconds = best(repeats) { jacobianGemm.run() }
         result["jacobian_cache_seconds"] = cacheSeconds
         result["jacobian_cache_megabytes"] = Double(caches.reduce(0) { $0 + ($1.slices.count + $1.inputs.count) * 4 }) / 1e6
+        result["jacobian_slices_packed_over_dense"] = Double(packedSliceBytes) / Double(caches.reduce(0) { $0 + $1.slices.count * 4 })
         result["sgemm_jacobian_shapes_gflops"] = jacobianShapes.reduce(0) { $0 + $1.flops } / jacobianGemmSeconds / 1e9
         result["gn_product_jacobian_seconds"] = jacobianSeconds
         result["gn_product_jacobian_gflops"] = jacobianFlops / jacobianSeconds / 1e9

@@ -118,6 +118,15 @@ final class FuzzTests: ClusterTestCase {
                 $0.rows = 10
                 $0.round = 2
             },
+            Newtonps_V1_PushJacobianRequest.with {
+                ($0.jobID, $0.round, $0.rowOffset, $0.blocks) = ("fuzz", 2, 0, [0, 1])
+                $0.inputs = [WireTensor([1, 0, 2, 0]), WireTensor([0.5, 0, 1])]
+                $0.packedSlices = [
+                    Newtonps_V1_PackedSlice(SliceShare.columns(of: [1, 0, 2, 3, 0, 4], classes: 2, fullWidth: 3, columns: 0..<3).packed),
+                    Newtonps_V1_PackedSlice(SliceShare.columns(of: [1, 0, 0, 1], classes: 2, fullWidth: 2, columns: 0..<2).packed),
+                ]
+                $0.outputs = WireTensor([0.1, -0.1])
+            },
             Newtonps_V1_BlockSolveRequest.with {
                 $0.block = 0
                 $0.rightHandSide = "gradient"

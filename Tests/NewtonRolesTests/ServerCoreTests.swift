@@ -138,7 +138,9 @@ final class ServerCoreTests: XCTestCase {
         try await server.beginJacobian(rows: 2, round: 1)
         var rng = SeededGenerator(seed: 4)
         let noise = { (n: Int) in (0..<n).map { _ in Float(rng.nextGaussian()) } }
-        try await server.pushJacobian(round: round1, rowOffset: 0, blocks: [0], inputs: [noise(8)], slices: [noise(18)], outputs: noise(6))
+        try await server.pushJacobian(
+            round: round1, rowOffset: 0, blocks: [0], inputs: [noise(8)],
+            slices: [.columns(of: noise(18), classes: 3, fullWidth: 3, columns: 0..<3)], outputs: noise(6))
         try await server.write(.gradient, blocks: [0], values: [noise(15)])
         let request = BlockSolveRequest(
             block: 0, generation: 1, rightHandSide: .gradient, solution: .direction, residual: .residual,
@@ -157,7 +159,8 @@ final class ServerCoreTests: XCTestCase {
             BlockAssignment(jobID: "next", grid: grid, blocks: [0], weights: [grid.split(DenseParameters(heNormal: spec, seed: 2))[0]]))
         try await server.beginJacobian(rows: 2, round: 1)
         try await server.pushJacobian(
-            round: PushRound(job: "next", round: 1), rowOffset: 0, blocks: [0], inputs: [noise(8)], slices: [noise(18)], outputs: noise(6))
+            round: PushRound(job: "next", round: 1), rowOffset: 0, blocks: [0], inputs: [noise(8)],
+            slices: [.columns(of: noise(18), classes: 3, fullWidth: 3, columns: 0..<3)], outputs: noise(6))
         try await server.write(.gradient, blocks: [0], values: [noise(15)])
         var quick = request
         quick.maxIterations = 2
@@ -189,9 +192,28 @@ final class ServerCoreTests: XCTestCase {
 
         try await server.beginJacobian(rows: 2, round: 3)
         await XCTAssertThrowsErrorAsync(
-            try await server.pushJacobian(round: round1, rowOffset: 0, blocks: [0, 1], inputs: [[], []], slices: [[], []], outputs: [])
+            try await server.pushJacobian(
+                round: round1, rowOffset: 0, blocks: [0, 1], inputs: [[], []],
+                slices: [.packed(PackedSlice(keptColumns: [], values: [])), .packed(PackedSlice(keptColumns: [], values: []))], outputs: [])
         ) { message in
             XCTAssertTrue(message.contains("stale Jacobian push"), message)
+        }
+    }
+
+    /// A packed slice that does not fit its block is refused, naming the block.
+    func testMisfitJacobianPushNamesTheBlock() async throws {
+        let (server, _) = try await assignedServer()
+        try await server.beginJacobian(rows: 2, round: 1)
+        let fits = SliceShare.columns(of: [1, 0, 2, 3, 0, 4, 5, 6], classes: 2, fullWidth: 2, columns: 0..<2).packed
+        let oneValueShort = PackedSlice(keptColumns: fits.keptColumns, values: Array(fits.values.dropLast()))
+        await XCTAssertThrowsErrorAsync(
+            try await server.pushJacobian(
+                round: round1, rowOffset: 0, blocks: [0, 1], inputs: [[1, 2, 3, 4], [5, 6]],
+                slices: [.packed(fits), .packed(oneValueShort)],
+                outputs: [0, 0, 0, 0])
+        ) { message in
+            XCTAssertTrue(message.contains("Jacobian push for block W1[1,0]"), message)
+            XCTAssertTrue(message.contains("keeps 4 columns of 2 classes but carries 7 values"), message)
         }
     }
 

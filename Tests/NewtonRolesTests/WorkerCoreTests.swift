@@ -53,7 +53,7 @@ private actor WatchedServer: ParameterServer {
     }
     func finishSum(into vector: VectorName) async throws { try await core.finishSum(into: vector) }
     func beginJacobian(rows: Int, round: Int) async throws { try await core.beginJacobian(rows: rows, round: round) }
-    func pushJacobian(round: PushRound, rowOffset: Int, blocks: [Int], inputs: [[Float]], slices: [[Float]], outputs: [Float])
+    func pushJacobian(round: PushRound, rowOffset: Int, blocks: [Int], inputs: [[Float]], slices: [SliceShare], outputs: [Float])
         async throws
     {
         try await watch(shard: nil) {

@@ -31,20 +31,23 @@ public struct BlockJacobian: Sendable {
     /// The number of parameters of the block (weights, then bias if any).
     public var parameterCount: Int { inputWidth * outputWidth + (hasBias ? outputWidth : 0) }
 
-    /// Stores the rows `offset ..< offset + count` of the subsample.
-    public mutating func store(rowOffset offset: Int, inputs newInputs: [Float], slices newSlices: [Float]) throws {
+    /// Stores the rows `offset ..< offset + count` of the subsample: their
+    /// layer inputs and their share of the slices.
+    public mutating func store(rowOffset offset: Int, inputs newInputs: [Float], slices newSlices: SliceShare) throws {
         let count = newInputs.count / max(inputWidth, 1)
-        guard newInputs.count == count * inputWidth, newSlices.count == count * classes * outputWidth,
-            offset >= 0, offset + count <= rows
-        else {
+        guard newInputs.count == count * inputWidth, offset >= 0, offset + count <= rows else {
             throw CoreError(
                 .shapeMismatch,
-                "Jacobian slice for rows \(offset)..<\(offset + count) of \(rows) does not fit a block of \(inputWidth) inputs, \(outputWidth) outputs and \(classes) classes (got \(newInputs.count) inputs, \(newSlices.count) slice values)"
+                "Jacobian rows \(offset)..<\(offset + count) of \(rows) do not fit a block of \(inputWidth) inputs (got \(newInputs.count) input values)"
             )
         }
-        inputs.replaceSubrange((offset * inputWidth)..<((offset + count) * inputWidth), with: newInputs)
         let width = classes * outputWidth
-        slices.replaceSubrange((offset * width)..<((offset + count) * width), with: newSlices)
+        try slices.withUnsafeMutableBufferPointer { all in
+            try newSlices.write(
+                rows: count, classes: classes, width: outputWidth,
+                into: UnsafeMutableBufferPointer(rebasing: all[(offset * width)..<((offset + count) * width)]))
+        }
+        inputs.replaceSubrange((offset * inputWidth)..<((offset + count) * inputWidth), with: newInputs)
     }
 
     /// `J_b v_b` (`|S| × n_L`): for each sample s, `D_s (Z_s V + v_bias)`.

@@ -2,11 +2,12 @@ import NewtonCore
 import XCTest
 
 final class BlockKernelsTests: XCTestCase {
-    /// Builds every block's cache from the worker-side slices, as servers do.
+    /// Builds every block's cache from the worker-side slices, as servers do:
+    /// every other block gets its share packed, as over the network.
     private func caches(_ f: KernelFixture, grid: PartitionGrid) throws -> (caches: [BlockJacobian], outputs: [Float]) {
         let pass = f.kernels.forward(inputs: f.inputs, rows: f.rows)
         let slices = f.kernels.jacobianSlices(pass)
-        let caches = try grid.blocks.map { b -> BlockJacobian in
+        let caches = try grid.blocks.enumerated().map { index, b -> BlockJacobian in
             let rows = grid.inputRange(b)
             let cols = grid.outputRange(b)
             var cache = BlockJacobian(
@@ -15,9 +16,8 @@ final class BlockKernelsTests: XCTestCase {
             let nOut = f.spec.layerSizes[b.layer]
             let z = pass.activations[b.layer - 1]
             let inputs = (0..<f.rows).flatMap { s in rows.map { z[s * nIn + $0] } }
-            let d = slices[b.layer - 1]
-            let sliceValues = (0..<(f.rows * f.spec.classes)).flatMap { sk in cols.map { d[sk * nOut + $0] } }
-            try cache.store(rowOffset: 0, inputs: inputs, slices: sliceValues)
+            let share = SliceShare.columns(of: slices[b.layer - 1], classes: f.spec.classes, fullWidth: nOut, columns: cols)
+            try cache.store(rowOffset: 0, inputs: inputs, slices: index.isMultiple(of: 2) ? share : .packed(share.packed))
             return cache
         }
         return (caches, pass.outputs)
@@ -119,9 +119,12 @@ final class BlockKernelsTests: XCTestCase {
 
     func testStoreRejectsMisshapenSlices() {
         var cache = BlockJacobian(rows: 4, classes: 3, inputWidth: 2, outputWidth: 5, hasBias: true)
-        XCTAssertThrowsError(
-            try cache.store(rowOffset: 3, inputs: [Float](repeating: 0, count: 4), slices: [Float](repeating: 0, count: 30)))
-        XCTAssertThrowsError(
-            try cache.store(rowOffset: 0, inputs: [Float](repeating: 0, count: 4), slices: [Float](repeating: 0, count: 29)))
+        let twoRows = SliceShare.columns(of: [Float](repeating: 1, count: 30), classes: 3, fullWidth: 5, columns: 0..<5)
+        XCTAssertThrowsError(try cache.store(rowOffset: 3, inputs: [Float](repeating: 0, count: 4), slices: twoRows))
+        XCTAssertThrowsError(try cache.store(rowOffset: 0, inputs: [Float](repeating: 0, count: 5), slices: twoRows))
+        let threeRows = SliceShare.columns(of: [Float](repeating: 1, count: 45), classes: 3, fullWidth: 5, columns: 0..<5)
+        XCTAssertThrowsError(try cache.store(rowOffset: 0, inputs: [Float](repeating: 0, count: 4), slices: threeRows))
+        XCTAssertThrowsError(try cache.store(rowOffset: 0, inputs: [Float](repeating: 0, count: 4), slices: .packed(threeRows.packed)))
+        XCTAssertEqual(cache.slices, [Float](repeating: 0, count: 60), "a refused store changed the cache")
     }
 }

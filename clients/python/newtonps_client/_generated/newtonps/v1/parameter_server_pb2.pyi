@@ -200,22 +200,30 @@ class BeginJacobianRequest(_message.Message):
     def __init__(self, rows: _Optional[int] = ..., round: _Optional[int] = ...) -> None: ...
 
 class PushJacobianRequest(_message.Message):
-    __slots__ = ("row_offset", "blocks", "inputs", "slices", "outputs", "job_id", "round")
+    __slots__ = ("row_offset", "blocks", "inputs", "packed_slices", "outputs", "job_id", "round")
     ROW_OFFSET_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
-    SLICES_FIELD_NUMBER: _ClassVar[int]
+    PACKED_SLICES_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     row_offset: int
     blocks: _containers.RepeatedScalarFieldContainer[int]
     inputs: _containers.RepeatedCompositeFieldContainer[_common_pb2.Tensor]
-    slices: _containers.RepeatedCompositeFieldContainer[_common_pb2.Tensor]
+    packed_slices: _containers.RepeatedCompositeFieldContainer[PackedSlice]
     outputs: _common_pb2.Tensor
     job_id: str
     round: int
-    def __init__(self, row_offset: _Optional[int] = ..., blocks: _Optional[_Iterable[int]] = ..., inputs: _Optional[_Iterable[_Union[_common_pb2.Tensor, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[_common_pb2.Tensor, _Mapping]]] = ..., outputs: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., job_id: _Optional[str] = ..., round: _Optional[int] = ...) -> None: ...
+    def __init__(self, row_offset: _Optional[int] = ..., blocks: _Optional[_Iterable[int]] = ..., inputs: _Optional[_Iterable[_Union[_common_pb2.Tensor, _Mapping]]] = ..., packed_slices: _Optional[_Iterable[_Union[PackedSlice, _Mapping]]] = ..., outputs: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., job_id: _Optional[str] = ..., round: _Optional[int] = ...) -> None: ...
+
+class PackedSlice(_message.Message):
+    __slots__ = ("kept_columns", "values")
+    KEPT_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    kept_columns: bytes
+    values: _common_pb2.Tensor
+    def __init__(self, kept_columns: _Optional[bytes] = ..., values: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class JacobianProductRequest(_message.Message):
     __slots__ = ("vector",)
