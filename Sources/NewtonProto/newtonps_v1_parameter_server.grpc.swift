@@ -159,7 +159,7 @@ public enum Newtonps_V1_ParameterServer: Sendable {
             /// Request type for "JacobianTransposeProduct".
             public typealias Input = Newtonps_V1_JacobianTransposeRequest
             /// Response type for "JacobianTransposeProduct".
-            public typealias Output = Newtonps_V1_Empty
+            public typealias Output = Newtonps_V1_RunResponse
             /// Descriptor for "JacobianTransposeProduct".
             public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "newtonps.v1.ParameterServer"),
@@ -382,11 +382,11 @@ extension Newtonps_V1_ParameterServer {
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A streaming response of `Newtonps_V1_Empty` messages.
+        /// - Returns: A streaming response of `Newtonps_V1_RunResponse` messages.
         func jacobianTransposeProduct(
             request: GRPCCore.StreamingServerRequest<Newtonps_V1_JacobianTransposeRequest>,
             context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<Newtonps_V1_Empty>
+        ) async throws -> GRPCCore.StreamingServerResponse<Newtonps_V1_RunResponse>
 
         /// Handle the "SolveDiagonalBlock" method.
         ///
@@ -573,11 +573,11 @@ extension Newtonps_V1_ParameterServer {
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A response containing a single `Newtonps_V1_Empty` message.
+        /// - Returns: A response containing a single `Newtonps_V1_RunResponse` message.
         func jacobianTransposeProduct(
             request: GRPCCore.ServerRequest<Newtonps_V1_JacobianTransposeRequest>,
             context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.ServerResponse<Newtonps_V1_Empty>
+        ) async throws -> GRPCCore.ServerResponse<Newtonps_V1_RunResponse>
 
         /// Handle the "SolveDiagonalBlock" method.
         ///
@@ -762,11 +762,11 @@ extension Newtonps_V1_ParameterServer {
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A `Newtonps_V1_Empty` to respond with.
+        /// - Returns: A `Newtonps_V1_RunResponse` to respond with.
         func jacobianTransposeProduct(
             request: Newtonps_V1_JacobianTransposeRequest,
             context: GRPCCore.ServerContext
-        ) async throws -> Newtonps_V1_Empty
+        ) async throws -> Newtonps_V1_RunResponse
 
         /// Handle the "SolveDiagonalBlock" method.
         ///
@@ -915,7 +915,7 @@ extension Newtonps_V1_ParameterServer.StreamingServiceProtocol {
         router.registerHandler(
             forMethod: Newtonps_V1_ParameterServer.Method.JacobianTransposeProduct.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Newtonps_V1_JacobianTransposeRequest>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<Newtonps_V1_Empty>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Newtonps_V1_RunResponse>(),
             handler: { request, context in
                 try await self.jacobianTransposeProduct(
                     request: request,
@@ -1064,7 +1064,7 @@ extension Newtonps_V1_ParameterServer.ServiceProtocol {
     public func jacobianTransposeProduct(
         request: GRPCCore.StreamingServerRequest<Newtonps_V1_JacobianTransposeRequest>,
         context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<Newtonps_V1_Empty> {
+    ) async throws -> GRPCCore.StreamingServerResponse<Newtonps_V1_RunResponse> {
         let response = try await self.jacobianTransposeProduct(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
@@ -1231,8 +1231,8 @@ extension Newtonps_V1_ParameterServer.SimpleServiceProtocol {
     public func jacobianTransposeProduct(
         request: GRPCCore.ServerRequest<Newtonps_V1_JacobianTransposeRequest>,
         context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.ServerResponse<Newtonps_V1_Empty> {
-        return GRPCCore.ServerResponse<Newtonps_V1_Empty>(
+    ) async throws -> GRPCCore.ServerResponse<Newtonps_V1_RunResponse> {
+        return GRPCCore.ServerResponse<Newtonps_V1_RunResponse>(
             message: try await self.jacobianTransposeProduct(
                 request: request.message,
                 context: context
@@ -1472,7 +1472,7 @@ extension Newtonps_V1_ParameterServer {
         /// - Parameters:
         ///   - request: A request containing a single `Newtonps_V1_JacobianTransposeRequest` message.
         ///   - serializer: A serializer for `Newtonps_V1_JacobianTransposeRequest` messages.
-        ///   - deserializer: A deserializer for `Newtonps_V1_Empty` messages.
+        ///   - deserializer: A deserializer for `Newtonps_V1_RunResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
@@ -1481,9 +1481,9 @@ extension Newtonps_V1_ParameterServer {
         func jacobianTransposeProduct<Result>(
             request: GRPCCore.ClientRequest<Newtonps_V1_JacobianTransposeRequest>,
             serializer: some GRPCCore.MessageSerializer<Newtonps_V1_JacobianTransposeRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<Newtonps_V1_Empty>,
+            deserializer: some GRPCCore.MessageDeserializer<Newtonps_V1_RunResponse>,
             options: GRPCCore.CallOptions,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_Empty>) async throws -> Result
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_RunResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "SolveDiagonalBlock" method.
@@ -1846,7 +1846,7 @@ extension Newtonps_V1_ParameterServer {
         /// - Parameters:
         ///   - request: A request containing a single `Newtonps_V1_JacobianTransposeRequest` message.
         ///   - serializer: A serializer for `Newtonps_V1_JacobianTransposeRequest` messages.
-        ///   - deserializer: A deserializer for `Newtonps_V1_Empty` messages.
+        ///   - deserializer: A deserializer for `Newtonps_V1_RunResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
@@ -1855,9 +1855,9 @@ extension Newtonps_V1_ParameterServer {
         public func jacobianTransposeProduct<Result>(
             request: GRPCCore.ClientRequest<Newtonps_V1_JacobianTransposeRequest>,
             serializer: some GRPCCore.MessageSerializer<Newtonps_V1_JacobianTransposeRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<Newtonps_V1_Empty>,
+            deserializer: some GRPCCore.MessageDeserializer<Newtonps_V1_RunResponse>,
             options: GRPCCore.CallOptions = .defaults,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_Empty>) async throws -> Result = { response in
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_RunResponse>) async throws -> Result = { response in
                 try response.message
             }
         ) async throws -> Result where Result: Sendable {
@@ -2198,14 +2198,14 @@ extension Newtonps_V1_ParameterServer.ClientProtocol {
     public func jacobianTransposeProduct<Result>(
         request: GRPCCore.ClientRequest<Newtonps_V1_JacobianTransposeRequest>,
         options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_Empty>) async throws -> Result = { response in
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_RunResponse>) async throws -> Result = { response in
             try response.message
         }
     ) async throws -> Result where Result: Sendable {
         try await self.jacobianTransposeProduct(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Newtonps_V1_JacobianTransposeRequest>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Newtonps_V1_Empty>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Newtonps_V1_RunResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2569,7 +2569,7 @@ extension Newtonps_V1_ParameterServer.ClientProtocol {
         _ message: Newtonps_V1_JacobianTransposeRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_Empty>) async throws -> Result = { response in
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Newtonps_V1_RunResponse>) async throws -> Result = { response in
             try response.message
         }
     ) async throws -> Result where Result: Sendable {

@@ -531,6 +531,9 @@ public nonisolated struct Newtonps_V1_JacobianTransposeRequest: Sendable {
 
   public var vector: String = String()
 
+  /// Run after J_bᵀu, as a Run request would; its dots are the response.
+  public var then: [Newtonps_V1_VectorOp] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1625,7 +1628,7 @@ nonisolated extension Newtonps_V1_JacobianProductRequest: SwiftProtobuf.Message,
 
 nonisolated extension Newtonps_V1_JacobianTransposeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JacobianTransposeRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}u\0\u{1}vector\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}u\0\u{1}vector\0\u{1}then\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1635,6 +1638,7 @@ nonisolated extension Newtonps_V1_JacobianTransposeRequest: SwiftProtobuf.Messag
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._u) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.vector) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.then) }()
       default: break
       }
     }
@@ -1651,12 +1655,16 @@ nonisolated extension Newtonps_V1_JacobianTransposeRequest: SwiftProtobuf.Messag
     if !self.vector.isEmpty {
       try visitor.visitSingularStringField(value: self.vector, fieldNumber: 2)
     }
+    if !self.then.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.then, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Newtonps_V1_JacobianTransposeRequest, rhs: Newtonps_V1_JacobianTransposeRequest) -> Bool {
     if lhs._u != rhs._u {return false}
     if lhs.vector != rhs.vector {return false}
+    if lhs.then != rhs.then {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

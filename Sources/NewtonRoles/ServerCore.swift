@@ -226,7 +226,7 @@ public actor ServerCore: ParameterServer {
         try blocks.map { block in (block.index, try cache(of: block).jacobianProduct(block.vector(vector))) }
     }
 
-    public func jacobianTransposeProduct(_ u: [Float], into vector: VectorName) throws {
+    public func jacobianTransposeProduct(_ u: [Float], into vector: VectorName, then program: [VectorOp]) throws -> [BlockDots] {
         for block in blocks {
             let cache = try cache(of: block)
             guard u.count == cache.rows * cache.classes else {
@@ -235,6 +235,7 @@ public actor ServerCore: ParameterServer {
             }
             block.vectors[vector] = cache.jacobianTransposeProduct(u)
         }
+        return try run(program)
     }
 
     public func solveDiagonalBlock(_ request: BlockSolveRequest) async throws -> BlockSolveReport {

@@ -82,9 +82,14 @@ public final class ClusterCoordinator: Sendable {
     /// over blocks in canonical order.
     @discardableResult
     public func run(_ program: [VectorOp]) async throws -> [Double] {
+        try totals(of: program, try await mapServers { _, server in try await server.run(program) })
+    }
+
+    /// The dots of `program` summed over every block in block order, from
+    /// the servers' `answers`.
+    private func totals(of program: [VectorOp], _ answers: [[BlockDots]]) throws -> [Double] {
         let dotCount = program.filter { if case .dot = $0 { return true } else { return false } }.count
         var perBlock = [[Double]?](repeating: nil, count: grid.blocks.count)
-        let answers = try await mapServers { _, server in try await server.run(program) }
         for answer in answers.joined() {
             guard perBlock.indices.contains(answer.block), answer.values.count == dotCount else {
                 throw TrainingError(
@@ -216,9 +221,12 @@ public final class ClusterCoordinator: Sendable {
 
     /// `into = scale · JᵀBJ v` from the cached Jacobian (the "jacobian"
     /// products mode): servers answer `J_b v_b`, the driver sums them in block
-    /// order, applies `B`, and servers finish with `J_bᵀ u`. Only
-    /// `|S| × n_L` numbers per block cross in each direction.
-    public func gaussNewtonFromJacobian(direction: VectorName, into target: VectorName, outputs: [Float], scale: Double) async throws {
+    /// order, applies `B`, and servers finish with `J_bᵀ u` and then run
+    /// `program` in the same round trip. Only `|S| × n_L` numbers per block
+    /// cross in each direction. Returns `program`'s dots, as `run` does.
+    public func gaussNewtonFromJacobian(
+        direction: VectorName, into target: VectorName, outputs: [Float], scale: Double, then program: [VectorOp]
+    ) async throws -> [Double] {
         let classes = grid.spec.classes
         var perBlock = [[Float]?](repeating: nil, count: grid.blocks.count)
         for answers in try await mapServers({ _, server in try await server.jacobianProduct(of: direction) }) {
@@ -247,7 +255,9 @@ public final class ClusterCoordinator: Sendable {
             }
         }
         let curvatureApplied = u
-        try await forEachServer { _, server in try await server.jacobianTransposeProduct(curvatureApplied, into: target) }
+        return try totals(
+            of: program,
+            try await mapServers { _, server in try await server.jacobianTransposeProduct(curvatureApplied, into: target, then: program) })
     }
 
     /// Solves every diagonal block on its owner with no exchange. Returns as

@@ -165,8 +165,9 @@ public protocol ParameterServer: Sendable {
         async throws
     /// `J_b v_b` (`|S| × n_L`) for every owned block.
     func jacobianProduct(of vector: VectorName) async throws -> [(block: Int, values: [Float])]
-    /// `into_b = J_bᵀ u` for every owned block.
-    func jacobianTransposeProduct(_ u: [Float], into vector: VectorName) async throws
+    /// `into_b = J_bᵀ u` for every owned block, then `program` as `run`
+    /// runs it (one round trip for both); its dots per block.
+    func jacobianTransposeProduct(_ u: [Float], into vector: VectorName, then program: [VectorOp]) async throws -> [BlockDots]
 
     /// Solves one owned diagonal block with the cached Jacobian.
     func solveDiagonalBlock(_ request: BlockSolveRequest) async throws -> BlockSolveReport

@@ -29,9 +29,10 @@ struct DampedOperator: LinearOperator {
         let cluster = curvature.cluster
         switch curvature.kind {
         case .cachedJacobian(let outputs):
-            // The driver scales u = s·B(Jx) before the servers' J_bᵀu.
-            try await cluster.gaussNewtonFromJacobian(direction: x, into: y, outputs: outputs, scale: curvature.scale)
-            return try await cluster.run([.axpy(damping, x, y)] + program)
+            // The driver scales u = s·B(Jx) before the servers' J_bᵀu, which
+            // the damping step and the program follow in the same round trip.
+            return try await cluster.gaussNewtonFromJacobian(
+                direction: x, into: y, outputs: outputs, scale: curvature.scale, then: [.axpy(damping, x, y)] + program)
         case .gaussNewtonByROperator(let shards):
             try await cluster.gaussNewtonByROperator(at: .weights, direction: x, into: y, shards: shards)
             return try await cluster.run([.axpby(damping, x, curvature.scale, y)] + program)

@@ -52,15 +52,7 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
 
     public func run(request: Newtonps_V1_RunRequest, context: ServerContext) async throws -> Newtonps_V1_RunResponse {
         try await serve("Run", request, context) {
-            let answers = try await core.run(try request.program.map(VectorOp.init(wire:)))
-            var response = Newtonps_V1_RunResponse()
-            response.blocks = answers.map { answer in
-                var dots = Newtonps_V1_BlockDots()
-                dots.block = Int32(answer.block)
-                dots.values = answer.values
-                return dots
-            }
-            return response
+            Newtonps_V1_RunResponse(try await core.run(try request.program.map(VectorOp.init(wire:))))
         }
     }
 
@@ -119,11 +111,13 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
     }
 
     public func jacobianTransposeProduct(request: Newtonps_V1_JacobianTransposeRequest, context: ServerContext) async throws
-        -> Newtonps_V1_Empty
+        -> Newtonps_V1_RunResponse
     {
         try await serve("JacobianTransposeProduct", request, context) {
-            try await core.jacobianTransposeProduct(try request.u.floats("u"), into: try VectorName(wire: request.vector))
-            return Newtonps_V1_Empty()
+            Newtonps_V1_RunResponse(
+                try await core.jacobianTransposeProduct(
+                    try request.u.floats("u"), into: try VectorName(wire: request.vector), then: try request.then.map(VectorOp.init(wire:)))
+            )
         }
     }
 

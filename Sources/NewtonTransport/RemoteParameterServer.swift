@@ -89,8 +89,7 @@ public struct RemoteParameterServer: ParameterServer {
     public func run(_ program: [VectorOp]) async throws -> [BlockDots] {
         var request = Newtonps_V1_RunRequest()
         request.program = program.map(\.wire)
-        let response = try await call("Run", request) { try await $0.run($1, options: $2) }
-        return response.blocks.map { BlockDots(block: Int($0.block), values: $0.values) }
+        return try await call("Run", request) { try await $0.run($1, options: $2) }.dots
     }
 
     public func beginSum(into vector: VectorName, shards: Int, round: Int) async throws {
@@ -146,11 +145,12 @@ public struct RemoteParameterServer: ParameterServer {
         return Array(zip(blocks, values)).map { (block: $0.0, values: $0.1) }
     }
 
-    public func jacobianTransposeProduct(_ u: [Float], into vector: VectorName) async throws {
+    public func jacobianTransposeProduct(_ u: [Float], into vector: VectorName, then program: [VectorOp]) async throws -> [BlockDots] {
         var request = Newtonps_V1_JacobianTransposeRequest()
         request.u = WireTensor(u)
         request.vector = vector.rawValue
-        _ = try await call("JacobianTransposeProduct", request) { try await $0.jacobianTransposeProduct($1, options: $2) }
+        request.then = program.map(\.wire)
+        return try await call("JacobianTransposeProduct", request) { try await $0.jacobianTransposeProduct($1, options: $2) }.dots
     }
 
     public func solveDiagonalBlock(_ request: BlockSolveRequest) async throws -> BlockSolveReport {

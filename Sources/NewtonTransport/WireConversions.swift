@@ -45,6 +45,21 @@ extension Newtonps_V1_Tensor {
     }
 }
 
+extension Newtonps_V1_RunResponse {
+    init(_ answers: [BlockDots]) {
+        self.init()
+        blocks = answers.map { answer in
+            var dots = Newtonps_V1_BlockDots()
+            dots.block = Int32(answer.block)
+            dots.values = answer.values
+            return dots
+        }
+    }
+
+    /// Each block's dots; the coordinator checks them against its grid.
+    var dots: [BlockDots] { blocks.map { BlockDots(block: Int($0.block), values: $0.values) } }
+}
+
 extension Newtonps_V1_BlockTensors {
     init(blocks: [Int], values: [[Float]]) {
         self.init()

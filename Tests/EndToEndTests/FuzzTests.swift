@@ -127,6 +127,11 @@ final class FuzzTests: ClusterTestCase {
                 ]
                 $0.outputs = WireTensor([0.1, -0.1])
             },
+            Newtonps_V1_JacobianTransposeRequest.with {
+                $0.u = WireTensor([0.5, -0.5, 0.25, -0.25])
+                $0.vector = "product"
+                $0.then = [.with { $0.dot = .with { ($0.a, $0.b) = ("product", "product") } }]
+            },
             Newtonps_V1_BlockSolveRequest.with {
                 $0.block = 0
                 $0.rightHandSide = "gradient"

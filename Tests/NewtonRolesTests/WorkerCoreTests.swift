@@ -64,8 +64,8 @@ private actor WatchedServer: ParameterServer {
     func jacobianProduct(of vector: VectorName) async throws -> [(block: Int, values: [Float])] {
         try await core.jacobianProduct(of: vector)
     }
-    func jacobianTransposeProduct(_ u: [Float], into vector: VectorName) async throws {
-        try await core.jacobianTransposeProduct(u, into: vector)
+    func jacobianTransposeProduct(_ u: [Float], into vector: VectorName, then program: [VectorOp]) async throws -> [BlockDots] {
+        try await core.jacobianTransposeProduct(u, into: vector, then: program)
     }
     func solveDiagonalBlock(_ request: BlockSolveRequest) async throws -> BlockSolveReport {
         try await core.solveDiagonalBlock(request)

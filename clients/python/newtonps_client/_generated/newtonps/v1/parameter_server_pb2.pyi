@@ -232,12 +232,14 @@ class JacobianProductRequest(_message.Message):
     def __init__(self, vector: _Optional[str] = ...) -> None: ...
 
 class JacobianTransposeRequest(_message.Message):
-    __slots__ = ("u", "vector")
+    __slots__ = ("u", "vector", "then")
     U_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
+    THEN_FIELD_NUMBER: _ClassVar[int]
     u: _common_pb2.Tensor
     vector: str
-    def __init__(self, u: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., vector: _Optional[str] = ...) -> None: ...
+    then: _containers.RepeatedCompositeFieldContainer[VectorOp]
+    def __init__(self, u: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., vector: _Optional[str] = ..., then: _Optional[_Iterable[_Union[VectorOp, _Mapping]]] = ...) -> None: ...
 
 class BlockSolveRequest(_message.Message):
     __slots__ = ("block", "generation", "right_hand_side", "solution", "residual", "damping", "curvature_scale", "tolerance", "max_iterations")

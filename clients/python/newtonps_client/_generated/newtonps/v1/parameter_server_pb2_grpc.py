@@ -88,7 +88,7 @@ class ParameterServerStub:
         self.JacobianTransposeProduct = channel.unary_unary(
                 '/newtonps.v1.ParameterServer/JacobianTransposeProduct',
                 request_serializer=newtonps_dot_v1_dot_parameter__server__pb2.JacobianTransposeRequest.SerializeToString,
-                response_deserializer=newtonps_dot_v1_dot_common__pb2.Empty.FromString,
+                response_deserializer=newtonps_dot_v1_dot_parameter__server__pb2.RunResponse.FromString,
                 _registered_method=True)
         self.SolveDiagonalBlock = channel.unary_unary(
                 '/newtonps.v1.ParameterServer/SolveDiagonalBlock',
@@ -239,7 +239,7 @@ def add_ParameterServerServicer_to_server(servicer, server):
             'JacobianTransposeProduct': grpc.unary_unary_rpc_method_handler(
                     servicer.JacobianTransposeProduct,
                     request_deserializer=newtonps_dot_v1_dot_parameter__server__pb2.JacobianTransposeRequest.FromString,
-                    response_serializer=newtonps_dot_v1_dot_common__pb2.Empty.SerializeToString,
+                    response_serializer=newtonps_dot_v1_dot_parameter__server__pb2.RunResponse.SerializeToString,
             ),
             'SolveDiagonalBlock': grpc.unary_unary_rpc_method_handler(
                     servicer.SolveDiagonalBlock,
@@ -548,7 +548,7 @@ class ParameterServer:
             target,
             '/newtonps.v1.ParameterServer/JacobianTransposeProduct',
             newtonps_dot_v1_dot_parameter__server__pb2.JacobianTransposeRequest.SerializeToString,
-            newtonps_dot_v1_dot_common__pb2.Empty.FromString,
+            newtonps_dot_v1_dot_parameter__server__pb2.RunResponse.FromString,
             options,
             channel_credentials,
             insecure,
