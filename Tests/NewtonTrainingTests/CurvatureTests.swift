@@ -81,9 +81,8 @@ final class CurvatureTests: XCTestCase {
         }
 
         // The same product, damping and program as three separate steps.
-        let reference = try await cluster.gaussNewtonFromJacobian(
+        _ = try await cluster.gaussNewtonFromJacobian(
             direction: .conjugate, into: .residual, outputs: outputs, scale: 1.0 / 50, then: [])
-        XCTAssertEqual(reference, [])
         try await cluster.run([.axpy(0.25, .conjugate, .residual)])
         let referenceDots = try await cluster.run([.dot(.conjugate, .residual), .dot(.residual, .residual)])
         XCTAssertEqual(dots, referenceDots)
