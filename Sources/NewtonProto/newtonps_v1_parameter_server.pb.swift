@@ -510,6 +510,9 @@ public nonisolated struct Newtonps_V1_JacobianProductRequest: Sendable {
 
   public var vector: String = String()
 
+  /// Run before J_b v_b, as a Run request would; it may not take dots.
+  public var first: [Newtonps_V1_VectorOp] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1598,7 +1601,7 @@ nonisolated extension Newtonps_V1_PackedSlice: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Newtonps_V1_JacobianProductRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JacobianProductRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}first\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1607,6 +1610,7 @@ nonisolated extension Newtonps_V1_JacobianProductRequest: SwiftProtobuf.Message,
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.vector) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.first) }()
       default: break
       }
     }
@@ -1616,11 +1620,15 @@ nonisolated extension Newtonps_V1_JacobianProductRequest: SwiftProtobuf.Message,
     if !self.vector.isEmpty {
       try visitor.visitSingularStringField(value: self.vector, fieldNumber: 1)
     }
+    if !self.first.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.first, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Newtonps_V1_JacobianProductRequest, rhs: Newtonps_V1_JacobianProductRequest) -> Bool {
     if lhs.vector != rhs.vector {return false}
+    if lhs.first != rhs.first {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

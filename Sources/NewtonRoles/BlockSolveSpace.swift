@@ -45,7 +45,10 @@ final class BlockSolveSpace: KrylovSpace {
         try vectors.run(program)
     }
 
-    nonisolated(nonsending) func apply(_ x: VectorName, into y: VectorName, then program: [VectorOp]) async throws -> [Double] {
+    nonisolated(nonsending) func apply(_ x: VectorName, into y: VectorName, first prelude: [VectorOp], then program: [VectorOp])
+        async throws -> [Double]
+    {
+        _ = try vectors.run(prelude)
         vectors[y] = cache.gaussNewtonProduct(vectors.vector(x), loss: loss, outputs: outputs, scale: curvatureScale)
         return try vectors.run([.axpy(damping, x, y)] + program)
     }

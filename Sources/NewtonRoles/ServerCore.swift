@@ -222,8 +222,13 @@ public actor ServerCore: ParameterServer {
         outputs.replaceSubrange((rowOffset * classes)..<(rowOffset * classes + newOutputs.count), with: newOutputs)
     }
 
-    public func jacobianProduct(of vector: VectorName) throws -> [(block: Int, values: [Float])] {
-        try blocks.map { block in (block.index, try cache(of: block).jacobianProduct(block.vector(vector))) }
+    public func jacobianProduct(of vector: VectorName, first program: [VectorOp]) throws -> [(block: Int, values: [Float])] {
+        if program.contains(where: \.isDot) {
+            throw RoleError(.invalidRequest, "the program run before J_b v_b takes dots, which its answer has no place for")
+        }
+        let caches = try blocks.map { try cache(of: $0) }
+        _ = try run(program)
+        return zip(blocks, caches).map { block, cache in (block.index, cache.jacobianProduct(block.vector(vector))) }
     }
 
     public func jacobianTransposeProduct(_ u: [Float], into vector: VectorName, then program: [VectorOp]) throws -> [BlockDots] {

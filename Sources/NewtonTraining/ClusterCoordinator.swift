@@ -88,7 +88,7 @@ public final class ClusterCoordinator: Sendable {
     /// The dots of `program` summed over every block in block order, from
     /// the servers' `answers`.
     private func totals(of program: [VectorOp], _ answers: [[BlockDots]]) throws -> [Double] {
-        let dotCount = program.filter { if case .dot = $0 { return true } else { return false } }.count
+        let dotCount = program.filter(\.isDot).count
         var perBlock = [[Double]?](repeating: nil, count: grid.blocks.count)
         for answer in answers.joined() {
             guard perBlock.indices.contains(answer.block), answer.values.count == dotCount else {
@@ -220,16 +220,18 @@ public final class ClusterCoordinator: Sendable {
     }
 
     /// `into = scale · JᵀBJ v` from the cached Jacobian (the "jacobian"
-    /// products mode): servers answer `J_b v_b`, the driver sums them in block
-    /// order, applies `B`, and servers finish with `J_bᵀ u` and then run
-    /// `program` in the same round trip. Only `|S| × n_L` numbers per block
-    /// cross in each direction. Returns `program`'s dots, as `run` does.
+    /// products mode): servers run `prelude` (no dots) and answer `J_b v_b`,
+    /// the driver sums them in block order, applies `B`, and servers finish
+    /// with `J_bᵀ u` and then run `program` in the same round trip. Only
+    /// `|S| × n_L` numbers per block cross in each direction. Returns
+    /// `program`'s dots, as `run` does.
     public func gaussNewtonFromJacobian(
-        direction: VectorName, into target: VectorName, outputs: [Float], scale: Double, then program: [VectorOp]
+        direction: VectorName, into target: VectorName, outputs: [Float], scale: Double, first prelude: [VectorOp],
+        then program: [VectorOp]
     ) async throws -> [Double] {
         let classes = grid.spec.classes
         var perBlock = [[Float]?](repeating: nil, count: grid.blocks.count)
-        for answers in try await mapServers({ _, server in try await server.jacobianProduct(of: direction) }) {
+        for answers in try await mapServers({ _, server in try await server.jacobianProduct(of: direction, first: prelude) }) {
             for answer in answers {
                 guard perBlock.indices.contains(answer.block), answer.values.count == outputs.count else {
                     throw TrainingError(

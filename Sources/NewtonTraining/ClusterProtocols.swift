@@ -163,8 +163,9 @@ public protocol ParameterServer: Sendable {
     /// and the network outputs of those rows.
     func pushJacobian(round: PushRound, rowOffset: Int, blocks: [Int], inputs: [[Float]], slices: [SliceShare], outputs: [Float])
         async throws
-    /// `J_b v_b` (`|S| × n_L`) for every owned block.
-    func jacobianProduct(of vector: VectorName) async throws -> [(block: Int, values: [Float])]
+    /// Runs `program` as `run` runs it (it may not take dots), then answers
+    /// `J_b v_b` (`|S| × n_L`) for every owned block: one round trip for both.
+    func jacobianProduct(of vector: VectorName, first program: [VectorOp]) async throws -> [(block: Int, values: [Float])]
     /// `into_b = J_bᵀ u` for every owned block, then `program` as `run`
     /// runs it (one round trip for both); its dots per block.
     func jacobianTransposeProduct(_ u: [Float], into vector: VectorName, then program: [VectorOp]) async throws -> [BlockDots]

@@ -25,18 +25,22 @@ struct DampedOperator: LinearOperator {
     let curvature: Curvature
     let damping: Double
 
-    func apply(_ x: VectorName, into y: VectorName, then program: [VectorOp]) async throws -> [Double] {
+    func apply(_ x: VectorName, into y: VectorName, first prelude: [VectorOp], then program: [VectorOp]) async throws -> [Double] {
         let cluster = curvature.cluster
         switch curvature.kind {
         case .cachedJacobian(let outputs):
-            // The driver scales u = s·B(Jx) before the servers' J_bᵀu, which
-            // the damping step and the program follow in the same round trip.
+            // The prelude rides on the servers' J_b x_b. The driver scales
+            // u = s·B(Jx) before the servers' J_bᵀu, which the damping step
+            // and the program follow in the same round trip.
             return try await cluster.gaussNewtonFromJacobian(
-                direction: x, into: y, outputs: outputs, scale: curvature.scale, then: [.axpy(damping, x, y)] + program)
+                direction: x, into: y, outputs: outputs, scale: curvature.scale, first: prelude, then: [.axpy(damping, x, y)] + program)
         case .gaussNewtonByROperator(let shards):
+            // The workers read x from the servers, so the prelude goes first.
+            if !prelude.isEmpty { _ = try await cluster.run(prelude) }
             try await cluster.gaussNewtonByROperator(at: .weights, direction: x, into: y, shards: shards)
             return try await cluster.run([.axpby(damping, x, curvature.scale, y)] + program)
         case .hessian(let shards):
+            if !prelude.isEmpty { _ = try await cluster.run(prelude) }
             try await cluster.hessianProduct(at: .weights, direction: x, into: y, shards: shards)
             return try await cluster.run([.axpby(damping, x, curvature.scale, y)] + program)
         }

@@ -234,7 +234,8 @@ public struct HessianFree: Sendable {
                 gd = -gradientNorm * gradientNorm / damping
             }
             let dAd = try await timed("solve", into: &phases) { () -> Double in
-                let d = try await A.apply(.direction, into: .product, then: [.dot(.direction, .product), .dot(.direction, .direction)])
+                let d = try await A.apply(
+                    .direction, into: .product, first: [], then: [.dot(.direction, .product), .dot(.direction, .direction)])
                 return d[0] - lambda * d[1]
             }
 

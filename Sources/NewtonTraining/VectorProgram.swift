@@ -129,6 +129,11 @@ public struct BlockDots: Sendable, Equatable {
 }
 
 extension VectorOp {
+    /// True for a `dot`, the one step that answers a value.
+    public var isDot: Bool {
+        if case .dot = self { return true } else { return false }
+    }
+
     /// `target = source`.
     public static func copy(_ source: VectorName, to target: VectorName) -> VectorOp {
         .combine(target: target, terms: [VectorTerm(1, source)])

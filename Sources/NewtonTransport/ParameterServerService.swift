@@ -105,7 +105,8 @@ public struct ParameterServerService: Newtonps_V1_ParameterServer.SimpleServiceP
         -> Newtonps_V1_BlockTensors
     {
         try await serve("JacobianProduct", request, context) {
-            let products = try await core.jacobianProduct(of: try VectorName(wire: request.vector))
+            let products = try await core.jacobianProduct(
+                of: try VectorName(wire: request.vector), first: try request.first.map(VectorOp.init(wire:)))
             return Newtonps_V1_BlockTensors(blocks: products.map(\.block), values: products.map(\.values))
         }
     }

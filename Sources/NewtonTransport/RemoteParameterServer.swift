@@ -137,9 +137,10 @@ public struct RemoteParameterServer: ParameterServer {
         _ = try await call("PushJacobian", request) { try await $0.pushJacobian($1, options: $2) }
     }
 
-    public func jacobianProduct(of vector: VectorName) async throws -> [(block: Int, values: [Float])] {
+    public func jacobianProduct(of vector: VectorName, first program: [VectorOp]) async throws -> [(block: Int, values: [Float])] {
         var request = Newtonps_V1_JacobianProductRequest()
         request.vector = vector.rawValue
+        request.first = program.map(\.wire)
         let response = try await call("JacobianProduct", request) { try await $0.jacobianProduct($1, options: $2) }
         let (blocks, values) = try response.decoded("J_b v_b from \(connection.endpoint)")
         return Array(zip(blocks, values)).map { (block: $0.0, values: $0.1) }

@@ -2,7 +2,7 @@
 /// with a driver that speaks the same protocol and has the same major and
 /// minor version.
 public enum NewtonPSVersion {
-    public static let version = "0.4.0"
+    public static let version = "0.5.0"
     public static let wireProtocol = "newtonps.v1"
 
     /// Why a peer of `version` speaking `wireProtocol` cannot join, or nil.

@@ -127,6 +127,10 @@ final class FuzzTests: ClusterTestCase {
                 ]
                 $0.outputs = WireTensor([0.1, -0.1])
             },
+            Newtonps_V1_JacobianProductRequest.with {
+                $0.vector = "conjugate"
+                $0.first = [.with { $0.fill = .with { ($0.target, $0.value) = ("conjugate", 0.5) } }]
+            },
             Newtonps_V1_JacobianTransposeRequest.with {
                 $0.u = WireTensor([0.5, -0.5, 0.25, -0.25])
                 $0.vector = "product"

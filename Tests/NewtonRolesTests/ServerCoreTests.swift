@@ -123,9 +123,16 @@ final class ServerCoreTests: XCTestCase {
         await XCTAssertThrowsErrorAsync(try await assigned.read(.weights, blocks: [0])) { message in
             XCTAssertTrue(message.contains("not owned"), message)
         }
-        await XCTAssertThrowsErrorAsync(try await assigned.jacobianProduct(of: .weights)) { message in
+        await XCTAssertThrowsErrorAsync(try await assigned.jacobianProduct(of: .weights, first: [.fill(target: .weights, value: 0)])) {
+            message in
             XCTAssertTrue(message.contains("no cached Jacobian"), message)
         }
+        await XCTAssertThrowsErrorAsync(try await assigned.jacobianProduct(of: .weights, first: [.dot(.weights, .weights)])) { message in
+            XCTAssertTrue(message.contains("takes dots"), message)
+        }
+        // The refused products ran none of their programs.
+        let weights = try await assigned.read(.weights, blocks: [1])
+        XCTAssertEqual(weights, [[1, 1]])
     }
 
     /// A stop for the current generation makes a solve return its iterate.

@@ -61,8 +61,8 @@ private actor WatchedServer: ParameterServer {
                 round: round, rowOffset: rowOffset, blocks: blocks, inputs: inputs, slices: slices, outputs: outputs)
         }
     }
-    func jacobianProduct(of vector: VectorName) async throws -> [(block: Int, values: [Float])] {
-        try await core.jacobianProduct(of: vector)
+    func jacobianProduct(of vector: VectorName, first program: [VectorOp]) async throws -> [(block: Int, values: [Float])] {
+        try await core.jacobianProduct(of: vector, first: program)
     }
     func jacobianTransposeProduct(_ u: [Float], into vector: VectorName, then program: [VectorOp]) async throws -> [BlockDots] {
         try await core.jacobianTransposeProduct(u, into: vector, then: program)

@@ -8,6 +8,7 @@ import XCTest
 private actor CountingServer: ParameterServer {
     let core = ServerCore()
     private(set) var programs = 0
+    private(set) var products = 0
     private(set) var transposeProducts = 0
 
     func assign(_ assignment: BlockAssignment) async throws { try await core.assign(assignment) }
@@ -34,8 +35,9 @@ private actor CountingServer: ParameterServer {
     {
         try await core.pushJacobian(round: round, rowOffset: rowOffset, blocks: blocks, inputs: inputs, slices: slices, outputs: outputs)
     }
-    func jacobianProduct(of vector: VectorName) async throws -> [(block: Int, values: [Float])] {
-        try await core.jacobianProduct(of: vector)
+    func jacobianProduct(of vector: VectorName, first program: [VectorOp]) async throws -> [(block: Int, values: [Float])] {
+        products += 1
+        return try await core.jacobianProduct(of: vector, first: program)
     }
     func jacobianTransposeProduct(_ u: [Float], into vector: VectorName, then program: [VectorOp]) async throws -> [BlockDots] {
         transposeProducts += 1
@@ -48,11 +50,12 @@ private actor CountingServer: ParameterServer {
 }
 
 final class CurvatureTests: XCTestCase {
-    /// In jacobian mode the damping step and the solver's program travel
-    /// with the servers' `J_bᵀu`: a damped product is no separate program,
-    /// and its dots are those of the product, damping and program done one
-    /// after another.
-    func testTheDampedCachedJacobianProductCarriesItsProgram() async throws {
+    /// In jacobian mode the solver's prelude travels with the servers'
+    /// `J_b v_b`, and the damping step and the solver's program with their
+    /// `J_bᵀu`: a damped product is two round trips and no separate
+    /// program, and its vector and dots are those of the prelude, product,
+    /// damping and program done one after another.
+    func testTheDampedCachedJacobianProductCarriesItsPreludeAndProgram() async throws {
         var h = Harness()
         h.partitions = [2, 2, 2, 1]
         let spec = try h.network()
@@ -70,19 +73,24 @@ final class CurvatureTests: XCTestCase {
         try await cluster.write(.conjugate, direction)
         let outputs = try await cluster.cacheJacobian(at: .weights, rows: Array(0..<50))
         let curvature = Curvature(cluster: cluster, kind: .cachedJacobian(outputs: outputs), scale: 1.0 / 50)
+        let prelude: [VectorOp] = [.combine(target: .conjugate, terms: [VectorTerm(0.5, .conjugate)])]
         let program: [VectorOp] = [.dot(.conjugate, .product), .dot(.product, .product)]
 
         let programsBefore = await servers.asyncMap { await $0.programs }
-        let dots = try await DampedOperator(curvature: curvature, damping: 0.25).apply(.conjugate, into: .product, then: program)
+        let dots = try await DampedOperator(curvature: curvature, damping: 0.25).apply(
+            .conjugate, into: .product, first: prelude, then: program)
         for (s, server) in servers.enumerated() {
-            let (programs, transposes) = (await server.programs, await server.transposeProducts)
+            let (programs, products, transposes) = (await server.programs, await server.products, await server.transposeProducts)
             XCTAssertEqual(programs, programsBefore[s], "server \(s) ran a program of its own")
+            XCTAssertEqual(products, 1, "server \(s)")
             XCTAssertEqual(transposes, 1, "server \(s)")
         }
 
-        // The same product, damping and program as three separate steps.
+        // The same prelude, product, damping and program as four separate steps.
+        try await cluster.write(.conjugate, direction)
+        try await cluster.run(prelude)
         _ = try await cluster.gaussNewtonFromJacobian(
-            direction: .conjugate, into: .residual, outputs: outputs, scale: 1.0 / 50, then: [])
+            direction: .conjugate, into: .residual, outputs: outputs, scale: 1.0 / 50, first: [], then: [])
         try await cluster.run([.axpy(0.25, .conjugate, .residual)])
         let referenceDots = try await cluster.run([.dot(.conjugate, .residual), .dot(.residual, .residual)])
         XCTAssertEqual(dots, referenceDots)

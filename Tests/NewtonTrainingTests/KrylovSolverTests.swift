@@ -9,7 +9,8 @@ private struct MatrixOperator: LinearOperator {
     let cluster: ClusterCoordinator
     let matrix: [[Double]]
 
-    func apply(_ x: VectorName, into y: VectorName, then program: [VectorOp]) async throws -> [Double] {
+    func apply(_ x: VectorName, into y: VectorName, first prelude: [VectorOp], then program: [VectorOp]) async throws -> [Double] {
+        _ = try await cluster.run(prelude)
         let v = try await cluster.read(x)
         var out = v
         for i in matrix.indices { out.values[i] = Float(zip(matrix[i], v.values).reduce(0) { $0 + $1.0 * Double($1.1) }) }
@@ -18,11 +19,13 @@ private struct MatrixOperator: LinearOperator {
     }
 }
 
-/// A space that counts the solver's round trips: its programs and products.
+/// A space that counts the solver's round trips: its programs and products,
+/// and the products that carry a prelude.
 private final class CountingSpace<Base: KrylovSpace>: KrylovSpace {
     let base: Base
     private(set) var programs = 0
     private(set) var products = 0
+    private(set) var preludes = 0
 
     init(_ base: Base) { self.base = base }
 
@@ -31,9 +34,12 @@ private final class CountingSpace<Base: KrylovSpace>: KrylovSpace {
         return try await base.run(program)
     }
 
-    nonisolated(nonsending) func apply(_ x: VectorName, into y: VectorName, then program: [VectorOp]) async throws -> [Double] {
+    nonisolated(nonsending) func apply(_ x: VectorName, into y: VectorName, first prelude: [VectorOp], then program: [VectorOp])
+        async throws -> [Double]
+    {
         products += 1
-        return try await base.apply(x, into: y, then: program)
+        if !prelude.isEmpty { preludes += 1 }
+        return try await base.apply(x, into: y, first: prelude, then: program)
     }
 
     nonisolated(nonsending) func shouldStop() async throws -> Bool { try await base.shouldStop() }
@@ -139,10 +145,10 @@ final class KrylovSolverTests: XCTestCase {
         for i in 0..<n { XCTAssertEqual(Double(x[i]), a[i][n] / a[i][i], accuracy: 1e-4 * max(1, abs(a[i][n] / a[i][i]))) }
     }
 
-    /// A CG step costs one product, whose last vector step also computes
-    /// pᵀAp, and two programs (the iterate and residual with their dots, then
-    /// the next conjugate direction).
-    func testConjugateGradientStepIsOneProductAndTwoPrograms() async throws {
+    /// A CG step costs one product, which carries the last step's new
+    /// conjugate direction and whose last vector step also computes pᵀAp,
+    /// and one program (the iterate and residual with their dots).
+    func testConjugateGradientStepIsOneProductAndOneProgram() async throws {
         let cluster = try await cluster()
         var g = try await cluster.read(.weights)
         for i in g.values.indices { g.values[i] = Float(i % 3) - 1 }
@@ -152,8 +158,25 @@ final class KrylovSolverTests: XCTestCase {
         let report = try await ConjugateGradient(tolerance: 1e-12, maxIterations: 4).solve(in: space, rhs: .gradient, gradientNorm: 1)
         XCTAssertEqual(report.iterations, 4)
         XCTAssertEqual(space.products, 4)
+        XCTAssertEqual(space.preludes, 3)
         // Two programs to start (zero the iterate, the first residual).
-        XCTAssertEqual(space.programs, 2 + 2 * 4)
+        XCTAssertEqual(space.programs, 2 + 4)
+    }
+
+    /// A BiCG-STAB step costs two products, the first carrying the new
+    /// direction, and two programs (s, then the iterate and residual with
+    /// the next step's ρ).
+    func testBiCGSTABStepIsTwoProductsAndTwoPrograms() async throws {
+        let cluster = try await cluster()
+        var g = try await cluster.read(.weights)
+        for i in g.values.indices { g.values[i] = Float(i % 3) - 1 }
+        try await cluster.write(.gradient, g)
+        let space = CountingSpace(ServerVectorSpace(cluster: cluster, operator: MatrixOperator(cluster: cluster, matrix: matrix)))
+        let report = try await BiCGSTAB(tolerance: 1e-12, maxIterations: 3).solve(in: space, rhs: .gradient, gradientNorm: 1)
+        XCTAssertEqual(report.outcome, .iterationLimit)
+        XCTAssertEqual(space.products, 2 * 3)
+        XCTAssertEqual(space.preludes, 3)
+        XCTAssertEqual(space.programs, 2 + 2 * 3)
     }
 
     func testConjugateGradientStopsAtNegativeCurvatureAndKeepsIt() async throws {

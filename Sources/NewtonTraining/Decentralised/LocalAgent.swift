@@ -261,7 +261,7 @@ public actor LocalAgent: DecentralisedAgent {
         var largest = 0.0
         for _ in 0..<DecentralisedTrainer.powerIterations {
             let dots = try await gaussNewton.apply(
-                .probe, into: .product, then: [.dot(.probe, .product), .dot(.probe, .probe), .dot(.product, .product)])
+                .probe, into: .product, first: [], then: [.dot(.probe, .product), .dot(.probe, .probe), .dot(.product, .product)])
             largest = dots[0] / dots[1]
             guard dots[2] > 0 else { break }
             try await cluster.run([.combine(target: .probe, terms: [VectorTerm(1 / dots[2].squareRoot(), .product)])])

@@ -7,7 +7,7 @@
 ///         Ap = A p
 ///         [negative curvature: pᵀAp ≤ ε‖p‖² → stop, keep p]
 ///         α = rᵀz / pᵀAp;  x += α p;  r −= α Ap;  z = M⁻¹r
-///         β = rᵀz_new / rᵀz;  p = z + β p
+///         β = rᵀz_new / rᵀz;  p = z + β p   (sent with the next A p)
 public struct ConjugateGradient: Sendable {
     /// What CG does at a direction of non-positive curvature.
     public enum Curvature: Sendable, Equatable {
@@ -58,6 +58,8 @@ public struct ConjugateGradient: Sendable {
         var (rr, rz) = (first[0], first[1])
         let stop = tolerance * gradientNorm
         var iterations = 0
+        // The new direction p = z + βp rides on the next product's request.
+        var nextDirection: [VectorOp] = []
         while true {
             if rr.squareRoot() <= stop { return SolveReport(iterations: iterations, outcome: .converged) }
             if iterations >= maxIterations { return SolveReport(iterations: iterations, outcome: .iterationLimit) }
@@ -66,14 +68,14 @@ public struct ConjugateGradient: Sendable {
             let pAp: Double
             switch curvature {
             case .positiveDefinite:
-                pAp = try await space.apply(.conjugate, into: .product, then: [.dot(.conjugate, .product)])[0]
+                pAp = try await space.apply(.conjugate, into: .product, first: nextDirection, then: [.dot(.conjugate, .product)])[0]
                 guard pAp > 0 else {
                     throw TrainingError(
                         .nonFinite, "CG met pᵀAp = \(pAp) at iteration \(iterations + 1); the operator should be positive definite")
                 }
             case .stopAtNegative(let epsilon):
                 let dots = try await space.apply(
-                    .conjugate, into: .product, then: [.dot(.conjugate, .product), .dot(.conjugate, .conjugate)])
+                    .conjugate, into: .product, first: nextDirection, then: [.dot(.conjugate, .product), .dot(.conjugate, .conjugate)])
                 pAp = dots[0]
                 if pAp <= epsilon * dots[1] {
                     _ = try await space.run([.copy(.conjugate, to: .negativeCurvature)])
@@ -91,7 +93,7 @@ public struct ConjugateGradient: Sendable {
                 ] + modelDots)
             let beta = try checked(step[1] / rz, "CG β")
             (rr, rz) = (step[0], step[1])
-            _ = try await space.run([.axpby(1, z, beta, .conjugate)])
+            nextDirection = [.axpby(1, z, beta, .conjugate)]
             if let monitor, try await monitor(Progress(iteration: iterations, model: 0.5 * step[2] - 0.5 * step[3])) {
                 return SolveReport(iterations: iterations, outcome: .stalledProgress)
             }

@@ -6,10 +6,13 @@
 public protocol KrylovSpace {
     /// Runs `program` over the whole vector; answers each `dot`'s total.
     nonisolated(nonsending) func run(_ program: [VectorOp]) async throws -> [Double]
+    /// Runs `prelude` (a solver's pending vector steps, no dots), then
     /// `y = A x` for the solver's operator A (symmetric for CG), then
-    /// `program` (which may read `y`) in the same round trip as the
-    /// operator's last vector step; answers `program`'s dots.
-    nonisolated(nonsending) func apply(_ x: VectorName, into y: VectorName, then program: [VectorOp]) async throws -> [Double]
+    /// `program` (which may read `y`), each in the same round trip as the
+    /// operator's neighbouring step where it has one; answers `program`'s
+    /// dots.
+    nonisolated(nonsending) func apply(_ x: VectorName, into y: VectorName, first prelude: [VectorOp], then program: [VectorOp])
+        async throws -> [Double]
     /// Asked before every iteration: true ends the solve with its current
     /// iterate (a straggler told to stop).
     nonisolated(nonsending) func shouldStop() async throws -> Bool
@@ -21,7 +24,7 @@ extension KrylovSpace {
     nonisolated(nonsending) func begin(at start: VectorName?) async throws {
         if let start {
             _ = try await run([.copy(start, to: .direction)])
-            _ = try await apply(.direction, into: .product, then: [])
+            _ = try await apply(.direction, into: .product, first: [], then: [])
         } else {
             _ = try await run([.fill(target: .direction, value: 0), .fill(target: .product, value: 0)])
         }
@@ -31,11 +34,12 @@ extension KrylovSpace {
 /// `y = A x` on server-side vectors: a damped curvature product or, in
 /// tests, a matrix.
 public protocol LinearOperator: Sendable {
-    /// `y = A x`, then `program` (which may read `y`), fused with the
-    /// operator's own last vector step (the damping) into one program, so
-    /// a solver's next dots cost no round trip of their own. Answers
-    /// `program`'s dots.
-    func apply(_ x: VectorName, into y: VectorName, then program: [VectorOp]) async throws -> [Double]
+    /// `prelude` (no dots), then `y = A x`, then `program` (which may read
+    /// `y`), fused with the operator's own last vector step (the damping)
+    /// into one program, so a solver's next dots cost no round trip of
+    /// their own; where the operator can, `prelude` rides on its first
+    /// request. Answers `program`'s dots.
+    func apply(_ x: VectorName, into y: VectorName, first prelude: [VectorOp], then program: [VectorOp]) async throws -> [Double]
 }
 
 /// Parameter-sized vectors on the servers, with an operator: the space the
@@ -53,10 +57,10 @@ public struct ServerVectorSpace<Operator: LinearOperator>: KrylovSpace {
         try await cluster.run(program)
     }
 
-    nonisolated(nonsending) public func apply(_ x: VectorName, into y: VectorName, then program: [VectorOp]) async throws
-        -> [Double]
-    {
-        try await linearOperator.apply(x, into: y, then: program)
+    nonisolated(nonsending) public func apply(
+        _ x: VectorName, into y: VectorName, first prelude: [VectorOp], then program: [VectorOp]
+    ) async throws -> [Double] {
+        try await linearOperator.apply(x, into: y, first: prelude, then: program)
     }
 
     nonisolated(nonsending) public func shouldStop() async throws -> Bool { false }

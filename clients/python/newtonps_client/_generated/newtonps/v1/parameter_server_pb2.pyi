@@ -226,10 +226,12 @@ class PackedSlice(_message.Message):
     def __init__(self, kept_columns: _Optional[bytes] = ..., values: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class JacobianProductRequest(_message.Message):
-    __slots__ = ("vector",)
+    __slots__ = ("vector", "first")
     VECTOR_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FIELD_NUMBER: _ClassVar[int]
     vector: str
-    def __init__(self, vector: _Optional[str] = ...) -> None: ...
+    first: _containers.RepeatedCompositeFieldContainer[VectorOp]
+    def __init__(self, vector: _Optional[str] = ..., first: _Optional[_Iterable[_Union[VectorOp, _Mapping]]] = ...) -> None: ...
 
 class JacobianTransposeRequest(_message.Message):
     __slots__ = ("u", "vector", "then")
