@@ -2,6 +2,42 @@ import NewtonCore
 import XCTest
 
 final class VectorMathTests: XCTestCase {
+    /// The dot's four lanes add plain products, which equal fused
+    /// multiply-adds bit for bit because a product of floats is exact in
+    /// double: checked against lanes that fuse, on floats from subnormal to
+    /// huge, signed zeros, infinities and NaN, through the tail.
+    func testDotRoundsAsFusedMultiplyAddLanes() {
+        for n in [0, 3, 4, 5, 8, 1001] {
+            var rng = SeededGenerator(seed: UInt64(n), stream: 4)
+            func draw() -> [Float] {
+                (0..<n).map { i in
+                    switch i % 9 {
+                    case 0: return Float(rng.nextGaussian()) * Float.leastNormalMagnitude / 8  // subnormal
+                    case 1: return Float(rng.nextGaussian()) * 1e30
+                    case 2: return i % 2 == 0 ? 0 : -0.0
+                    default: return Float(rng.nextGaussian()) * Float(1 << (i % 24))
+                    }
+                }
+            }
+            let (x, y) = (draw(), draw())
+            var fused = SIMD4<Double>()
+            var i = 0
+            while i + 4 <= n {
+                for k in 0..<4 { fused[k] = fused[k].addingProduct(Double(x[i + k]), Double(y[i + k])) }
+                i += 4
+            }
+            var expected = fused.sum()
+            while i < n {
+                expected += Double(x[i]) * Double(y[i])
+                i += 1
+            }
+            XCTAssertEqual(VectorMath.dot(x, y).bitPattern, expected.bitPattern, "length \(n)")
+        }
+        let special: [Float] = [.infinity, 1, .nan, -0.0, 2, 3, 4, 5]
+        XCTAssertTrue(VectorMath.dot(special, [1, 1, 1, 1, 1, 1, 1, 1]).isNaN)
+        XCTAssertEqual(VectorMath.dot([.infinity, 1, 1, 1], [1, 1, 1, 1]), .infinity)
+    }
+
     /// The eight-lane Adam kernel against the textbook scalar loop, bit for
     /// bit, on lengths that exercise the lanes, the tail and both together.
     func testAdamMatchesTheScalarUpdateBitForBit() {
