@@ -8,9 +8,9 @@ public protocol KrylovSpace {
     nonisolated(nonsending) func run(_ program: [VectorOp]) async throws -> [Double]
     /// Runs `prelude` (a solver's pending vector steps, no dots), then
     /// `y = A x` for the solver's operator A (symmetric for CG), then
-    /// `program` (which may read `y`), each in the same round trip as the
-    /// operator's neighbouring step where it has one; answers `program`'s
-    /// dots.
+    /// `program` (which may read `y`); the prelude travels with the
+    /// operator's first request and the program with its last where the
+    /// operator allows. Answers `program`'s dots.
     nonisolated(nonsending) func apply(_ x: VectorName, into y: VectorName, first prelude: [VectorOp], then program: [VectorOp])
         async throws -> [Double]
     /// Asked before every iteration: true ends the solve with its current
